@@ -1,0 +1,334 @@
+//! Wire types shared by the edge and the middletier.
+//!
+//! The JSON shapes are a contract (DESIGN.md): the 2013 recipe's
+//! `{"user": ..., "subscriptions": [...]}` with each feed keeping its entry and
+//! an `error` when it could not be fetched. Input is parsed into newtypes here,
+//! once, so handlers and stores only ever hold valid values.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use url::Url;
+
+/// Longest user id we accept; long enough for an email address.
+pub const MAX_USER_ID_LEN: usize = 64;
+/// Longest feed URL we accept, in bytes (the usual practical URL limit).
+pub const MAX_FEED_URL_LEN: usize = 2048;
+
+/// Input that does not meet the contract. The message says what is wrong and
+/// what to do about it, because it is shown to the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    #[error(
+        "user id {0:?} is not valid: use 1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '@' and '-'"
+    )]
+    UserId(String),
+    #[error(
+        "the feed URL is empty: give the address of an RSS or Atom feed, e.g. https://example.com/feed.xml"
+    )]
+    EmptyUrl,
+    #[error("the feed URL is {0} characters long; the limit is 2048")]
+    UrlTooLong(usize),
+    #[error(
+        "{url:?} is not a valid absolute URL ({reason}): give the full address, e.g. https://example.com/feed.xml"
+    )]
+    UrlSyntax { url: String, reason: String },
+    #[error("{url:?} uses the {scheme:?} scheme; feed URLs must start with http:// or https://")]
+    UrlScheme { url: String, scheme: String },
+    #[error(
+        "{0:?} contains a user name or password; subscribe to the feed's public address instead"
+    )]
+    UrlCredentials(String),
+}
+
+/// A validated user id: 1–64 chars of `A–Z a–z 0–9 . _ @ -`.
+///
+/// The character set keeps ids safe in URLs, file names and CQL without
+/// escaping, and rules out path traversal (`..` alone is allowed but harmless
+/// because ids are never used as paths).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let ok_len = (1..=MAX_USER_ID_LEN).contains(&raw.len());
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
+        if ok_len && ok_chars {
+            Ok(Self(raw.to_owned()))
+        } else {
+            // Quote at most the first 80 chars so an attacker cannot make us echo megabytes.
+            Err(InvalidInput::UserId(raw.chars().take(80).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = InvalidInput;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(value: UserId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated feed URL: absolute `http`/`https`, at most 2048 bytes, no
+/// credentials, fragment removed.
+///
+/// The URL is kept in the `url` crate's normalized form (lower-case host,
+/// default port dropped), so `HTTP://Example.com:80/feed#top` and
+/// `http://example.com/feed` are the same subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FeedUrl(Url);
+
+impl FeedUrl {
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(InvalidInput::EmptyUrl);
+        }
+        if raw.len() > MAX_FEED_URL_LEN {
+            return Err(InvalidInput::UrlTooLong(raw.len()));
+        }
+        let mut url = Url::parse(raw).map_err(|e| InvalidInput::UrlSyntax {
+            url: raw.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(InvalidInput::UrlScheme {
+                url: raw.to_owned(),
+                scheme: url.scheme().to_owned(),
+            });
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(InvalidInput::UrlSyntax {
+                url: raw.to_owned(),
+                reason: "it has no host".to_owned(),
+            });
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InvalidInput::UrlCredentials(raw.to_owned()));
+        }
+        url.set_fragment(None);
+        // Normalizing can lengthen a URL (percent-encoding), so check again.
+        if url.as_str().len() > MAX_FEED_URL_LEN {
+            return Err(InvalidInput::UrlTooLong(url.as_str().len()));
+        }
+        Ok(Self(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+
+    /// The host, for showing a feed that has no title yet.
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+}
+
+impl TryFrom<String> for FeedUrl {
+    type Error = InvalidInput;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<FeedUrl> for String {
+    fn from(value: FeedUrl) -> Self {
+        value.0.into()
+    }
+}
+
+impl fmt::Display for FeedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `GET /middletier/rss/user/{user}`: every subscription of a user, in the
+/// order they were added, each with its latest items or an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserFeeds {
+    pub user: String,
+    #[serde(default)]
+    pub subscriptions: Vec<FeedView>,
+}
+
+/// One subscription as a reader sees it.
+///
+/// A feed that could not be fetched or parsed is never dropped: it keeps its
+/// entry with `error` set to a reason a person understands, and with the
+/// items of its last good fetch, if there was one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedView {
+    pub url: String,
+    /// The feed's own title, or its host until the feed has been read.
+    pub title: String,
+    #[serde(default)]
+    pub items: Vec<Item>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One feed item, normalized from RSS or Atom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Plain text (never HTML); clients must escape it.
+    pub title: String,
+    /// Absolute `http(s)` link to the article, if the feed gave a usable one.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Sanitized HTML: no scripts, event handlers, `javascript:` URLs,
+    /// iframes, forms or styles; relative URLs made absolute.
+    #[serde(default)]
+    pub description: String,
+    /// RFC 3339 in UTC, when the feed gave a date we could read.
+    #[serde(default)]
+    pub published: Option<String>,
+}
+
+/// The answer to `POST`/`DELETE /middletier/rss/user/{user}?url=...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionChange {
+    pub user: String,
+    pub url: String,
+    /// Whether the user is subscribed to `url` after the call.
+    pub subscribed: bool,
+}
+
+/// Every 4xx/5xx body: `{"error": "<what is wrong and how to fix it>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+impl ErrorBody {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            error: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_follow_the_contract() {
+        for ok in [
+            "default",
+            "a",
+            "alice@example.com",
+            "a.b_c-d",
+            &"x".repeat(64),
+        ] {
+            assert!(UserId::parse(ok).is_ok(), "{ok} should be valid");
+        }
+        for bad in ["", "a b", "../etc", "a/b", "é", &"x".repeat(65), "a%2F"] {
+            assert!(UserId::parse(bad).is_err(), "{bad} should be invalid");
+        }
+    }
+
+    #[test]
+    fn user_id_errors_do_not_echo_unbounded_input() {
+        let err = UserId::parse(&"/".repeat(10_000)).unwrap_err().to_string();
+        assert!(err.len() < 300, "{err}");
+    }
+
+    #[test]
+    fn feed_urls_are_normalized() {
+        let url = FeedUrl::parse("  HTTP://Example.COM:80/feed.xml#top ").unwrap();
+        assert_eq!(url.as_str(), "http://example.com/feed.xml");
+        assert_eq!(url.host(), "example.com");
+    }
+
+    #[test]
+    fn feed_urls_must_be_absolute_http() {
+        assert_eq!(FeedUrl::parse(""), Err(InvalidInput::EmptyUrl));
+        assert!(matches!(
+            FeedUrl::parse("example.com/feed"),
+            Err(InvalidInput::UrlSyntax { .. })
+        ));
+        assert!(matches!(
+            FeedUrl::parse("/feed.xml"),
+            Err(InvalidInput::UrlSyntax { .. })
+        ));
+        assert!(matches!(
+            FeedUrl::parse("ftp://example.com/feed"),
+            Err(InvalidInput::UrlScheme { .. })
+        ));
+        assert!(matches!(
+            FeedUrl::parse("javascript:alert(1)"),
+            Err(InvalidInput::UrlScheme { .. })
+        ));
+        assert!(matches!(
+            FeedUrl::parse("file:///etc/passwd"),
+            Err(InvalidInput::UrlScheme { .. })
+        ));
+        assert!(matches!(
+            FeedUrl::parse("http://user:pw@example.com/feed"),
+            Err(InvalidInput::UrlCredentials(_))
+        ));
+    }
+
+    #[test]
+    fn feed_urls_are_capped_at_2048_bytes() {
+        let base = "https://example.com/";
+        let ok = format!("{base}{}", "a".repeat(MAX_FEED_URL_LEN - base.len()));
+        assert!(FeedUrl::parse(&ok).is_ok());
+        let long = format!("{ok}a");
+        assert_eq!(
+            FeedUrl::parse(&long),
+            Err(InvalidInput::UrlTooLong(MAX_FEED_URL_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn error_messages_say_what_to_do() {
+        let msg = FeedUrl::parse("ftp://x/y").unwrap_err().to_string();
+        assert!(msg.contains("http://"), "{msg}");
+    }
+
+    #[test]
+    fn wire_types_round_trip_through_json() {
+        let feeds = UserFeeds {
+            user: "default".into(),
+            subscriptions: vec![FeedView {
+                url: "https://example.com/feed".into(),
+                title: "Example".into(),
+                items: vec![Item {
+                    title: "Hello".into(),
+                    link: Some("https://example.com/1".into()),
+                    description: "<p>Hi</p>".into(),
+                    published: Some("2024-01-02T03:04:05Z".into()),
+                }],
+                error: None,
+            }],
+        };
+        let json = serde_json::to_value(&feeds).unwrap();
+        assert_eq!(json["subscriptions"][0]["error"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<UserFeeds>(json).unwrap(), feeds);
+    }
+}

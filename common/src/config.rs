@@ -1,0 +1,89 @@
+//! Flags every binary shares, and parsers for the values they take.
+//!
+//! Configuration follows Archaius' idea that every knob has a default good
+//! enough for a newcomer and can be overridden without a rebuild; here each
+//! clap flag also reads an `RSS_*` environment variable (DESIGN.md lists
+//! them), which is what docker-compose sets.
+
+use std::time::Duration;
+
+use crate::telemetry::LogFormat;
+
+/// Listen address and logging, common to registry, middletier and edge.
+/// (Each binary declares its own `--port`, since each has its own default
+/// and environment variable.)
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on; 0.0.0.0 listens on every interface.
+    #[arg(long, env = "RSS_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// Host name other services use to reach this one (put in the registry
+    /// record). Defaults to the listen host.
+    #[arg(long, env = "RSS_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+
+    /// Log lines as `text` for people or `json` for machines; the filter
+    /// comes from RUST_LOG (default `info`).
+    #[arg(long, env = "RSS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Parses a duration flag: a bare number is seconds (`30`, `0.5`), anything
+/// else is humantime (`500ms`, `5s`, `5m`, `1h 30m`).
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{raw:?} is not a valid number of seconds"));
+    }
+    humantime::parse_duration(raw)
+        .map_err(|e| format!("{raw:?} is not a duration ({e}); use e.g. 30, 500ms, 5s or 5m"))
+}
+
+/// Parses a size flag: bytes, or a number with a binary unit
+/// (`5MiB`, `512KiB`, `1GiB`; `K`, `M`, `G` mean the same).
+pub fn parse_bytes(raw: &str) -> Result<u64, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size; use e.g. 5MiB, 512KiB or 1048576"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{raw:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn sizes_accept_binary_units() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("5MiB"), Ok(5 << 20));
+        assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert!(parse_bytes("99999999999999999999G").is_err());
+    }
+}

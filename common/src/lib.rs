@@ -1,0 +1,24 @@
+//! What every process of the RSS recipe shares.
+//!
+//! # Layout
+//!
+//! - [`api`]: the JSON wire types that edge and middletier exchange, and the
+//!   newtypes ([`api::UserId`], [`api::FeedUrl`]) that validate input once, at
+//!   the boundary, so the rest of the code never sees a bad value.
+//! - [`config`]: flags every binary accepts (clap, each flag also read from
+//!   its `RSS_*` environment variable) and a duration parser for timing knobs.
+//! - [`telemetry`]: `tracing` setup, text or JSON lines.
+//! - [`metrics`]: one Prometheus recorder per process, the `/metrics`
+//!   handler, and a middleware that counts and times every request per route.
+//! - [`shutdown`]: one cancellation token that SIGINT/SIGTERM trip, handed to
+//!   every server and background task so they all end together.
+//! - [`server`]: bind a listener with an error that names the flag to change,
+//!   and serve a router until the shutdown token fires.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;

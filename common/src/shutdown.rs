@@ -1,0 +1,45 @@
+//! Graceful shutdown: one [`CancellationToken`] for the whole process.
+//!
+//! SIGINT (Ctrl-C) or SIGTERM (what `docker stop` and Kubernetes send)
+//! cancels it; every server and background task holds a clone and ends when
+//! it fires, so a stop drains in-flight requests instead of cutting them.
+
+use tokio_util::sync::CancellationToken;
+
+/// Returns a token that is cancelled on the first SIGINT or SIGTERM.
+/// Must be called inside a tokio runtime.
+pub fn on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trip = token.clone();
+    tokio::spawn(async move {
+        let name = signal().await;
+        tracing::info!(signal = name, "shutdown requested; draining");
+        trip.cancel();
+    });
+    token
+}
+
+/// Waits for SIGINT or SIGTERM and says which arrived.
+pub async fn signal() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No SIGINT handler could be installed: wait for SIGTERM only.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => "SIGINT",
+        () = term => "SIGTERM",
+    }
+}

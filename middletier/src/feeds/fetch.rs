@@ -1,0 +1,377 @@
+//! Fetching a feed over HTTP, politely and defensively.
+//!
+//! - one shared `reqwest::Client` (connection pooling, rustls);
+//! - a connect timeout and a total timeout that also covers the body, so a
+//!   server that trickles bytes forever is cut off;
+//! - a body cap enforced while streaming: we never hold more than the cap,
+//!   even if `Content-Length` lies or a gzip bomb inflates (the cap counts
+//!   decompressed bytes);
+//! - at most 5 redirects, each target checked by the SSRF [`Guard`];
+//! - gzip, deflate and brotli; a User-Agent that says who we are;
+//! - conditional GET: the ETag and Last-Modified of the last good response
+//!   are sent back, and a 304 means "use your copy".
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{StatusCode, redirect};
+use url::Url;
+
+use super::guard::{Blocked, Guard, GuardedResolver, Unresolvable};
+
+/// Identifies us to publishers, as feed readers conventionally do.
+pub const USER_AGENT: &str = concat!(
+    "rss-recipes/",
+    env!("CARGO_PKG_VERSION"),
+    " (feed reader; NetflixOSS RSS recipe in Rust)"
+);
+
+/// Limits on one fetch. Defaults suit a reader on the public internet.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub connect_timeout: Duration,
+    /// From connecting to the last body byte.
+    pub timeout: Duration,
+    pub max_bytes: u64,
+    pub max_redirects: usize,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_bytes: 5 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// The validators of the last good response, sent back on the next fetch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let get = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Self {
+            etag: get(header::ETAG),
+            last_modified: get(header::LAST_MODIFIED),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// What the publisher answered.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A new document.
+    Body {
+        bytes: Bytes,
+        /// `charset` from the Content-Type, if any.
+        charset: Option<String>,
+        validators: Validators,
+    },
+    /// 304: our copy is still current.
+    NotModified,
+}
+
+/// Why a fetch failed. The message is shown on the feed, to a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out after {}", human_duration(*.0))]
+    Timeout(Duration),
+    #[error("HTTP {}", status_text(*.0))]
+    Status(u16),
+    #[error("larger than {}", human_bytes(*.0))]
+    TooLarge(u64),
+    #[error("refused: {0}")]
+    Blocked(Blocked),
+    #[error("could not resolve host {0}")]
+    Dns(String),
+    #[error("could not connect to {host}: {reason}")]
+    Connect { host: String, reason: String },
+    #[error("more than {0} redirects")]
+    TooManyRedirects(usize),
+    #[error("redirected to {0}, which is not an http(s) URL")]
+    BadRedirect(String),
+    #[error("the response was cut off or could not be decompressed")]
+    Body,
+    #[error("could not fetch: {0}")]
+    Other(String),
+}
+
+impl FetchError {
+    /// A short, stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Status(_) => "http_status",
+            Self::TooLarge(_) => "too_large",
+            Self::Blocked(_) => "blocked",
+            Self::Dns(_) => "dns",
+            Self::Connect { .. } => "connect",
+            Self::TooManyRedirects(_) | Self::BadRedirect(_) => "redirect",
+            Self::Body => "body",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// The redirect policy's refusal, carried through reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("too many redirects")]
+struct TooManyRedirects;
+
+/// Fetches feed documents. Cheap to clone (the client is reference counted).
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    guard: Guard,
+    settings: FetchSettings,
+}
+
+impl Fetcher {
+    pub fn new(settings: FetchSettings, guard: Guard) -> Result<Self, reqwest::Error> {
+        let policy_guard = guard.clone();
+        let max_redirects = settings.max_redirects;
+        let policy = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(TooManyRedirects);
+            }
+            match policy_guard.check_literal(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(blocked) => attempt.error(blocked),
+            }
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(
+                "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, \
+                 application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5",
+            ),
+        );
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .default_headers(headers)
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .redirect(policy)
+            .dns_resolver(Arc::new(GuardedResolver::new(guard.clone())))
+            // A proxy from the environment would resolve names itself and
+            // bypass the guard's resolver.
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            client,
+            guard,
+            settings,
+        })
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Fetches `url`, conditionally when `validators` are given.
+    pub async fn fetch(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
+        self.guard.check_literal(url).map_err(FetchError::Blocked)?;
+        let mut request = self.client.get(url.clone());
+        if let Some(etag) = &validators.etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &validators.last_modified {
+            request = request.header(header::IF_MODIFIED_SINCE, date);
+        }
+        let mut response = request.send().await.map_err(|e| self.classify(url, &e))?;
+
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED && !validators.is_empty() {
+            return Ok(Fetched::NotModified);
+        }
+        if status.is_redirection() {
+            // reqwest hands back, unfollowed, redirects to non-http(s) URLs.
+            let target = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("an unusable location");
+            return Err(FetchError::BadRedirect(target.chars().take(200).collect()));
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let max = self.settings.max_bytes;
+        // Content-Length is only a hint (and absent when decompressing), so
+        // the cap is enforced again on the bytes as they arrive.
+        if response.content_length().is_some_and(|len| len > max) {
+            return Err(FetchError::TooLarge(max));
+        }
+        let charset = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(charset_of);
+        let validators = Validators::from_headers(response.headers());
+
+        let initial = response.content_length().unwrap_or(64 * 1024).min(max);
+        let mut body = BytesMut::with_capacity(usize::try_from(initial).unwrap_or(0));
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(url, &e))? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(FetchError::TooLarge(max));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Body {
+            bytes: body.freeze(),
+            charset,
+            validators,
+        })
+    }
+
+    /// Turns reqwest's error into the reason a person is shown.
+    fn classify(&self, url: &Url, err: &reqwest::Error) -> FetchError {
+        // Our own errors (guard, resolver, redirect policy) travel as sources.
+        let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+        while let Some(e) = source {
+            if let Some(blocked) = e.downcast_ref::<Blocked>() {
+                return FetchError::Blocked(blocked.clone());
+            }
+            if let Some(dns) = e.downcast_ref::<Unresolvable>() {
+                return FetchError::Dns(dns.host.clone());
+            }
+            if e.downcast_ref::<TooManyRedirects>().is_some() {
+                return FetchError::TooManyRedirects(self.settings.max_redirects);
+            }
+            source = e.source();
+        }
+        if err.is_timeout() {
+            let limit = if err.is_connect() {
+                self.settings.connect_timeout
+            } else {
+                self.settings.timeout
+            };
+            return FetchError::Timeout(limit);
+        }
+        if err.is_connect() {
+            return FetchError::Connect {
+                host: url.host_str().unwrap_or_default().to_owned(),
+                reason: root_cause(err),
+            };
+        }
+        if err.is_body() || err.is_decode() {
+            return FetchError::Body;
+        }
+        FetchError::Other(root_cause(err))
+    }
+}
+
+/// The innermost error message: "connection refused" rather than reqwest's
+/// "error sending request for url (...)".
+fn root_cause(err: &(dyn StdError + 'static)) -> String {
+    let mut inner = err;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let text = inner.to_string();
+    text.strip_suffix(" (os error 111)")
+        .unwrap_or(&text)
+        .to_lowercase()
+}
+
+fn charset_of(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+fn status_text(code: u16) -> String {
+    match StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{code} ({reason})"),
+        None => code.to_string(),
+    }
+}
+
+/// "10 s", "1.5 s", "500 ms": how a person reads a timeout.
+pub fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// "5 MiB", "512 KiB", "100 bytes".
+pub fn human_bytes(n: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    const KIB: u64 = 1 << 10;
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= MIB {
+        format!("{:.1} MiB", n as f64 / MIB as f64)
+    } else if n >= KIB {
+        format!("{} KiB", n / KIB)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_like_sentences() {
+        assert_eq!(
+            FetchError::Timeout(Duration::from_secs(10)).to_string(),
+            "timed out after 10 s"
+        );
+        assert_eq!(FetchError::Status(404).to_string(), "HTTP 404 (Not Found)");
+        assert_eq!(
+            FetchError::TooLarge(5 << 20).to_string(),
+            "larger than 5 MiB"
+        );
+        assert_eq!(
+            FetchError::Timeout(Duration::from_millis(250)).to_string(),
+            "timed out after 250 ms"
+        );
+        assert_eq!(human_bytes(1536), "1 KiB");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    #[test]
+    fn charset_is_read_from_content_type() {
+        assert_eq!(
+            charset_of("text/xml; charset=ISO-8859-1").as_deref(),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(
+            charset_of("application/rss+xml;Charset=\"utf-8\"").as_deref(),
+            Some("utf-8")
+        );
+        assert_eq!(charset_of("application/atom+xml"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! Where subscriptions live: one trait, several stores.
+//!
+//! This is the Astyanax/Cassandra layer of the 2013 recipe made pluggable.
+//! Handlers see only [`SubscriptionStore`]; `--store` picks the
+//! implementation at start-up. Every implementation must pass the same
+//! behavioural suite ([`suite`]), so swapping stores cannot change what a
+//! user sees.
+//!
+//! The contract a store keeps:
+//! - `add` returns only once the subscription is stored (for a durable
+//!   store: durably), and is idempotent: adding twice keeps one entry, in its
+//!   original place;
+//! - `list` returns a user's subscriptions oldest first;
+//! - `remove` is idempotent: removing what is not there succeeds;
+//! - any failure to reach the data is [`StoreError::Unavailable`], which the
+//!   API turns into a 503: never a silent success, never a 200 with nothing
+//!   stored.
+
+mod memory;
+#[cfg(test)]
+pub(crate) mod suite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use common::api::{FeedUrl, UserId};
+
+pub use memory::MemoryStore;
+
+/// One stored subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub url: FeedUrl,
+    pub added_at: DateTime<Utc>,
+}
+
+/// A store could not do what was asked. The text goes to the log; the API
+/// shows a generic message (stores' internals are not the user's business).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the subscription store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync + 'static {
+    /// Short name for logs and `/healthcheck`: `memory`, `file`, `cassandra`.
+    fn name(&self) -> &'static str;
+
+    /// A user's subscriptions, oldest first.
+    async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Stores a subscription; returns once it is stored.
+    async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError>;
+
+    /// Removes a subscription if present.
+    async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError>;
+
+    /// Whether the store can serve right now (for `/healthcheck`).
+    async fn check(&self) -> Result<(), StoreError>;
+}

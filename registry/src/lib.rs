@@ -1,0 +1,2 @@
+//! The Eureka-compatible service registry (filled in by the registry issue).
+#![forbid(unsafe_code)]

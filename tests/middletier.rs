@@ -1,0 +1,555 @@
+//! The real `middletier` binary, driven over HTTP, reading feeds from a real
+//! local HTTP server.
+
+// Tests fail loudly on surprises; helpers outside #[test] fns too.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::feed_server::FeedServer;
+use support::process::Service;
+
+/// Talks to one middletier the way the edge does.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(service: &Service) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: service.url(""),
+        }
+    }
+
+    async fn subscribe(&self, user: &str, url: &str) -> (StatusCode, Value) {
+        let request = self
+            .http
+            .post(format!("{}/middletier/rss/user/{user}", self.base))
+            .query(&[("url", url)]);
+        send(request).await
+    }
+
+    async fn unsubscribe(&self, user: &str, url: &str) -> (StatusCode, Value) {
+        let request = self
+            .http
+            .delete(format!("{}/middletier/rss/user/{user}", self.base))
+            .query(&[("url", url)]);
+        send(request).await
+    }
+
+    async fn feeds(&self, user: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .get(format!("{}/middletier/rss/user/{user}", self.base)),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        send(self.http.get(format!("{}{path}", self.base))).await
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("middletier answers");
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// A middletier allowed to read the local feed server, with fast timings.
+fn middletier(extra: &[&str]) -> Service {
+    let mut args = vec![
+        "--allow-private-feeds",
+        "--feed-timeout",
+        "1s",
+        "--feed-connect-timeout",
+        "1s",
+        "--feed-wait",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    Service::start("middletier", &args, &[])
+}
+
+fn subscription<'a>(feeds: &'a Value, url: &str) -> &'a Value {
+    feeds["subscriptions"]
+        .as_array()
+        .expect("subscriptions is an array")
+        .iter()
+        .find(|s| s["url"] == url)
+        .unwrap_or_else(|| panic!("{url} missing from {feeds:#}"))
+}
+
+fn titles(feed: &Value) -> Vec<&str> {
+    feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn subscribing_then_reading_returns_parsed_rss_and_atom_items() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let rss = feeds.url("/fixtures/rss2.xml");
+    let atom = feeds.url("/fixtures/atom.xml");
+
+    let (status, body) = api.subscribe("alice", &rss).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscribed"], true);
+    assert_eq!(api.subscribe("alice", &atom).await.0, StatusCode::OK);
+
+    let (status, body) = api.feeds("alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"], "alice");
+    let urls: Vec<_> = body["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        urls,
+        [rss.as_str(), atom.as_str()],
+        "in the order subscribed"
+    );
+
+    let rss_feed = subscription(&body, &rss);
+    assert_eq!(rss_feed["title"], "Recipe Kitchen");
+    assert_eq!(rss_feed["error"], Value::Null);
+    assert_eq!(titles(rss_feed)[0], "Circuit breakers, explained");
+    let first = &rss_feed["items"][0];
+    assert_eq!(
+        first["link"],
+        format!("http://{}/posts/breakers.html", feeds.addr)
+    );
+    assert_eq!(first["published"], "2024-01-02T09:30:00Z");
+
+    let atom_feed = subscription(&body, &atom);
+    assert_eq!(atom_feed["title"], "Atom Log");
+    assert_eq!(
+        titles(atom_feed),
+        ["HTML summary", "Plain text summary", "XHTML content"]
+    );
+
+    // Other users see nothing of alice's.
+    let (_, bob) = api.feeds("bob").await;
+    assert_eq!(bob["subscriptions"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn a_second_read_within_the_ttl_does_not_touch_the_publisher() {
+    let feeds = FeedServer::start();
+    let service = middletier(&["--feed-cache-ttl", "5m"]);
+    let api = Client::new(&service);
+    api.subscribe("alice", &feeds.url("/fixtures/rss2.xml"))
+        .await;
+    api.subscribe("bob", &feeds.url("/fixtures/rss2.xml")).await;
+
+    for user in ["alice", "alice", "bob", "alice"] {
+        let (_, body) = api.feeds(user).await;
+        assert_eq!(titles(&body["subscriptions"][0]).len(), 4);
+    }
+    assert_eq!(
+        feeds.hits("/fixtures/rss2.xml"),
+        1,
+        "one fetch serves every reader within the TTL"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_readers_of_a_stale_feed_cause_one_fetch() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let slow = feeds.url("/slow/300/rss2.xml");
+    for user in 0..20 {
+        // Subscribing prefetches: that is the one fetch.
+        api.subscribe(&format!("user{user}"), &slow).await;
+    }
+    let reads = (0..20).map(|user| {
+        let api = &api;
+        async move { api.feeds(&format!("user{user}")).await }
+    });
+    for (status, body) in futures::future::join_all(reads).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["subscriptions"][0]["error"], Value::Null, "{body}");
+    }
+    assert_eq!(feeds.hits("/slow/300/rss2.xml"), 1);
+}
+
+#[tokio::test]
+async fn after_the_ttl_a_304_is_honoured_and_the_cached_copy_served() {
+    let feeds = FeedServer::start();
+    let service = middletier(&["--feed-cache-ttl", "300ms"]);
+    let api = Client::new(&service);
+    let url = feeds.url("/etag/rss2.xml");
+    api.subscribe("alice", &url).await;
+    let (_, first) = api.feeds("alice").await;
+    assert_eq!(titles(&first["subscriptions"][0]).len(), 4);
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, second) = api.feeds("alice").await;
+    assert_eq!(
+        feeds.hits("/etag/rss2.xml"),
+        2,
+        "the TTL expired, so the publisher was asked again"
+    );
+    assert_eq!(
+        feeds.not_modified("/etag/rss2.xml"),
+        1,
+        "with a conditional GET it answered 304"
+    );
+    assert_eq!(
+        second["subscriptions"][0], first["subscriptions"][0],
+        "the cached copy is served"
+    );
+}
+
+#[tokio::test]
+async fn a_feed_that_fails_keeps_its_entry_with_a_readable_error() {
+    let feeds = FeedServer::start();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let service = middletier(&["--feed-max-bytes", "256KiB"]);
+    let api = Client::new(&service);
+    let cases = [
+        (feeds.url("/fixtures/rss2.xml"), None),
+        (feeds.url("/status/404"), Some("HTTP 404")),
+        (feeds.url("/status/500"), Some("HTTP 500")),
+        (
+            feeds.url("/slow/3000/rss2.xml"),
+            Some("timed out after 1 s"),
+        ),
+        (feeds.url("/big/1048576"), Some("larger than 256 KiB")),
+        (
+            feeds.url("/big-declared/1048576"),
+            Some("larger than 256 KiB"),
+        ),
+        (feeds.url("/gzip-bomb"), Some("larger than 256 KiB")),
+        (
+            feeds.url("/fixtures/page.html"),
+            Some("not an RSS or Atom feed"),
+        ),
+        (feeds.url("/fixtures/malformed.xml"), Some("malformed")),
+        (
+            feeds.url("/fixtures/xxe.xml"),
+            Some("declares XML entities"),
+        ),
+        (
+            feeds.url("/fixtures/billion-laughs.xml"),
+            Some("declares XML entities"),
+        ),
+        (
+            feeds.url("/redirect/6/rss2.xml"),
+            Some("more than 5 redirects"),
+        ),
+        (
+            format!("http://127.0.0.1:{closed_port}/feed.xml"),
+            Some("could not connect"),
+        ),
+    ];
+    for (url, _) in &cases {
+        let (status, body) = api.subscribe("alice", url).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    }
+
+    let (status, body) = api.feeds("alice").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "one bad feed never fails the whole page"
+    );
+    assert_eq!(
+        body["subscriptions"].as_array().unwrap().len(),
+        cases.len(),
+        "no feed is dropped"
+    );
+    for (url, expected) in &cases {
+        let feed = subscription(&body, url);
+        match expected {
+            None => {
+                assert_eq!(feed["error"], Value::Null, "{url}: {feed}");
+                assert!(!titles(feed).is_empty());
+            }
+            Some(reason) => {
+                let error = feed["error"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{url} has no error: {feed}"));
+                assert!(
+                    error.contains(reason),
+                    "{url}: expected {reason:?}, got {error:?}"
+                );
+                assert!(!error.contains("root:"), "nothing from /etc/passwd leaks");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirects_within_the_limit_are_followed() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let url = feeds.url("/redirect/5/atom.xml");
+    api.subscribe("alice", &url).await;
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(subscription(&body, &url)["title"], "Atom Log");
+}
+
+#[tokio::test]
+async fn non_utf8_feeds_are_decoded() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let latin1 = feeds.url("/fixtures/latin1.xml");
+    let utf16 = feeds.url("/fixtures/utf16.xml");
+    api.subscribe("alice", &latin1).await;
+    api.subscribe("alice", &utf16).await;
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(subscription(&body, &latin1)["title"], "Café Crème");
+    assert_eq!(titles(subscription(&body, &utf16)), ["日本語のタイトル"]);
+}
+
+#[tokio::test]
+async fn unsubscribing_removes_the_feed_and_is_idempotent() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let rss = feeds.url("/fixtures/rss2.xml");
+    let atom = feeds.url("/fixtures/atom.xml");
+    api.subscribe("alice", &rss).await;
+    api.subscribe("alice", &atom).await;
+
+    let (status, body) = api.unsubscribe("alice", &rss).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscribed"], false);
+    assert_eq!(
+        api.unsubscribe("alice", &rss).await.0,
+        StatusCode::OK,
+        "again is fine"
+    );
+
+    let (_, body) = api.feeds("alice").await;
+    let urls: Vec<_> = body["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].clone())
+        .collect();
+    assert_eq!(urls, [Value::from(atom)]);
+}
+
+#[tokio::test]
+async fn subscribing_twice_keeps_one_entry() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let rss = feeds.url("/fixtures/rss2.xml");
+    assert_eq!(api.subscribe("alice", &rss).await.0, StatusCode::OK);
+    assert_eq!(api.subscribe("alice", &rss).await.0, StatusCode::OK);
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(body["subscriptions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_that_says_what_to_do() {
+    let service = middletier(&["--max-subscriptions", "2"]);
+    let api = Client::new(&service);
+    let long_url = format!("https://example.com/{}", "a".repeat(2100));
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "bad user!",
+            "https://example.com/feed".into(),
+            StatusCode::BAD_REQUEST,
+            "user id",
+        ),
+        (
+            "alice",
+            "ftp://example.com/feed".into(),
+            StatusCode::BAD_REQUEST,
+            "http://",
+        ),
+        (
+            "alice",
+            "example.com/feed".into(),
+            StatusCode::BAD_REQUEST,
+            "absolute URL",
+        ),
+        ("alice", long_url, StatusCode::BAD_REQUEST, "2048"),
+        ("alice", String::new(), StatusCode::BAD_REQUEST, "empty"),
+    ];
+    for (user, url, status, hint) in cases {
+        let (got, body) = api.subscribe(user, &url).await;
+        assert_eq!(got, status, "{user} {url}: {body}");
+        let message = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message: {body}"));
+        assert!(
+            message.contains(hint),
+            "{message:?} should mention {hint:?}"
+        );
+    }
+
+    let missing = send(
+        api.http
+            .post(format!("{}/middletier/rss/user/alice", api.base)),
+    )
+    .await;
+    assert_eq!(missing.0, StatusCode::BAD_REQUEST);
+    assert!(
+        missing.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("`url` query parameter")
+    );
+
+    let (status, body) = api.get("/no/such/thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    let wrong_method = send(
+        api.http
+            .put(format!("{}/middletier/rss/user/alice", api.base)),
+    )
+    .await;
+    assert_eq!(wrong_method.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.1["error"].is_string());
+
+    // The subscription limit: the third distinct feed is refused, a repeat is not.
+    assert_eq!(
+        api.subscribe("alice", "https://one.example/feed").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.subscribe("alice", "https://two.example/feed").await.0,
+        StatusCode::OK
+    );
+    let (status, body) = api.subscribe("alice", "https://three.example/feed").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"].as_str().unwrap().contains("delete one"));
+    assert_eq!(
+        api.subscribe("alice", "https://one.example/feed").await.0,
+        StatusCode::OK
+    );
+
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(
+        body["subscriptions"].as_array().unwrap().len(),
+        2,
+        "no refused call changed anything"
+    );
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_allowed() {
+    let feeds = FeedServer::start();
+    let service = Service::start("middletier", &[], &[]);
+    let api = Client::new(&service);
+    let refused = [
+        (feeds.url("/fixtures/rss2.xml"), "loopback"),
+        (
+            format!("http://localhost:{}/fixtures/rss2.xml", feeds.addr.port()),
+            "loopback",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "link-local",
+        ),
+        ("http://10.0.0.1/feed".to_owned(), "private"),
+        ("http://192.168.1.1/feed".to_owned(), "private"),
+        ("http://[::1]/feed".to_owned(), "loopback"),
+        ("http://[fd00::1]/feed".to_owned(), "unique-local"),
+        ("http://0.0.0.0/feed".to_owned(), "unspecified"),
+    ];
+    for (url, kind) in &refused {
+        let (status, body) = api.subscribe("alice", url).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.contains(kind) && message.contains("--allow-private-feeds"),
+            "{message}"
+        );
+    }
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(body["subscriptions"], Value::Array(vec![]));
+    assert_eq!(feeds.hits("/fixtures/rss2.xml"), 0, "nothing was fetched");
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served() {
+    let feeds = FeedServer::start();
+    let service = middletier(&[]);
+    let api = Client::new(&service);
+    let (status, body) = api.get("/healthcheck").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "UP");
+    assert_eq!(body["store"], "memory");
+
+    api.subscribe("alice", &feeds.url("/fixtures/rss2.xml"))
+        .await;
+    api.subscribe("alice", &feeds.url("/status/404")).await;
+    api.feeds("alice").await;
+    api.feeds("alice").await;
+
+    let metrics = api
+        .http
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"http_requests_total{service="middletier",method="GET",route="/middletier/rss/user/{user}",status="200"}"#,
+        r#"http_request_duration_seconds_bucket{service="middletier",method="GET",route="/middletier/rss/user/{user}",le="#,
+        r#"feed_fetches_total{outcome="ok"}"#,
+        r#"feed_fetches_total{outcome="http_status"}"#,
+        r#"feed_cache_requests_total{result="hit"}"#,
+        "feed_fetches_in_flight",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_process_cleanly() {
+    let mut service = middletier(&[]);
+    service.terminate();
+    let status = service
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_naming_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = std::process::Command::new(support::process::bin_path("middletier"))
+        .args(["--port", &port])
+        .env_remove("RSS_MIDDLETIER_PORT")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&port) && stderr.contains("--port"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,200 @@
+//! Starting the real binaries as child processes.
+//!
+//! Each service starts with `--port 0 --log-format json`; we read its stdout
+//! until the `listening` event to learn the port it bound. Its output is
+//! kept and echoed to the test's stderr (shown when a test fails). Dropping
+//! a [`Service`] kills the process, so a failing test leaves nothing behind.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Path of a workspace binary (`middletier`, `registry`, `edge`,
+/// `rss-recipes`), built first unless `RSS_TEST_PREBUILT` says the test
+/// command already did (cargo only builds a package's binaries for that
+/// package's own tests, and these tests belong to the root package).
+pub fn bin_path(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    if std::env::var_os("RSS_TEST_PREBUILT").is_none() {
+        BUILD.call_once(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "--workspace", "--bins"]);
+            if !cfg!(debug_assertions) {
+                // Benchmarks are built optimized; so must their servers be.
+                build.arg("--release");
+            }
+            let status = build.status().expect("run cargo build");
+            assert!(status.success(), "cargo build --workspace --bins failed");
+        });
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; run `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
+}
+
+/// A running service process.
+pub struct Service {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// Starts `bin` with `args` on a free port and waits until it listens.
+    /// Every `RSS_*` variable of the test environment is removed first, so
+    /// only what the test passes configures the service.
+    pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Service {
+        let mut command = Command::new(bin_path(bin));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("RSS_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(["--port", "0", "--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Self::spawn(bin, command)
+    }
+
+    /// Starts a prepared command; it must log a `listening` event.
+    pub fn spawn(name: &str, mut command: Command) -> Service {
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        pump(name, stdout, logs.clone(), Some(port_tx));
+        pump(name, stderr, logs.clone(), None);
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(port) = port_rx.recv_timeout(Duration::from_millis(50)) {
+                return Service {
+                    name: name.to_owned(),
+                    port,
+                    child,
+                    logs,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Give the pumps a moment to collect the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "{name} exited with {status} before listening:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{name} did not start listening within 30 s:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM: the graceful stop `docker stop` and Ctrl-C ask for.
+    pub fn terminate(&self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Everything the process printed so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `stream` line by line into `logs` and the test's stderr; the first
+/// `listening` event's port goes to `port_tx`.
+fn pump(
+    name: &str,
+    stream: impl Read + Send + 'static,
+    logs: Arc<Mutex<Vec<String>>>,
+    mut port_tx: Option<mpsc::Sender<u16>>,
+) {
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[{name}] {line}");
+            if let Some(tx) = &port_tx
+                && let Some(port) = listening_port(&line)
+            {
+                let _ = tx.send(port);
+                port_tx = None;
+            }
+            logs.lock().unwrap().push(line);
+        }
+    });
+}
+
+fn listening_port(line: &str) -> Option<u16> {
+    let event: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = event.get("fields")?;
+    if fields.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    fields
+        .get("port")?
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+}
