@@ -26,7 +26,11 @@ const ITEMS: usize = 50;
 #[tokio::main]
 async fn main() {
     let feeds = FeedServer::start();
-    let service = Service::start("middletier", &["--allow-private-feeds"], &[]);
+    let service = Service::start(
+        "middletier",
+        &["--registry-url=", "--allow-private-feeds"],
+        &[],
+    );
     let http = reqwest::Client::new();
     let user_url = service.url("/middletier/rss/user/bench");
     for i in 0..FEEDS {

@@ -29,6 +29,52 @@ pub struct ServerArgs {
     pub log_format: LogFormat,
 }
 
+/// Where the registry is and how this process talks to it (see
+/// [`crate::discovery`]). Flattened into the middletier's and the edge's
+/// flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiscoveryArgs {
+    /// Registry base URLs, comma-separated, tried in order (failover). An
+    /// empty value runs without a registry.
+    #[arg(
+        long,
+        env = "RSS_REGISTRY_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8761/eureka/v2/"
+    )]
+    pub registry_url: Vec<String>,
+
+    /// How often this instance renews its lease (Eureka's default: 30 s).
+    #[arg(long, env = "RSS_RENEWAL_INTERVAL", value_parser = parse_duration, default_value = "30s")]
+    pub renewal_interval: Duration,
+
+    /// How long the registry keeps this instance without a renewal
+    /// (Eureka's default: 90 s, three missed renewals).
+    #[arg(long, env = "RSS_LEASE_DURATION", value_parser = parse_duration, default_value = "90s")]
+    pub lease_duration: Duration,
+
+    /// How often the local copy of the registry is refreshed.
+    #[arg(long, env = "RSS_REGISTRY_FETCH_INTERVAL", value_parser = parse_duration, default_value = "5s")]
+    pub registry_fetch_interval: Duration,
+
+    /// Id in the registry; default `{advertise host}:{vip}:{port}`.
+    #[arg(long, env = "RSS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+}
+
+impl DiscoveryArgs {
+    /// The client settings these flags describe.
+    pub fn settings(&self) -> Result<crate::discovery::DiscoverySettings, String> {
+        Ok(crate::discovery::DiscoverySettings {
+            registry_urls: crate::discovery::client::parse_registry_urls(&self.registry_url)?,
+            renewal_interval: self.renewal_interval,
+            lease_duration: self.lease_duration,
+            fetch_interval: self.registry_fetch_interval,
+            ..crate::discovery::DiscoverySettings::default()
+        })
+    }
+}
+
 /// Parses a duration flag: a bare number is seconds (`30`, `0.5`), anything
 /// else is humantime (`500ms`, `5s`, `5m`, `1h 30m`).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {

@@ -14,10 +14,16 @@
 //!   every server and background task so they all end together.
 //! - [`server`]: bind a listener with an error that names the flag to change,
 //!   and serve a router until the shutdown token fires.
+//! - [`discovery`]: the Eureka wire model, the client's copy of the registry,
+//!   and the client that registers, heartbeats and fetches.
+//! - [`balancer`]: round robin with availability filtering, Ribbon-style
+//!   retries, and the HTTP shell that runs them inside one deadline.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod balancer;
 pub mod config;
+pub mod discovery;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;

@@ -56,6 +56,55 @@ pub async fn bind(
     Ok(listener)
 }
 
+/// Serves `router` while registered in the registry, in the order that
+/// loses no request:
+///
+/// 1. the listener is already bound, so register as `STARTING`, start
+///    serving, then re-register as `UP`, and heartbeat from then on;
+/// 2. on `shutdown`: stop heartbeating, mark `DOWN` and cancel the lease
+///    while still serving (callers stop choosing us; any that still come,
+///    from a stale copy, are answered), then stop accepting and drain
+///    in-flight requests.
+///
+/// Without a registry (`discovery` disabled) it is plain [`serve`].
+pub async fn serve_registered(
+    listener: TcpListener,
+    router: Router,
+    discovery: &crate::discovery::DiscoveryClient,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use crate::discovery::Status;
+    if !discovery.is_enabled() {
+        return serve(listener, router, shutdown).await;
+    }
+    if let Err(e) = discovery.register().await {
+        tracing::warn!(error = %e, "could not register as STARTING; heartbeats will retry");
+    }
+    let stop_serving = CancellationToken::new();
+    let mut server = tokio::spawn(serve(listener, router, stop_serving.clone()));
+    if let Err(e) = discovery.set_status(Status::Up).await {
+        tracing::warn!(error = %e, "could not register as UP; heartbeats will retry");
+    }
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat = discovery.spawn_heartbeat(stop_heartbeat.clone());
+
+    // Wait for the stop signal, or for the server to end by itself (it
+    // failed); either way, leave the registry before returning.
+    let ended_early = tokio::select! {
+        () = shutdown.cancelled() => None,
+        result = &mut server => Some(result),
+    };
+    stop_heartbeat.cancel();
+    let _ = heartbeat.await;
+    discovery.deregister().await;
+    stop_serving.cancel();
+    let result = match ended_early {
+        Some(result) => result,
+        None => server.await,
+    };
+    result.unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
+}
+
 /// Serves `router` until `shutdown` fires, then stops accepting and waits for
 /// in-flight requests to finish (axum's graceful shutdown).
 pub async fn serve(

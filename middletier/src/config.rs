@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use common::config::{ServerArgs, parse_bytes, parse_duration};
+use common::config::{DiscoveryArgs, ServerArgs, parse_bytes, parse_duration};
 
 use crate::feeds::FeedSettings;
 use crate::feeds::fetch::FetchSettings;
@@ -33,6 +33,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub server: ServerArgs,
+
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
 
     /// Where subscriptions are kept.
     #[arg(long, env = "RSS_STORE", value_enum, default_value_t = StoreKind::Memory)]

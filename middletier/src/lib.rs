@@ -23,6 +23,7 @@ pub mod store;
 
 use std::sync::Arc;
 
+use common::discovery::{DiscoveryClient, Registration, default_advertise_host};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -36,15 +37,22 @@ use store::{MemoryStore, SubscriptionStore};
 pub enum StartError {
     #[error(transparent)]
     Bind(#[from] common::server::BindError),
-    #[error("could not set up the HTTP client for fetching feeds: {0}")]
+    #[error("could not set up an HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
+
+/// The registry's name for this service, and the VIP callers look up.
+pub const APP_NAME: &str = "MIDDLETIER";
+pub const VIP: &str = "middletier";
 
 /// A middletier, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     port: u16,
+    discovery: DiscoveryClient,
 }
 
 impl Application {
@@ -72,10 +80,24 @@ impl Application {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(config.port);
+
+        let discovery_settings = config.discovery.settings().map_err(StartError::Config)?;
+        let host = config.server.advertise_host.clone().unwrap_or_else(|| {
+            default_advertise_host(&config.server.host, &discovery_settings.registry_urls)
+        });
+        let registration = Registration::new(
+            APP_NAME,
+            VIP,
+            &host,
+            port,
+            config.discovery.instance_id.clone(),
+        );
+        let discovery = DiscoveryClient::new(discovery_settings, Some(registration))?;
         Ok(Self {
             listener,
             router: api::router(state),
             port,
+            discovery,
         })
     }
 
@@ -84,8 +106,10 @@ impl Application {
         self.port
     }
 
-    /// Serves until `shutdown` fires, then drains in-flight requests.
+    /// Registers, serves until `shutdown` fires, deregisters, then drains
+    /// in-flight requests (see [`common::server::serve_registered`]).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        common::server::serve(self.listener, self.router, shutdown).await
+        common::server::serve_registered(self.listener, self.router, &self.discovery, shutdown)
+            .await
     }
 }

@@ -1,2 +1,96 @@
-//! The Eureka-compatible service registry (filled in by the registry issue).
+//! The service registry: a Eureka-compatible server for one machine.
+//!
+//! Eureka was the phone book of the 2013 recipe: services register
+//! themselves, renew a lease with heartbeats, and look each other up. This
+//! registry speaks the same REST protocol (JSON and XML, full fetches and
+//! deltas, status overrides) so standard Eureka clients can use it, and our
+//! clients can use a real Eureka cluster instead. It keeps one copy in
+//! memory: it is the single-node default, not a replicated cluster (no
+//! peer replication, no self-preservation: a lease that runs out is
+//! removed, which is what you want on one machine).
+//!
+//! # Layout
+//!
+//! - [`leases`]: the lease table (pure; time passed in).
+//! - [`records`]: leases rendered as Eureka records.
+//! - [`xml`]: Eureka's XML ↔ the JSON shape.
+//! - [`api`]: the REST API, content negotiation, response cache.
+//! - [`page`]: the HTML home page.
+//! - [`config`]: the flags.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod leases;
+pub mod page;
+pub mod records;
+pub mod xml;
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use api::AppState;
+use config::Config;
+use leases::LeaseTable;
+
+/// A registry, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    eviction_interval: Duration,
+    port: u16,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, common::server::BindError> {
+        let retention_ms = u64::try_from(config.delta_retention.as_millis()).unwrap_or(u64::MAX);
+        let state = AppState::new(LeaseTable::new(retention_ms));
+        let listener = common::server::bind(
+            "registry",
+            &config.server.host,
+            config.port,
+            config::PORT_HINT,
+        )
+        .await?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+        Ok(Self {
+            listener,
+            state,
+            eviction_interval: config.eviction_interval,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves, and evicts expired leases, until `shutdown` fires.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let evictor = tokio::spawn(evict_periodically(
+            self.state.clone(),
+            self.eviction_interval,
+            shutdown.clone(),
+        ));
+        let served = common::server::serve(self.listener, api::router(self.state), shutdown).await;
+        let _ = evictor.await;
+        served
+    }
+}
+
+/// The eviction task: one pass per interval, ends with `shutdown`.
+async fn evict_periodically(state: AppState, every: Duration, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => { state.evict(); }
+        }
+    }
+}

@@ -62,6 +62,12 @@ impl Service {
     /// Every `RSS_*` variable of the test environment is removed first, so
     /// only what the test passes configures the service.
     pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Service {
+        Self::start_on(bin, 0, args, envs)
+    }
+
+    /// Like [`Service::start`], on a given port (to restart a service where
+    /// its clients expect it).
+    pub fn start_on(bin: &str, port: u16, args: &[&str], envs: &[(&str, &str)]) -> Service {
         let mut command = Command::new(bin_path(bin));
         for (key, _) in std::env::vars() {
             if key.starts_with("RSS_") {
@@ -69,7 +75,7 @@ impl Service {
             }
         }
         command
-            .args(["--port", "0", "--log-format", "json"])
+            .args(["--port", &port.to_string(), "--log-format", "json"])
             .args(args)
             .env("RUST_LOG", "info")
             .envs(envs.iter().copied())

@@ -1,0 +1,230 @@
+//! The balancer's I/O shell: one call to a VIP over HTTP, with the chooser,
+//! the retry policy and a single overall deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Failure, LoadBalancer, Next, RetryPolicy};
+use crate::discovery::{DiscoveryClient, ServiceInstance};
+
+/// Timeouts and retries for calls to one VIP.
+#[derive(Debug, Clone)]
+pub struct BalancerSettings {
+    /// Time to establish a TCP connection (Ribbon's `ConnectTimeout`).
+    pub connect_timeout: Duration,
+    /// Time one attempt may take to answer (Ribbon's `ReadTimeout`), capped
+    /// by what is left of the call's deadline.
+    pub attempt_timeout: Duration,
+    /// How long an instance that refused a connection is skipped.
+    pub cooldown: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl Default for BalancerSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            // Longer than the middletier's own 3 s wait for slow feeds, so a
+            // normal slow page is not mistaken for a dead server.
+            attempt_timeout: Duration::from_secs(4),
+            cooldown: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A response, and who gave it.
+#[derive(Debug)]
+pub struct Served {
+    pub response: reqwest::Response,
+    pub instance: ServiceInstance,
+    /// 1 when the first attempt answered.
+    pub attempts: u32,
+}
+
+/// Why a call got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("no UP instance of {vip} is known")]
+    NoInstances { vip: String },
+    #[error("no instance of {vip} answered in time ({attempts} attempt(s))")]
+    Timeout { vip: String, attempts: u32 },
+    #[error("could not reach any instance of {vip} ({attempts} attempt(s); last error: {last})")]
+    Unreachable {
+        vip: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("the request could not be built: {0}")]
+    Request(String),
+}
+
+/// Calls one VIP through the load balancer. Cheap to clone.
+#[derive(Clone)]
+pub struct BalancedClient {
+    vip: String,
+    discovery: DiscoveryClient,
+    balancer: Arc<LoadBalancer>,
+    http: reqwest::Client,
+    settings: BalancerSettings,
+}
+
+impl BalancedClient {
+    pub fn new(
+        vip: &str,
+        discovery: DiscoveryClient,
+        settings: BalancerSettings,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()?;
+        Ok(Self {
+            vip: vip.to_owned(),
+            discovery,
+            balancer: Arc::new(LoadBalancer::new(settings.cooldown)),
+            http,
+            settings,
+        })
+    }
+
+    pub fn vip(&self) -> &str {
+        &self.vip
+    }
+
+    /// The instances known now, each with whether the balancer would choose
+    /// it (false while it cools down after a refused connection).
+    pub fn instances(&self) -> Vec<(ServiceInstance, bool)> {
+        let now = Instant::now();
+        self.discovery
+            .up_instances(&self.vip)
+            .into_iter()
+            .map(|i| {
+                let available = self.balancer.is_available(&i.id, now);
+                (i, available)
+            })
+            .collect()
+    }
+
+    /// Sends the request `build` makes for an instance's base URL
+    /// (`http://host:port`), retrying per the policy, all before `deadline`.
+    ///
+    /// Every call through this client must be idempotent: a connection lost
+    /// mid-request is retried like a refused one. (The recipe's calls are:
+    /// reads, and subscribe/unsubscribe, which are idempotent by contract.)
+    pub async fn call<F>(&self, deadline: Instant, build: F) -> Result<Served, CallError>
+    where
+        F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    {
+        let instances = self.discovery.up_instances(&self.vip);
+        let mut tried: Vec<String> = Vec::new();
+        let Some(mut current) = self
+            .balancer
+            .choose(&instances, &tried, Instant::now())
+            .cloned()
+        else {
+            return Err(CallError::NoInstances {
+                vip: self.vip.clone(),
+            });
+        };
+        let (mut attempts, mut retries_here, mut switched) = (0u32, 0u32, 0u32);
+        loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                return Err(CallError::Timeout {
+                    vip: self.vip.clone(),
+                    attempts,
+                });
+            }
+            attempts += 1;
+            let budget = remaining.min(self.settings.attempt_timeout);
+            let request = build(&self.http, &current.base_url()).timeout(budget);
+            let failure = match tokio::time::timeout(budget, request.send()).await {
+                Ok(Ok(response)) => {
+                    self.balancer.record_success(&current.id);
+                    self.count("ok", &current);
+                    return Ok(Served {
+                        response,
+                        instance: current,
+                        attempts,
+                    });
+                }
+                Ok(Err(e)) if e.is_builder() => return Err(CallError::Request(e.to_string())),
+                Ok(Err(e)) if e.is_timeout() && !e.is_connect() => {
+                    (Failure::Timeout, e.to_string())
+                }
+                Ok(Err(e)) => {
+                    // Refused, reset, or closed before the answer.
+                    self.balancer
+                        .record_connect_failure(&current.id, Instant::now());
+                    (Failure::Connect, root_cause(&e))
+                }
+                Err(_elapsed) => (Failure::Timeout, format!("no answer within {budget:?}")),
+            };
+            let (kind, reason) = failure;
+            self.count(
+                if kind == Failure::Connect {
+                    "connect_error"
+                } else {
+                    "timeout"
+                },
+                &current,
+            );
+            tracing::debug!(vip = %self.vip, instance = %current.id, ?kind, %reason, "attempt failed");
+            match self.settings.retry.next(kind, retries_here, switched) {
+                Next::SameServer => {
+                    retries_here += 1;
+                    metrics::counter!("lb_retries_total", "vip" => self.vip.clone(), "kind" => "same_server").increment(1);
+                }
+                Next::NextServer => {
+                    tried.push(current.id.clone());
+                    let Some(next) = self
+                        .balancer
+                        .choose(&instances, &tried, Instant::now())
+                        .cloned()
+                    else {
+                        return Err(self.give_up(kind, attempts, reason));
+                    };
+                    metrics::counter!("lb_retries_total", "vip" => self.vip.clone(), "kind" => "next_server").increment(1);
+                    current = next;
+                    retries_here = 0;
+                    switched += 1;
+                }
+                Next::GiveUp => return Err(self.give_up(kind, attempts, reason)),
+            }
+        }
+    }
+
+    fn give_up(&self, last: Failure, attempts: u32, reason: String) -> CallError {
+        match last {
+            Failure::Timeout => CallError::Timeout {
+                vip: self.vip.clone(),
+                attempts,
+            },
+            Failure::Connect => CallError::Unreachable {
+                vip: self.vip.clone(),
+                attempts,
+                last: reason,
+            },
+        }
+    }
+
+    fn count(&self, outcome: &'static str, instance: &ServiceInstance) {
+        metrics::counter!("lb_attempts_total", "vip" => self.vip.clone(), "instance" => instance.id.clone(), "outcome" => outcome)
+            .increment(1);
+        let available = if outcome == "connect_error" { 0.0 } else { 1.0 };
+        metrics::gauge!("lb_instance_available", "vip" => self.vip.clone(), "instance" => instance.id.clone()).set(available);
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = err;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}

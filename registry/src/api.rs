@@ -1,0 +1,489 @@
+//! The Eureka REST API, under `/eureka/v2/` (Netflix) and `/eureka/`
+//! (Spring Cloud), plus `/`, `/healthcheck` and `/metrics`.
+//!
+//! Like a Eureka server it speaks JSON and XML: request bodies in either
+//! (by `Content-Type`, or by their first character when it is missing), and
+//! responses in JSON when `Accept` asks for it, XML otherwise. Full fetches
+//! and deltas are cached per registry version and format, gzipped once, so
+//! serving thousands of polling clients costs a copy, not a render.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use common::api::ErrorBody;
+use common::discovery::client::now_ms;
+use common::discovery::eureka::{InstanceRecord, Status};
+use serde_json::{Value, json};
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::leases::{LeaseTable, RegisterError, Renewal};
+use crate::records::Format;
+use crate::xml::{XmlError, from_xml};
+use crate::{page, records};
+
+/// A registration is a few KiB; this is generous.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Shared by all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    table: Arc<RwLock<LeaseTable>>,
+    cache: Arc<Mutex<ResponseCache>>,
+    /// Per app and status, the label sets last reported, so an app that
+    /// disappears is reported as 0 rather than frozen at its last count.
+    reported: Arc<Mutex<Vec<(String, Status)>>>,
+    pub(crate) started_ms: u64,
+}
+
+impl AppState {
+    pub fn new(table: LeaseTable) -> Self {
+        Self {
+            table: Arc::new(RwLock::new(table)),
+            cache: Arc::default(),
+            reported: Arc::default(),
+            started_ms: now_ms(),
+        }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, LeaseTable> {
+        self.table.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, LeaseTable> {
+        self.table.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes expired leases (the eviction task calls this).
+    pub fn evict(&self) -> usize {
+        let evicted = self.write().evict(now_ms());
+        for lease in &evicted {
+            tracing::warn!(app = %lease.app, id = %lease.id, lease_secs = lease.duration_secs,
+                "evicted: no heartbeat within its lease");
+        }
+        metrics::counter!("registry_evictions_total").increment(evicted.len() as u64);
+        if !evicted.is_empty() {
+            self.update_gauges();
+        }
+        evicted.len()
+    }
+
+    /// `registry_instances{app, status}` from the table.
+    fn update_gauges(&self) {
+        let counts = self.read().counts();
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in reported.iter().filter(|k| !counts.contains_key(*k)) {
+            metrics::gauge!("registry_instances", "app" => key.0.clone(), "status" => key.1.as_str()).set(0.0);
+        }
+        for ((app, status), n) in &counts {
+            metrics::gauge!("registry_instances", "app" => app.clone(), "status" => status.as_str()).set(*n as f64);
+        }
+        *reported = counts.into_keys().collect();
+    }
+
+    /// The cached rendering of `kind` in `format`, rendered if the table
+    /// changed since.
+    fn cached(&self, kind: Kind, format: Format) -> Arc<Cached> {
+        let table = self.read();
+        let tag = table.state_tag();
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(hit) = cache.get(&(kind, format)).filter(|c| c.tag == tag) {
+            return hit.clone();
+        }
+        let body = match kind {
+            Kind::Full => records::encode_full(&table, format),
+            Kind::Delta => records::encode_delta(&table, format),
+        };
+        drop(table);
+        let fresh = Arc::new(Cached {
+            tag,
+            format,
+            body: Bytes::from(body),
+            gzipped: OnceLock::new(),
+        });
+        cache.insert((kind, format), fresh.clone());
+        fresh
+    }
+}
+
+/// Rendered full fetches and deltas, per format, tagged with the table
+/// state they were rendered from.
+type ResponseCache = HashMap<(Kind, Format), Arc<Cached>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Full,
+    Delta,
+}
+
+/// A rendered body and, once someone asked for it, its gzipped twin.
+struct Cached {
+    tag: (u64, u64),
+    format: Format,
+    body: Bytes,
+    gzipped: OnceLock<Bytes>,
+}
+
+impl Cached {
+    fn respond(&self, headers: &HeaderMap) -> Response {
+        let accepts_gzip = headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("gzip"));
+        let content_type = (header::CONTENT_TYPE, content_type(self.format));
+        let vary = (
+            header::VARY,
+            HeaderValue::from_static("accept, accept-encoding"),
+        );
+        if accepts_gzip {
+            let body = self.gzipped.get_or_init(|| gzip(&self.body)).clone();
+            let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            ([content_type, vary, encoding], body).into_response()
+        } else {
+            ([content_type, vary], self.body.clone()).into_response()
+        }
+    }
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// JSON when the client asks for it; XML otherwise, as Eureka does.
+fn negotiate(headers: &HeaderMap) -> Format {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("json") {
+        Format::Json
+    } else {
+        Format::Xml
+    }
+}
+
+fn content_type(format: Format) -> HeaderValue {
+    HeaderValue::from_static(match format {
+        Format::Json => "application/json",
+        Format::Xml => "application/xml",
+    })
+}
+
+/// `{root: value}` in the negotiated format.
+fn respond(headers: &HeaderMap, root: &str, value: &Value) -> Response {
+    let format = negotiate(headers);
+    (
+        [(header::CONTENT_TYPE, content_type(format))],
+        format.encode(root, value),
+    )
+        .into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let eureka = Router::new()
+        .route("/apps", get(all_apps))
+        .route("/apps/delta", get(delta))
+        .route("/apps/{app}", get(get_app).post(register))
+        .route(
+            "/apps/{app}/{id}",
+            get(get_instance).put(renew).delete(cancel),
+        )
+        .route(
+            "/apps/{app}/{id}/status",
+            put(set_status).delete(clear_status),
+        )
+        .route("/apps/{app}/{id}/metadata", put(update_metadata))
+        .route("/instances/{id}", get(instance_by_id))
+        .route("/vips/{vip}", get(|s, h, p| by_vip(s, h, p, false)))
+        .route("/svips/{vip}", get(|s, h, p| by_vip(s, h, p, true)));
+    let routes = Router::new()
+        .nest("/eureka/v2", eureka.clone())
+        .nest("/eureka", eureka)
+        .route("/", get(page::home))
+        .route(
+            "/healthcheck",
+            get(|| async { Json(json!({"status": "UP"})) }),
+        )
+        .fallback(|| async { ApiError::NoSuchPath })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state);
+    common::metrics::instrument(routes, "registry")
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CompressionLayer::new().gzip(true))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn all_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    metrics::counter!("registry_fetches_total", "kind" => "full").increment(1);
+    state
+        .cached(Kind::Full, negotiate(&headers))
+        .respond(&headers)
+}
+
+async fn delta(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    metrics::counter!("registry_fetches_total", "kind" => "delta").increment(1);
+    state
+        .cached(Kind::Delta, negotiate(&headers))
+        .respond(&headers)
+}
+
+async fn get_app(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+) -> Result<Response, ApiError> {
+    let table = state.read();
+    let leases = table
+        .app(&app)
+        .ok_or_else(|| ApiError::NoSuchApp(app.clone()))?;
+    let value = records::application(&app.to_ascii_uppercase(), leases.values());
+    Ok(respond(&headers, "application", &value))
+}
+
+async fn get_instance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let table = state.read();
+    let lease = table
+        .lease(&app, &id)
+        .ok_or(ApiError::NoSuchInstance { app, id })?;
+    Ok(respond(&headers, "instance", &records::instance(lease)))
+}
+
+async fn instance_by_id(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let table = state.read();
+    let lease = table
+        .lease_by_id(&id)
+        .ok_or_else(|| ApiError::NoSuchInstance {
+            app: "*".into(),
+            id: id.clone(),
+        })?;
+    Ok(respond(&headers, "instance", &records::instance(lease)))
+}
+
+async fn by_vip(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(vip): Path<String>,
+    secure: bool,
+) -> Result<Response, ApiError> {
+    let table = state.read();
+    let value = records::by_vip(&table, &vip, secure).ok_or(ApiError::NoSuchVip(vip))?;
+    Ok(respond(&headers, "applications", &value))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let record = InstanceRecord::from_envelope(parse_body(&headers, &body)?)
+        .map_err(|e| ApiError::BadBody(e.to_string()))?;
+    let action = state.write().register(&app, record, now_ms())?;
+    metrics::counter!("registry_registrations_total").increment(1);
+    tracing::debug!(app, ?action, "registered");
+    state.update_gauges();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn renew(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let dirty = query_param(query.as_deref(), "lastDirtyTimestamp").and_then(|v| v.parse().ok());
+    let renewal = state.write().renew(&app, &id, dirty, now_ms());
+    match renewal {
+        Renewal::Renewed => {
+            metrics::counter!("registry_renewals_total", "outcome" => "ok").increment(1);
+            Ok(StatusCode::OK)
+        }
+        Renewal::NotFound => {
+            metrics::counter!("registry_renewals_total", "outcome" => "not_found").increment(1);
+            Err(ApiError::NoSuchInstance { app, id })
+        }
+    }
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    if !state.write().cancel(&app, &id, now_ms()) {
+        return Err(ApiError::NoSuchInstance { app, id });
+    }
+    metrics::counter!("registry_cancellations_total").increment(1);
+    tracing::info!(app, id, "cancelled");
+    state.update_gauges();
+    Ok(StatusCode::OK)
+}
+
+async fn set_status(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let raw = query_param(query.as_deref(), "value").ok_or(ApiError::BadStatus(None))?;
+    let status = Status::parse_strict(&raw).ok_or(ApiError::BadStatus(Some(raw)))?;
+    if !state.write().set_override(&app, &id, status, now_ms()) {
+        return Err(ApiError::NoSuchInstance { app, id });
+    }
+    state.update_gauges();
+    Ok(StatusCode::OK)
+}
+
+async fn clear_status(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let fallback = match query_param(query.as_deref(), "value") {
+        Some(raw) => Some(Status::parse_strict(&raw).ok_or(ApiError::BadStatus(Some(raw)))?),
+        None => None,
+    };
+    if !state.write().clear_override(&app, &id, fallback, now_ms()) {
+        return Err(ApiError::NoSuchInstance { app, id });
+    }
+    state.update_gauges();
+    Ok(StatusCode::OK)
+}
+
+async fn update_metadata(
+    State(state): State<AppState>,
+    Path((app, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let entries: Vec<(String, String)> = url_pairs(query.as_deref());
+    if !state.write().update_metadata(&app, &id, &entries, now_ms()) {
+        return Err(ApiError::NoSuchInstance { app, id });
+    }
+    Ok(StatusCode::OK)
+}
+
+fn url_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    url_pairs(query)
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+/// A request body in JSON or XML, as a JSON value.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::BadBody("the body is not UTF-8".into()))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let xml = content_type.contains("xml")
+        || (!content_type.contains("json") && text.trim_start().starts_with('<'));
+    if xml {
+        let (root, value) = from_xml(text)?;
+        Ok(json!({ root: value }))
+    } else {
+        serde_json::from_str(text).map_err(|e| ApiError::BadBody(format!("invalid JSON: {e}")))
+    }
+}
+
+/// Everything that can go wrong in a request, and its HTTP form.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "cannot read the body: {0}; send {{\"instance\": {{...}}}} as JSON or <instance>...</instance> as XML"
+    )]
+    BadBody(String),
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    #[error("registration refused: {0}")]
+    Register(#[from] RegisterError),
+    #[error("no application {0} is registered")]
+    NoSuchApp(String),
+    #[error("no instance {id} of {app} is registered")]
+    NoSuchInstance { app: String, id: String },
+    #[error("no instance serves VIP {0}")]
+    NoSuchVip(String),
+    #[error("{}", match .0 { Some(v) => format!("{v:?} is not a status; use UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN"), None => "missing ?value=<status>".to_owned() })]
+    BadStatus(Option<String>),
+    #[error("no such path; the Eureka API is under /eureka/v2/ and /eureka/")]
+    NoSuchPath,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::BadBody(_) | Self::Xml(_) | Self::Register(_) | Self::BadStatus(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NoSuchApp(_)
+            | Self::NoSuchInstance { .. }
+            | Self::NoSuchVip(_)
+            | Self::NoSuchPath => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        };
+        (status, Json(ErrorBody::new(self.to_string()))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_chosen_only_when_asked_for() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(negotiate(&headers), Format::Xml);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert_eq!(negotiate(&headers), Format::Json);
+    }
+
+    #[test]
+    fn bodies_are_read_by_content_type_or_by_sniffing() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            parse_body(&none, br#"{"instance": {"a": 1}}"#).unwrap()["instance"]["a"],
+            1
+        );
+        assert_eq!(
+            parse_body(&none, b"<instance><a>1</a></instance>").unwrap()["instance"]["a"],
+            "1"
+        );
+        assert!(matches!(
+            parse_body(&none, b"\xff"),
+            Err(ApiError::BadBody(_))
+        ));
+        assert!(matches!(
+            parse_body(&none, b"{nope"),
+            Err(ApiError::BadBody(_))
+        ));
+    }
+}
