@@ -18,13 +18,18 @@
 //!   and the client that registers, heartbeats and fetches.
 //! - [`balancer`]: round robin with availability filtering, Ribbon-style
 //!   retries, and the HTTP shell that runs them inside one deadline.
+//! - [`resilience`]: Hystrix-style commands: circuit breaker, bulkhead,
+//!   timeout, fallback, rolling metrics and the Hystrix stream format.
 #![forbid(unsafe_code)]
+// `json!` with the ~50 fields of a Hystrix event needs more than the default.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod balancer;
 pub mod config;
 pub mod discovery;
 pub mod metrics;
+pub mod resilience;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,2 +1,203 @@
-//! The edge service: reader UI and JSON API (filled in by the edge issue).
+//! The edge of the RSS recipe: the reader in the browser and a JSON API,
+//! calling the middle tier through discovery, a load balancer and circuit
+//! breakers.
+//!
+//! # Layout
+//!
+//! - [`config`]: the flags.
+//! - [`middletier`]: the `RSSGet`/`RSSAdd`/`RSSDel` commands and their fallbacks.
+//! - [`ui`]: the reader page and its forms (askama templates in `templates/`).
+//! - [`api`]: the JSON API.
+//! - [`dashboard`]: `/hystrix.stream` and `/dashboard`.
+//! - [`security`]: CSRF tokens and security headers.
+//! - [`user`]: who the current user is.
+//! - [`assets`]: CSS, JavaScript and the icon, served by the edge itself.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod assets;
+pub mod config;
+pub mod dashboard;
+pub mod middletier;
+pub mod security;
+pub mod ui;
+pub mod user;
+
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::balancer::http::BalancedClient;
+use common::discovery::{DiscoveryClient, Registration, default_advertise_host};
+use common::resilience::Command;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use config::Config;
+use middletier::Middletier;
+
+/// The registry's name for this service, and its VIP.
+pub const APP_NAME: &str = "EDGE";
+pub const VIP: &str = "edge";
+/// The VIP the edge calls.
+pub const MIDDLETIER_VIP: &str = "middletier";
+
+/// Forms and API bodies are a URL and a token; this is generous.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Shared by all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub middletier: Middletier,
+    pub auth_proxy_header: Option<String>,
+    pub hystrix_interval: Duration,
+    /// Cancelled when shutdown begins, so long-lived streams end and the
+    /// graceful drain is not held up by them.
+    pub streams_stop: CancellationToken,
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/", get(ui::index))
+        .route("/subscriptions", post(ui::add))
+        .route("/subscriptions/delete", post(ui::delete))
+        .route(
+            "/api/subscriptions",
+            get(api::list).post(api::add).delete(api::delete),
+        )
+        .route("/hystrix.stream", get(dashboard::hystrix_stream))
+        .route("/dashboard", get(dashboard::dashboard))
+        .route("/dashboard/data", get(dashboard::dashboard_data))
+        .route("/assets/{name}", get(assets::asset))
+        .route("/healthcheck", get(healthcheck))
+        .with_state(state);
+    let [csp, nosniff, referrer, frame, opener] = security::headers();
+    common::metrics::instrument(routes, "edge")
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // The fastest level: a page of feeds shrinks about tenfold either
+        // way, and the edge's CPU is better spent serving.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(csp)
+        .layer(nosniff)
+        .layer(referrer)
+        .layer(frame)
+        .layer(opener)
+        .layer(TraceLayer::new_for_http())
+}
+
+/// The edge is healthy when it serves; the middletier's state is reported
+/// but does not make the edge unhealthy (it degrades instead).
+async fn healthcheck(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<serde_json::Value> {
+    let instances = state.middletier.client().instances().len();
+    let breakers: serde_json::Map<String, serde_json::Value> = state
+        .middletier
+        .commands()
+        .iter()
+        .map(|c| (c.name().to_owned(), json!(c.snapshot().state.as_str())))
+        .collect();
+    Json(json!({"status": "UP", "middletier_instances": instances, "circuits": breakers}))
+}
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Bind(#[from] common::server::BindError),
+    #[error("could not set up an HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// An edge, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    discovery: DiscoveryClient,
+    port: u16,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let listener =
+            common::server::bind("edge", &config.server.host, config.port, config::PORT_HINT)
+                .await?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.port);
+
+        let settings = config.discovery.settings().map_err(StartError::Config)?;
+        let host = config.server.advertise_host.clone().unwrap_or_else(|| {
+            default_advertise_host(&config.server.host, &settings.registry_urls)
+        });
+        let registration = Registration::new(
+            APP_NAME,
+            VIP,
+            &host,
+            port,
+            config.discovery.instance_id.clone(),
+        );
+        let discovery = DiscoveryClient::new(settings, Some(registration))?;
+        let client = BalancedClient::new(
+            MIDDLETIER_VIP,
+            discovery.clone(),
+            config.balancer.settings(),
+        )?;
+        let middletier = Middletier::new(
+            client,
+            Command::new(config.commands.get()),
+            Command::new(config.commands.add()),
+            Command::new(config.commands.del()),
+        );
+        let auth_proxy_header = config.auth_proxy_header.filter(|h| !h.trim().is_empty());
+        if let Some(header) = &auth_proxy_header {
+            tracing::info!(header, "users are named by the authenticating proxy");
+        }
+        Ok(Self {
+            listener,
+            state: AppState {
+                middletier,
+                auth_proxy_header,
+                hystrix_interval: config.hystrix_stream_interval,
+                streams_stop: CancellationToken::new(),
+            },
+            discovery,
+            port,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Fetches the registry, registers, serves until `shutdown`, then
+    /// deregisters and drains (see [`common::server::serve_registered`]).
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let stop_fetching = CancellationToken::new();
+        let fetcher = self.discovery.spawn_fetcher(stop_fetching.clone());
+        let streams_stop = self.state.streams_stop.clone();
+        let stop_streams = shutdown.clone();
+        tokio::spawn(async move {
+            stop_streams.cancelled().await;
+            streams_stop.cancel();
+        });
+        let served = common::server::serve_registered(
+            self.listener,
+            router(self.state),
+            &self.discovery,
+            shutdown,
+        )
+        .await;
+        stop_fetching.cancel();
+        let _ = fetcher.await;
+        served
+    }
+}

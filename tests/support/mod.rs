@@ -9,3 +9,5 @@
 
 pub mod feed_server;
 pub mod process;
+pub mod stack;
+pub mod web;

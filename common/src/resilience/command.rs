@@ -1,0 +1,389 @@
+//! A command: one kind of call to a dependency, run behind a circuit
+//! breaker, a bulkhead and a timeout, with a fallback, and measured.
+//!
+//! This is the shape of a Hystrix command. The order of the gates, outermost
+//! first:
+//!
+//! 1. **breaker**: open → short-circuit at once (no waiting, no call);
+//! 2. **bulkhead**: at most `max_concurrent` calls in flight; one more is
+//!    rejected at once, so a slow dependency cannot tie up every request;
+//! 3. **timeout**: the work gets a deadline (handed to it, so retries inside
+//!    can fit under it) and is cancelled when it passes.
+//!
+//! Every outcome is counted in the rolling window (which feeds the breaker,
+//! `/hystrix.stream` and the dashboard) and in Prometheus
+//! (`command_events_total{command,event}`, `command_latency_seconds`).
+//! A *bad request* (the caller's mistake, e.g. a 4xx) is passed through
+//! untouched: it is not the dependency's failure, so it neither trips the
+//! breaker nor triggers the fallback.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::breaker::{BreakerSettings, CircuitBreaker, Permit, State, Transition};
+use super::window::{Counts, Event, Health, RollingWindow, percentile};
+
+/// How one command behaves.
+#[derive(Debug, Clone)]
+pub struct CommandSettings {
+    /// e.g. `RSSGet`.
+    pub name: String,
+    /// Hystrix's command group, e.g. `RSS`.
+    pub group: String,
+    pub timeout: Duration,
+    /// The bulkhead: calls in flight at once.
+    pub max_concurrent: u32,
+    pub breaker: BreakerSettings,
+    /// The rolling statistical window (Hystrix: 10 s in 10 buckets).
+    pub window: Duration,
+    pub window_buckets: u32,
+}
+
+impl CommandSettings {
+    /// Hystrix's defaults, with the given name, group and timeout.
+    pub fn new(name: &str, group: &str, timeout: Duration) -> Self {
+        Self {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            timeout,
+            max_concurrent: 10,
+            breaker: BreakerSettings::default(),
+            window: Duration::from_secs(10),
+            window_buckets: 10,
+        }
+    }
+}
+
+/// How the work says it went wrong.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The caller's fault: passed through, not held against the dependency.
+    BadRequest(E),
+    /// The dependency failed.
+    Error(E),
+}
+
+/// Why a command did not produce the work's result.
+#[derive(Debug)]
+pub enum CommandError<E> {
+    BadRequest(E),
+    Error(E),
+    Timeout(Duration),
+    ShortCircuited,
+    Rejected,
+}
+
+impl<E: fmt::Display> fmt::Display for CommandError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::BadRequest(e) | CommandError::Error(e) => e.fmt(f),
+            CommandError::Timeout(limit) => write!(f, "no answer within {} ms", limit.as_millis()),
+            CommandError::ShortCircuited => {
+                f.write_str("the circuit breaker is open after repeated failures")
+            }
+            CommandError::Rejected => f.write_str("too many calls are already waiting on it"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for CommandError<E> {}
+
+/// A result from the work itself, or from the fallback (with the reason).
+#[derive(Debug)]
+pub enum Outcome<T, E> {
+    Primary(T),
+    Fallback(T, CommandError<E>),
+}
+
+/// A command's state at one moment, for the stream and the dashboard.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub settings: CommandSettings,
+    pub state: State,
+    pub is_open: bool,
+    /// Rolling counts over the window.
+    pub counts: Counts,
+    pub health: Health,
+    pub concurrent: u32,
+    pub rolling_max_concurrent: u32,
+    /// Milliseconds; Hystrix's percentiles 0, 25, 50, 75, 90, 95, 99, 99.5, 100.
+    pub latency_execute: Percentiles,
+    pub latency_total: Percentiles,
+}
+
+/// Latency percentiles in milliseconds, plus the mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Percentiles {
+    pub mean: f64,
+    pub values: [(f64, f64); 9],
+}
+
+impl Percentiles {
+    pub const POINTS: [f64; 9] = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 100.0];
+
+    fn of(sorted_us: &[u32]) -> Self {
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        let mean = if sorted_us.is_empty() {
+            0.0
+        } else {
+            sorted_us.iter().map(|&us| f64::from(us)).sum::<f64>() / sorted_us.len() as f64 / 1000.0
+        };
+        let mut values = [(0.0, 0.0); 9];
+        for (slot, p) in values.iter_mut().zip(Self::POINTS) {
+            *slot = (p, ms(percentile(sorted_us, p)));
+        }
+        Self { mean, values }
+    }
+
+    /// The value at percentile `p` (one of [`Self::POINTS`]).
+    pub fn at(&self, p: f64) -> f64 {
+        self.values
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map_or(0.0, |(_, v)| *v)
+    }
+}
+
+/// A command. Cheap to clone; clones share the breaker and statistics.
+#[derive(Clone)]
+pub struct Command {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: CommandSettings,
+    /// Breaker and window change together, under one short lock that is
+    /// never held across an `.await`.
+    core: Mutex<Core>,
+    /// The bulkhead; a permit is held for the whole execution.
+    bulkhead: Arc<Semaphore>,
+    in_flight: AtomicU32,
+}
+
+struct Core {
+    breaker: CircuitBreaker,
+    window: RollingWindow,
+}
+
+/// Decrements the in-flight count however the execution ends, including by
+/// being cancelled (the caller went away).
+struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Command {
+    pub fn new(settings: CommandSettings) -> Self {
+        let core = Core {
+            breaker: CircuitBreaker::new(settings.breaker),
+            window: RollingWindow::new(settings.window, settings.window_buckets, Instant::now()),
+        };
+        metrics::gauge!("command_circuit_open", "command" => settings.name.clone()).set(0.0);
+        Self {
+            inner: Arc::new(Inner {
+                bulkhead: Arc::new(Semaphore::new(settings.max_concurrent.max(1) as usize)),
+                settings,
+                core: Mutex::new(core),
+                in_flight: AtomicU32::new(0),
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.settings.name
+    }
+
+    pub fn settings(&self) -> &CommandSettings {
+        &self.inner.settings
+    }
+
+    /// Runs `work` with no fallback: any failure is returned.
+    pub async fn execute<T, E, W, Fut>(&self, work: W) -> Result<T, CommandError<E>>
+    where
+        W: FnOnce(Instant) -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+    {
+        let started = Instant::now();
+        let result = self.run(work, started).await;
+        if let Err(e) = &result
+            && !matches!(e, CommandError::BadRequest(_))
+        {
+            self.note(Event::FallbackMissing, None, started);
+        }
+        result
+    }
+
+    /// Runs `work`; when it fails (for any reason but a bad request), asks
+    /// `fallback` for a substitute. `None` from the fallback is a fallback
+    /// failure, and the original error is returned.
+    pub async fn execute_or<T, E, W, Fut, F>(
+        &self,
+        work: W,
+        fallback: F,
+    ) -> Result<Outcome<T, E>, CommandError<E>>
+    where
+        W: FnOnce(Instant) -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+        F: FnOnce(&CommandError<E>) -> Option<T>,
+    {
+        let started = Instant::now();
+        match self.run(work, started).await {
+            Ok(value) => Ok(Outcome::Primary(value)),
+            Err(e @ CommandError::BadRequest(_)) => Err(e),
+            Err(e) => match fallback(&e) {
+                Some(value) => {
+                    self.note(Event::FallbackSuccess, None, started);
+                    Ok(Outcome::Fallback(value, e))
+                }
+                None => {
+                    self.note(Event::FallbackFailure, None, started);
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    async fn run<T, E, W, Fut>(&self, work: W, started: Instant) -> Result<T, CommandError<E>>
+    where
+        W: FnOnce(Instant) -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+    {
+        let inner = &self.inner;
+        let Some(permit) = self.core().breaker.admit(started) else {
+            self.note(Event::ShortCircuited, None, started);
+            return Err(CommandError::ShortCircuited);
+        };
+        let Ok(_slot) = inner.bulkhead.clone().try_acquire_owned() else {
+            self.finish(permit, Event::Rejected, None, started);
+            return Err(CommandError::Rejected);
+        };
+        let concurrent = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let _in_flight = InFlight(&inner.in_flight);
+        self.core().window.observe_concurrency(concurrent, started);
+
+        let deadline = started + inner.settings.timeout;
+        let result = tokio::time::timeout_at(deadline, work(deadline)).await;
+        let ran = Some(started.elapsed());
+        match result {
+            Ok(Ok(value)) => {
+                self.finish(permit, Event::Success, ran, started);
+                Ok(value)
+            }
+            Ok(Err(Failure::BadRequest(e))) => {
+                self.finish(permit, Event::BadRequest, ran, started);
+                Err(CommandError::BadRequest(e))
+            }
+            Ok(Err(Failure::Error(e))) => {
+                self.finish(permit, Event::Failure, ran, started);
+                Err(CommandError::Error(e))
+            }
+            Err(_elapsed) => {
+                self.finish(permit, Event::Timeout, ran, started);
+                Err(CommandError::Timeout(inner.settings.timeout))
+            }
+        }
+    }
+
+    fn core(&self) -> std::sync::MutexGuard<'_, Core> {
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a primary outcome and lets the breaker react to it.
+    fn finish(&self, permit: Permit, event: Event, ran: Option<Duration>, started: Instant) {
+        let now = Instant::now();
+        let healthy = matches!(event, Event::Success | Event::BadRequest);
+        let transition = {
+            let mut core = self.core();
+            core.window.record(event, now);
+            core.window
+                .record_latency(ran, now.saturating_duration_since(started), now);
+            let health = core.window.counts(now).health();
+            let transition = core.breaker.record(permit, healthy, health, now);
+            if transition == Some(Transition::Closed) {
+                // A closed breaker judges the dependency afresh.
+                core.window.reset();
+            }
+            transition
+        };
+        self.export(event, now.saturating_duration_since(started));
+        if let Some(transition) = transition {
+            let name = &self.inner.settings.name;
+            let open = transition != Transition::Closed;
+            metrics::gauge!("command_circuit_open", "command" => name.clone()).set(if open {
+                1.0
+            } else {
+                0.0
+            });
+            match transition {
+                Transition::Opened => tracing::warn!(command = %name, "circuit breaker opened"),
+                Transition::Reopened => {
+                    tracing::warn!(command = %name, "trial call failed; circuit breaker stays open")
+                }
+                Transition::Closed => {
+                    tracing::info!(command = %name, "trial call succeeded; circuit breaker closed")
+                }
+            }
+        }
+    }
+
+    /// Records an event that does not affect the breaker.
+    fn note(&self, event: Event, ran: Option<Duration>, started: Instant) {
+        let now = Instant::now();
+        {
+            let mut core = self.core();
+            core.window.record(event, now);
+            if event == Event::ShortCircuited {
+                core.window
+                    .record_latency(ran, now.saturating_duration_since(started), now);
+            }
+        }
+        self.export(event, now.saturating_duration_since(started));
+    }
+
+    fn export(&self, event: Event, took: Duration) {
+        let name = self.inner.settings.name.clone();
+        metrics::counter!("command_events_total", "command" => name.clone(), "event" => event.as_str()).increment(1);
+        if !matches!(
+            event,
+            Event::FallbackSuccess | Event::FallbackFailure | Event::FallbackMissing
+        ) {
+            metrics::histogram!("command_latency_seconds", "command" => name)
+                .record(took.as_secs_f64());
+        }
+    }
+
+    /// The command's state now.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = Instant::now();
+        let core = self.core();
+        let counts = core.window.counts(now);
+        let (execute, total) = core.window.latencies(now);
+        Snapshot {
+            settings: self.inner.settings.clone(),
+            state: core.breaker.state(),
+            is_open: core.breaker.is_open(),
+            counts,
+            health: counts.health(),
+            concurrent: self.inner.in_flight.load(Ordering::Relaxed),
+            rolling_max_concurrent: core.window.max_concurrent(now),
+            latency_execute: Percentiles::of(&execute),
+            latency_total: Percentiles::of(&total),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

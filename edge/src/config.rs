@@ -1,0 +1,190 @@
+//! The edge's flags. Each also reads its `RSS_*` environment variable.
+
+use std::time::Duration;
+
+use clap::Parser;
+use common::balancer::RetryPolicy;
+use common::balancer::http::BalancerSettings;
+use common::config::{DiscoveryArgs, ServerArgs, parse_duration};
+use common::resilience::{BreakerSettings, CommandSettings};
+
+pub const PORT_HINT: &str = "--port / RSS_EDGE_PORT";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "edge",
+    version,
+    about = "RSS recipe edge: the reader in the browser and a JSON API, calling the middletier behind circuit breakers"
+)]
+pub struct Config {
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long, env = "RSS_EDGE_PORT", default_value_t = 9090)]
+    pub port: u16,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+
+    /// A header set by a trusted authenticating proxy that names the user
+    /// (e.g. X-Forwarded-User). When set, requests without it are refused.
+    /// When unset, everyone is the user `default`.
+    #[arg(long, env = "RSS_AUTH_PROXY_HEADER")]
+    pub auth_proxy_header: Option<String>,
+
+    #[command(flatten)]
+    pub commands: CommandArgs,
+
+    #[command(flatten)]
+    pub balancer: BalancerArgs,
+
+    /// How often /hystrix.stream reports each command (Hystrix: 500 ms).
+    #[arg(long, env = "RSS_HYSTRIX_STREAM_INTERVAL", value_parser = parse_duration, default_value = "500ms")]
+    pub hystrix_stream_interval: Duration,
+}
+
+/// The three commands of the recipe and their breakers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommandArgs {
+    /// Time allowed to read a user's feeds, retries included.
+    #[arg(long, env = "RSS_GET_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub rss_get_timeout: Duration,
+
+    /// Time allowed to subscribe, retries included.
+    #[arg(long, env = "RSS_ADD_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub rss_add_timeout: Duration,
+
+    /// Time allowed to unsubscribe, retries included.
+    #[arg(long, env = "RSS_DEL_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
+    pub rss_del_timeout: Duration,
+
+    /// Reads in flight at once (the RSSGet bulkhead). Async calls hold no
+    /// thread, so this is larger than Hystrix's default of 10; it still
+    /// stops a slow middletier from piling up every request.
+    #[arg(long, env = "RSS_GET_MAX_CONCURRENT", default_value_t = 64)]
+    pub rss_get_max_concurrent: u32,
+
+    /// Writes in flight at once, per command (RSSAdd, RSSDel).
+    #[arg(long, env = "RSS_WRITE_MAX_CONCURRENT", default_value_t = 16)]
+    pub rss_write_max_concurrent: u32,
+
+    /// Calls in the rolling window before the breaker may open.
+    #[arg(long, env = "RSS_BREAKER_VOLUME_THRESHOLD", default_value_t = 20)]
+    pub breaker_volume_threshold: u64,
+
+    /// Error percentage in the window that opens the breaker.
+    #[arg(long, env = "RSS_BREAKER_ERROR_THRESHOLD", default_value_t = 50)]
+    pub breaker_error_threshold: u64,
+
+    /// How long an open breaker refuses calls before one trial.
+    #[arg(long, env = "RSS_BREAKER_SLEEP_WINDOW", value_parser = parse_duration, default_value = "5s")]
+    pub breaker_sleep_window: Duration,
+
+    /// The rolling statistical window (in 10 buckets).
+    #[arg(long, env = "RSS_BREAKER_WINDOW", value_parser = parse_duration, default_value = "10s")]
+    pub breaker_window: Duration,
+}
+
+impl CommandArgs {
+    fn command(&self, name: &str, timeout: Duration, max_concurrent: u32) -> CommandSettings {
+        CommandSettings {
+            max_concurrent,
+            breaker: BreakerSettings {
+                enabled: true,
+                volume_threshold: self.breaker_volume_threshold,
+                error_threshold_percentage: self.breaker_error_threshold,
+                sleep_window: self.breaker_sleep_window,
+            },
+            window: self.breaker_window,
+            ..CommandSettings::new(name, "RSS", timeout)
+        }
+    }
+
+    pub fn get(&self) -> CommandSettings {
+        self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent)
+    }
+
+    pub fn add(&self) -> CommandSettings {
+        self.command(
+            "RSSAdd",
+            self.rss_add_timeout,
+            self.rss_write_max_concurrent,
+        )
+    }
+
+    pub fn del(&self) -> CommandSettings {
+        self.command(
+            "RSSDel",
+            self.rss_del_timeout,
+            self.rss_write_max_concurrent,
+        )
+    }
+}
+
+/// Ribbon's knobs for calls to the middletier.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BalancerArgs {
+    /// Time to connect to a middletier instance.
+    #[arg(long, env = "RSS_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "1s")]
+    pub connect_timeout: Duration,
+
+    /// Time one attempt may take (capped by what is left of the command's timeout).
+    #[arg(long, env = "RSS_ATTEMPT_TIMEOUT", value_parser = parse_duration, default_value = "4s")]
+    pub attempt_timeout: Duration,
+
+    /// Retries of a timed-out attempt on the same instance (Ribbon's MaxAutoRetries).
+    #[arg(long, env = "RSS_RETRIES_SAME_SERVER", default_value_t = 1)]
+    pub retries_same_server: u32,
+
+    /// Other instances tried after a failure (Ribbon's MaxAutoRetriesNextServer).
+    #[arg(long, env = "RSS_RETRIES_NEXT_SERVER", default_value_t = 1)]
+    pub retries_next_server: u32,
+
+    /// How long an instance that refused a connection is skipped.
+    #[arg(long, env = "RSS_UNAVAILABLE_COOLDOWN", value_parser = parse_duration, default_value = "10s")]
+    pub unavailable_cooldown: Duration,
+}
+
+impl BalancerArgs {
+    pub fn settings(&self) -> BalancerSettings {
+        BalancerSettings {
+            connect_timeout: self.connect_timeout,
+            attempt_timeout: self.attempt_timeout,
+            cooldown: self.unavailable_cooldown,
+            retry: RetryPolicy {
+                same_server: self.retries_same_server,
+                next_servers: self.retries_next_server,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = Config::try_parse_from(["edge"]).unwrap();
+        assert_eq!(config.port, 9090);
+        assert_eq!(config.auth_proxy_header, None);
+        let get = config.commands.get();
+        assert_eq!(
+            (get.name.as_str(), get.timeout),
+            ("RSSGet", Duration::from_secs(10))
+        );
+        assert_eq!(config.commands.add().timeout, Duration::from_secs(5));
+        assert_eq!(config.commands.del().timeout, Duration::from_secs(2));
+        assert_eq!(get.breaker, BreakerSettings::default());
+        assert_eq!(get.window, Duration::from_secs(10));
+        assert_eq!(config.balancer.settings().retry, RetryPolicy::default());
+        assert_eq!(config.hystrix_stream_interval, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_config_is_well_formed() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
+}

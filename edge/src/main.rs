@@ -1,0 +1,31 @@
+//! `edge`: parse flags, set up logging, run until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use edge::{Application, config::Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    common::telemetry::init(config.server.log_format);
+    let shutdown = common::shutdown::on_signal();
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "edge could not start");
+            eprintln!("edge: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(shutdown).await {
+        Ok(()) => {
+            tracing::info!("edge stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "edge failed");
+            ExitCode::FAILURE
+        }
+    }
+}

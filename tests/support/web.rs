@@ -1,0 +1,114 @@
+//! A browser without the rendering: keeps cookies, follows nothing by
+//! itself, and can fill in the reader's forms (CSRF token included).
+
+use std::collections::BTreeMap;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
+
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The value of the hidden `csrf` field.
+    pub fn csrf(&self) -> String {
+        let marker = r#"name="csrf" value=""#;
+        let start = self.body.find(marker).expect("the page has a CSRF field") + marker.len();
+        let end = self.body[start..].find('"').expect("closing quote");
+        self.body[start..start + end].to_owned()
+    }
+
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    pub cookies: BTreeMap<String, String>,
+    extra: Vec<(String, String)>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            base: base.trim_end_matches('/').to_owned(),
+            cookies: BTreeMap::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Sends this header with every request (e.g. an auth proxy's).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    /// Posts a form; `csrf` is added from the cookie-bound page token.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let request = self.http.post(format!("{}{path}", self.base)).form(fields);
+        self.send(request).await
+    }
+
+    /// Posts a form and follows the redirect back to the page.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.get("/").await.csrf();
+        let mut with_token: Vec<(&str, &str)> = fields.to_vec();
+        with_token.push(("csrf", &csrf));
+        let posted = self.post_form(path, &with_token).await;
+        assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+        let location = posted.location().expect("a redirect").to_owned();
+        self.get(&location).await
+    }
+
+    async fn send(&mut self, mut request: reqwest::RequestBuilder) -> Page {
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            request = request.header(COOKIE, cookie);
+        }
+        for (name, value) in &self.extra {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.expect("the edge answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        for set in headers.get_all(SET_COOKIE) {
+            let text = set.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let expired = text.to_ascii_lowercase().contains("max-age=0");
+                if expired || value.is_empty() {
+                    self.cookies.remove(name.trim());
+                } else {
+                    self.cookies
+                        .insert(name.trim().to_owned(), value.trim().to_owned());
+                }
+            }
+        }
+        let body = response.text().await.unwrap_or_default();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+}
