@@ -29,6 +29,15 @@ pub struct ServerArgs {
     pub log_format: LogFormat,
 }
 
+/// Tools every binary carries besides serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Tool {
+    /// Ask the running service's /healthcheck on this machine; exit 0 if it
+    /// answers 200, 1 otherwise. For container healthchecks: small images
+    /// have no curl.
+    Healthcheck,
+}
+
 /// Where the registry is and how this process talks to it (see
 /// [`crate::discovery`]). Flattened into the middletier's and the edge's
 /// flags.

@@ -60,7 +60,8 @@ pub async fn bind(
 /// loses no request:
 ///
 /// 1. the listener is already bound, so register as `STARTING`, start
-///    serving, then re-register as `UP`, and heartbeat from then on;
+///    serving, wait until `ready` (the service's dependencies can serve),
+///    then re-register as `UP`, and heartbeat from then on;
 /// 2. on `shutdown`: stop heartbeating, mark `DOWN` and cancel the lease
 ///    while still serving (callers stop choosing us; any that still come,
 ///    from a stale copy, are answered), then stop accepting and drain
@@ -71,6 +72,7 @@ pub async fn serve_registered(
     listener: TcpListener,
     router: Router,
     discovery: &crate::discovery::DiscoveryClient,
+    ready: impl std::future::Future<Output = ()>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     use crate::discovery::Status;
@@ -82,11 +84,16 @@ pub async fn serve_registered(
     }
     let stop_serving = CancellationToken::new();
     let mut server = tokio::spawn(serve(listener, router, stop_serving.clone()));
-    if let Err(e) = discovery.set_status(Status::Up).await {
-        tracing::warn!(error = %e, "could not register as UP; heartbeats will retry");
-    }
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = discovery.spawn_heartbeat(stop_heartbeat.clone());
+    tokio::select! {
+        () = ready => {
+            if let Err(e) = discovery.set_status(Status::Up).await {
+                tracing::warn!(error = %e, "could not register as UP; heartbeats will retry");
+            }
+        }
+        () = shutdown.cancelled() => {}
+    }
 
     // Wait for the stop signal, or for the server to end by itself (it
     // failed); either way, leave the registry before returning.
@@ -115,6 +122,34 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// `<binary> healthcheck`: GET http://127.0.0.1:{port}/healthcheck.
+/// Exit 0 when it answers 200; otherwise say why on stderr and exit 1.
+pub async fn probe(port: u16) -> std::process::ExitCode {
+    let url = format!("http://127.0.0.1:{port}/healthcheck");
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .no_proxy()
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => std::process::ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("healthcheck: {url} answered {}", response.status());
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {url} did not answer: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

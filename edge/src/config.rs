@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Parser;
 use common::balancer::RetryPolicy;
 use common::balancer::http::BalancerSettings;
-use common::config::{DiscoveryArgs, ServerArgs, parse_duration};
+use common::config::{DiscoveryArgs, ServerArgs, Tool, parse_duration};
 use common::resilience::{BreakerSettings, CommandSettings};
 
 pub const PORT_HINT: &str = "--port / RSS_EDGE_PORT";
@@ -21,8 +21,16 @@ pub struct Config {
     #[arg(long, env = "RSS_EDGE_PORT", default_value_t = 9090)]
     pub port: u16,
 
+    /// Names the flag that sets the port, for the error when it is taken
+    /// (the all-in-one binary names its own flag).
+    #[arg(skip = PORT_HINT)]
+    pub port_hint: &'static str,
+
     #[command(flatten)]
     pub server: ServerArgs,
+
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
 
     #[command(flatten)]
     pub discovery: DiscoveryArgs,

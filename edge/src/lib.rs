@@ -127,7 +127,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let listener =
-            common::server::bind("edge", &config.server.host, config.port, config::PORT_HINT)
+            common::server::bind("edge", &config.server.host, config.port, config.port_hint)
                 .await?;
         let port = listener
             .local_addr()
@@ -193,6 +193,7 @@ impl Application {
             self.listener,
             router(self.state),
             &self.discovery,
+            std::future::ready(()),
             shutdown,
         )
         .await;

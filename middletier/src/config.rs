@@ -1,14 +1,19 @@
 //! The middletier's flags. Each also reads its `RSS_*` environment variable;
 //! defaults serve one person on one machine.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use common::config::{DiscoveryArgs, ServerArgs, parse_bytes, parse_duration};
+use common::config::{DiscoveryArgs, ServerArgs, Tool, parse_bytes, parse_duration};
+use scylla::frame::types::Consistency;
 
 use crate::feeds::FeedSettings;
 use crate::feeds::fetch::FetchSettings;
 use crate::feeds::parse::ParseLimits;
+use crate::store::CassandraSettings;
+use crate::store::cassandra::cql::Replication;
+use crate::store::cassandra::parse_consistency;
 
 /// Names the flag that sets the port, for bind errors.
 pub const PORT_HINT: &str = "--port / RSS_MIDDLETIER_PORT";
@@ -18,6 +23,10 @@ pub const PORT_HINT: &str = "--port / RSS_MIDDLETIER_PORT";
 pub enum StoreKind {
     /// In-process map; lost on restart.
     Memory,
+    /// Embedded database in --data-dir; survives restarts, one process.
+    File,
+    /// Cassandra (or ScyllaDB) at --cassandra-nodes; shared by instances.
+    Cassandra,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -31,8 +40,16 @@ pub struct Config {
     #[arg(long, env = "RSS_MIDDLETIER_PORT", default_value_t = 9191)]
     pub port: u16,
 
+    /// Names the flag that sets the port, for the error when it is taken
+    /// (the all-in-one binary names its own flag).
+    #[arg(skip = PORT_HINT)]
+    pub port_hint: &'static str,
+
     #[command(flatten)]
     pub server: ServerArgs,
+
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
 
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
@@ -40,6 +57,13 @@ pub struct Config {
     /// Where subscriptions are kept.
     #[arg(long, env = "RSS_STORE", value_enum, default_value_t = StoreKind::Memory)]
     pub store: StoreKind,
+
+    /// Where the `file` store keeps its database.
+    #[arg(long, env = "RSS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub cassandra: CassandraArgs,
 
     /// Allow feed URLs that resolve to loopback, private or link-local
     /// addresses. Off by default: it would let users make us fetch from
@@ -54,6 +78,70 @@ pub struct Config {
 
     #[command(flatten)]
     pub feeds: FeedArgs,
+}
+
+/// The `cassandra` store's settings (see [`crate::store::cassandra`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CassandraArgs {
+    /// Contact points, comma-separated host:port.
+    #[arg(
+        long,
+        env = "RSS_CASSANDRA_NODES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:9042"
+    )]
+    pub cassandra_nodes: Vec<String>,
+
+    /// Keyspace (created if missing).
+    #[arg(long, env = "RSS_CASSANDRA_KEYSPACE", default_value = "rss")]
+    pub cassandra_keyspace: String,
+
+    /// Replication when creating the keyspace: a factor for SimpleStrategy
+    /// (`1`), or per data centre for NetworkTopologyStrategy (`dc1=3,dc2=3`).
+    #[arg(long, env = "RSS_CASSANDRA_REPLICATION", value_parser = Replication::parse, default_value = "1")]
+    pub cassandra_replication: Replication,
+
+    /// Consistency level for reads and writes.
+    #[arg(long, env = "RSS_CASSANDRA_CONSISTENCY", value_parser = parse_consistency, default_value = "local_quorum")]
+    pub cassandra_consistency: Consistency,
+
+    /// Time allowed for one request to Cassandra.
+    #[arg(long, env = "RSS_CASSANDRA_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "1s")]
+    pub cassandra_request_timeout: Duration,
+
+    /// Prefer this data centre's nodes (with NetworkTopologyStrategy).
+    #[arg(long, env = "RSS_CASSANDRA_LOCAL_DATACENTER")]
+    pub cassandra_local_datacenter: Option<String>,
+
+    /// User name, if the cluster requires authentication.
+    #[arg(long, env = "RSS_CASSANDRA_USERNAME", requires = "cassandra_password")]
+    pub cassandra_username: Option<String>,
+
+    /// Password for --cassandra-username.
+    #[arg(long, env = "RSS_CASSANDRA_PASSWORD", hide_env_values = true)]
+    pub cassandra_password: Option<String>,
+}
+
+impl CassandraArgs {
+    pub fn settings(&self) -> CassandraSettings {
+        CassandraSettings {
+            nodes: self
+                .cassandra_nodes
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            keyspace: self.cassandra_keyspace.clone(),
+            replication: self.cassandra_replication.clone(),
+            consistency: self.cassandra_consistency,
+            request_timeout: self.cassandra_request_timeout,
+            local_datacenter: self.cassandra_local_datacenter.clone(),
+            credentials: self
+                .cassandra_username
+                .clone()
+                .zip(self.cassandra_password.clone()),
+        }
+    }
 }
 
 /// Feed pipeline knobs (see [`crate::feeds`]).
@@ -129,6 +217,12 @@ mod tests {
         assert_eq!(config.port, 9191);
         assert_eq!(config.server.host, "127.0.0.1");
         assert_eq!(config.store, StoreKind::Memory);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        let cassandra = config.cassandra.settings();
+        assert_eq!(cassandra.nodes, ["127.0.0.1:9042"]);
+        assert_eq!(cassandra.keyspace, "rss");
+        assert_eq!(cassandra.replication, Replication::Simple(1));
+        assert_eq!(cassandra.consistency, Consistency::LocalQuorum);
         assert!(!config.allow_private_feeds);
         let settings = config.feeds.settings();
         assert_eq!(settings.ttl, Duration::from_secs(300));

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use config::{Config, StoreKind};
 use feeds::Feeds;
 use feeds::guard::Guard;
-use store::{MemoryStore, SubscriptionStore};
+use store::{CassandraStore, FileStore, MemoryStore, Metered, SubscriptionStore};
 
 /// Why the middletier could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,10 @@ pub enum StartError {
     HttpClient(#[from] reqwest::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    FileStore(#[from] store::file::OpenError),
+    #[error("cannot use the Cassandra store: {0}")]
+    Cassandra(String),
 }
 
 /// The registry's name for this service, and the VIP callers look up.
@@ -53,12 +57,18 @@ pub struct Application {
     router: axum::Router,
     port: u16,
     discovery: DiscoveryClient,
+    store: Arc<dyn SubscriptionStore>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let store: Arc<dyn SubscriptionStore> = match config.store {
-            StoreKind::Memory => Arc::new(MemoryStore::new()),
+            StoreKind::Memory => Arc::new(Metered::new(MemoryStore::new())),
+            StoreKind::File => Arc::new(Metered::new(FileStore::open(&config.data_dir)?)),
+            StoreKind::Cassandra => Arc::new(Metered::new(
+                CassandraStore::connect_in_background(config.cassandra.settings())
+                    .map_err(StartError::Cassandra)?,
+            )),
         };
         let guard = Guard::new(config.allow_private_feeds);
         if guard.allows_private() {
@@ -67,13 +77,13 @@ impl Application {
             );
         }
         let feeds = Feeds::new(config.feeds.settings(), guard)?;
-        let state = api::AppState::new(store, feeds, config.max_subscriptions);
+        let state = api::AppState::new(store.clone(), feeds, config.max_subscriptions);
 
         let listener = common::server::bind(
             "middletier",
             &config.server.host,
             config.port,
-            config::PORT_HINT,
+            config.port_hint,
         )
         .await?;
         let port = listener
@@ -98,6 +108,7 @@ impl Application {
             router: api::router(state),
             port,
             discovery,
+            store,
         })
     }
 
@@ -106,10 +117,19 @@ impl Application {
         self.port
     }
 
-    /// Registers, serves until `shutdown` fires, deregisters, then drains
-    /// in-flight requests (see [`common::server::serve_registered`]).
+    /// Registers (`STARTING`, then `UP` once the store is ready), serves
+    /// until `shutdown` fires, deregisters, then drains in-flight requests
+    /// (see [`common::server::serve_registered`]).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        common::server::serve_registered(self.listener, self.router, &self.discovery, shutdown)
-            .await
+        let store = self.store.clone();
+        let ready = async move { store.ready().await };
+        common::server::serve_registered(
+            self.listener,
+            self.router,
+            &self.discovery,
+            ready,
+            shutdown,
+        )
+        .await
     }
 }

@@ -8,6 +8,9 @@ use middletier::{Application, config::Config};
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
+    if config.tool == Some(common::config::Tool::Healthcheck) {
+        return common::server::probe(config.port).await;
+    }
     common::telemetry::init(config.server.log_format);
     let shutdown = common::shutdown::on_signal();
     let app = match Application::build(config).await {

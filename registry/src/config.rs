@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use common::config::{ServerArgs, parse_duration};
+use common::config::{ServerArgs, Tool, parse_duration};
 
 pub const PORT_HINT: &str = "--port / RSS_REGISTRY_PORT";
 
@@ -18,8 +18,16 @@ pub struct Config {
     #[arg(long, env = "RSS_REGISTRY_PORT", default_value_t = 8761)]
     pub port: u16,
 
+    /// Names the flag that sets the port, for the error when it is taken
+    /// (the all-in-one binary names its own flag).
+    #[arg(skip = PORT_HINT)]
+    pub port_hint: &'static str,
+
     #[command(flatten)]
     pub server: ServerArgs,
+
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
 
     /// How often expired leases are removed. Eureka uses 60 s; a shorter
     /// pass costs little and forgets dead instances sooner.

@@ -51,7 +51,7 @@ impl Application {
             "registry",
             &config.server.host,
             config.port,
-            config::PORT_HINT,
+            config.port_hint,
         )
         .await?;
         let port = listener

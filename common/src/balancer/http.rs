@@ -119,7 +119,19 @@ impl BalancedClient {
     where
         F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     {
-        let instances = self.discovery.up_instances(&self.vip);
+        let mut instances = self.discovery.up_instances(&self.vip);
+        if instances.is_empty() {
+            // Perhaps an instance registered since the last fetch (at start-up
+            // that is likely): look again, at most once a second.
+            if let Err(e) = self
+                .discovery
+                .fetch_if_older_than(Duration::from_secs(1))
+                .await
+            {
+                tracing::debug!(error = %e, "on-demand registry fetch failed");
+            }
+            instances = self.discovery.up_instances(&self.vip);
+        }
         let mut tried: Vec<String> = Vec::new();
         let Some(mut current) = self
             .balancer

@@ -169,6 +169,12 @@ struct Inner {
     has_full_copy: AtomicBool,
     /// Index of the registry URL that last answered; tried first.
     preferred: AtomicUsize,
+    /// When the last fetch started (ms since epoch), to rate-limit fetches
+    /// made on demand.
+    last_fetch_ms: AtomicU64,
+    /// One fetch at a time: concurrent callers wait for it instead of each
+    /// sending their own.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl DiscoveryClient {
@@ -191,6 +197,8 @@ impl DiscoveryClient {
                 local: RwLock::new(Arc::new(LocalRegistry::default())),
                 has_full_copy: AtomicBool::new(false),
                 preferred: AtomicUsize::new(0),
+                last_fetch_ms: AtomicU64::new(0),
+                fetching: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -322,9 +330,27 @@ impl DiscoveryClient {
         }
     }
 
+    /// Fetches now unless a fetch started within `min_age`: for callers
+    /// that found no instance, so a service that registered a moment ago is
+    /// found at once instead of at the next scheduled fetch.
+    pub async fn fetch_if_older_than(&self, min_age: Duration) -> Result<(), DiscoveryError> {
+        let _one_at_a_time = self.inner.fetching.lock().await;
+        let age = now_ms().saturating_sub(self.inner.last_fetch_ms.load(Ordering::Relaxed));
+        if u128::from(age) < min_age.as_millis() {
+            return Ok(());
+        }
+        self.fetch_unlocked().await
+    }
+
     /// Refreshes the local copy: a delta when we have a base, else (or on a
     /// hashcode mismatch) a full fetch.
     pub async fn fetch(&self) -> Result<(), DiscoveryError> {
+        let _one_at_a_time = self.inner.fetching.lock().await;
+        self.fetch_unlocked().await
+    }
+
+    async fn fetch_unlocked(&self) -> Result<(), DiscoveryError> {
+        self.inner.last_fetch_ms.store(now_ms(), Ordering::Relaxed);
         if self.inner.has_full_copy.load(Ordering::Acquire) {
             match self.fetch_delta().await {
                 Ok(true) => return Ok(()),

@@ -16,7 +16,10 @@
 //!   API turns into a 503: never a silent success, never a 200 with nothing
 //!   stored.
 
+pub mod cassandra;
+pub mod file;
 mod memory;
+mod metered;
 #[cfg(test)]
 pub(crate) mod suite;
 
@@ -24,7 +27,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
 
+pub use cassandra::{CassandraSettings, CassandraStore};
+pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use metered::Metered;
 
 /// One stored subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,4 +63,14 @@ pub trait SubscriptionStore: Send + Sync + 'static {
 
     /// Whether the store can serve right now (for `/healthcheck`).
     async fn check(&self) -> Result<(), StoreError>;
+
+    /// Resolves once the store is ready for its first request (a store that
+    /// connects in the background waits here); until then the service
+    /// stays `STARTING` in the registry.
+    async fn ready(&self) {}
+}
+
+/// Oldest first; the URL breaks ties, so the order is stable.
+pub(crate) fn sort_oldest_first(list: &mut [Subscription]) {
+    list.sort_by(|a, b| a.added_at.cmp(&b.added_at).then_with(|| a.url.cmp(&b.url)));
 }

@@ -1,0 +1,128 @@
+//! Store throughput and latency at scale: 100,000 users × 20 feeds.
+//!
+//! Run: `cargo bench --bench stores`
+//!
+//! Calls the stores directly (no HTTP), from 256 concurrent tasks for
+//! subscribing and 64 for listing, and reports throughput, p50 and p99, and
+//! for the file store the size of its database on disk. Every file-store
+//! write is durable (fsync'd) before it is acknowledged; concurrent writes
+//! share commits.
+
+// A benchmark is a test harness: failing loudly on surprises is right.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::api::{FeedUrl, UserId};
+use middletier::store::{FileStore, MemoryStore, SubscriptionStore};
+
+const USERS: usize = 100_000;
+const FEEDS: usize = 20;
+const WRITERS: usize = 256;
+const READERS: usize = 64;
+const LISTS: usize = 200_000;
+
+#[tokio::main]
+async fn main() {
+    println!("| store | operation | count | per second | p50 µs | p99 µs |");
+    println!("|---|---|---|---|---|---|");
+    run("memory", Arc::new(MemoryStore::new())).await;
+    let dir = tempfile::tempdir().unwrap();
+    run("file", Arc::new(FileStore::open(dir.path()).unwrap())).await;
+    let size = std::fs::metadata(dir.path().join("subscriptions.redb"))
+        .unwrap()
+        .len();
+    println!(
+        "\nfile store on disk: {:.1} MiB for {} subscriptions ({:.0} bytes each)",
+        size as f64 / 1048576.0,
+        USERS * FEEDS,
+        size as f64 / (USERS * FEEDS) as f64
+    );
+}
+
+fn user(n: usize) -> UserId {
+    UserId::parse(&format!("user{n:06}")).unwrap()
+}
+
+fn feed(n: usize) -> FeedUrl {
+    FeedUrl::parse(&format!(
+        "https://feeds{}.example.com/blog/feed.xml",
+        n % 5000
+    ))
+    .unwrap()
+}
+
+async fn run(name: &str, store: Arc<dyn SubscriptionStore>) {
+    // Subscribe: every user to 20 feeds.
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (store, next) = (store.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= USERS * FEEDS {
+                        return samples;
+                    }
+                    let (u, f) = (i / FEEDS, i % FEEDS);
+                    let t = Instant::now();
+                    store.add(&user(u), &feed(u * 31 + f)).await.unwrap();
+                    samples.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
+    let samples = collect(tasks).await;
+    report(name, "subscribe", samples, started.elapsed());
+
+    // List: random users.
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..READERS)
+        .map(|_| {
+            let (store, next) = (store.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= LISTS {
+                        return samples;
+                    }
+                    let u = (i * 7919) % USERS;
+                    let t = Instant::now();
+                    let listed = store.list(&user(u)).await.unwrap();
+                    samples.push(t.elapsed());
+                    assert_eq!(listed.len(), FEEDS);
+                }
+            })
+        })
+        .collect();
+    let samples = collect(tasks).await;
+    report(name, "list", samples, started.elapsed());
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    all
+}
+
+fn report(store: &str, op: &str, samples: Vec<Duration>, wall: Duration) {
+    let at = |p: f64| {
+        samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)].as_secs_f64() * 1e6
+    };
+    println!(
+        "| {store} | {op} | {} | {:.0} | {:.0} | {:.0} |",
+        samples.len(),
+        samples.len() as f64 / wall.as_secs_f64(),
+        at(0.5),
+        at(0.99)
+    );
+}

@@ -1,0 +1,420 @@
+//! The `file` store: subscriptions in an embedded database in `--data-dir`.
+//!
+//! **Why redb.** It is a pure-Rust, well-maintained, ACID key-value store
+//! with copy-on-write B-trees and checksummed commits: a commit with the
+//! default durability is on disk when `commit()` returns, and a crash at
+//! any point leaves the last committed state (no repair step, no WAL to
+//! replay). No C library to build (unlike RocksDB or SQLite), one file,
+//! and it is fast enough for this job with room to spare (BENCHMARKS.md).
+//!
+//! **Durable acknowledgements, with group commit.** Every write goes to one
+//! writer thread, which takes all the writes waiting at that moment, applies
+//! them in one transaction and commits it (one fsync), and only then tells
+//! each caller "done". A write is acknowledged only once it is on disk, and
+//! under load many writes share one fsync instead of queueing for their own.
+//!
+//! **One process per directory.** `LOCK` in the directory is held
+//! exclusively for the store's lifetime (the OS releases it if the process
+//! dies), so a second middletier on the same directory stops at start with
+//! a message saying so.
+//!
+//! Layout: one table keyed by `(user id, feed URL)` holding the time of
+//! first subscription (ms since epoch); a user's subscriptions are one
+//! contiguous key range.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use common::api::{FeedUrl, UserId};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use super::{StoreError, Subscription, SubscriptionStore, sort_oldest_first};
+
+const SUBSCRIPTIONS: TableDefinition<(&str, &str), i64> = TableDefinition::new("subscriptions");
+/// Writes applied in one transaction at most; bounds a commit's size.
+const MAX_BATCH: usize = 1024;
+
+/// Why the file store could not open. Shown at start, so it says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "cannot use {dir} as the data directory: {source}; choose a writable directory with --data-dir / RSS_DATA_DIR"
+    )]
+    Directory {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the data directory {0} is in use by another middletier (it holds {0}/LOCK); stop that process, or give this one its own --data-dir / RSS_DATA_DIR"
+    )]
+    Locked(PathBuf),
+    #[error("cannot open the database in {dir}: {source}")]
+    Database { dir: PathBuf, source: redb::Error },
+}
+
+enum Op {
+    Add {
+        user: UserId,
+        url: FeedUrl,
+        at_ms: i64,
+    },
+    Remove {
+        user: UserId,
+        url: FeedUrl,
+    },
+}
+
+/// A write waiting for the writer thread, and where to say it is done.
+struct Pending {
+    op: Op,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+pub struct FileStore {
+    db: Arc<Database>,
+    dir: PathBuf,
+    /// Writes go to the writer thread through this channel; dropping it
+    /// lets the thread finish what is queued and end.
+    writes: Mutex<Option<mpsc::Sender<Pending>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (locked) for as long as the store exists.
+    _lock: File,
+}
+
+impl FileStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        let directory_error = |source| OpenError::Directory {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(directory_error)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(directory_error)?;
+        match fs4::FileExt::try_lock(&lock) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => return Err(OpenError::Locked(dir.to_owned())),
+            Err(fs4::TryLockError::Error(e)) => return Err(directory_error(e)),
+        }
+        let db =
+            Database::create(dir.join("subscriptions.redb")).map_err(|e| OpenError::Database {
+                dir: dir.to_owned(),
+                source: e.into(),
+            })?;
+        // Create the table up front, so readers never find it missing.
+        let init = || -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            txn.open_table(SUBSCRIPTIONS)?;
+            txn.commit()?;
+            Ok(())
+        };
+        init().map_err(|source| OpenError::Database {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::channel();
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("file-store-writer".into())
+            .spawn(move || write_loop(&writer_db, &queue))
+            .map_err(directory_error)?;
+        tracing::info!(dir = %dir.display(), "file store open");
+        Ok(Self {
+            db,
+            dir: dir.to_owned(),
+            writes: Mutex::new(Some(writes)),
+            writer: Mutex::new(Some(writer)),
+            _lock: lock,
+        })
+    }
+
+    async fn write(&self, op: Op) -> Result<(), StoreError> {
+        let (done, acknowledged) = oneshot::channel();
+        let sent = self
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|writes| writes.send(Pending { op, done }).is_ok());
+        if !sent {
+            return Err(StoreError::Unavailable("the file store is closed".into()));
+        }
+        acknowledged.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the file store's writer stopped".into(),
+            ))
+        })
+    }
+}
+
+/// The writer thread: batch, apply, commit, acknowledge; until the channel
+/// closes.
+fn write_loop(db: &Database, queue: &mpsc::Receiver<Pending>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let result = apply(db, &batch).map_err(|e| {
+            tracing::error!(error = %e, writes = batch.len(), "file store commit failed");
+            StoreError::Unavailable(format!("the file store could not commit: {e}"))
+        });
+        metrics::histogram!("file_store_batch_size").record(batch.len() as f64);
+        for pending in batch {
+            let _ = pending.done.send(result.clone());
+        }
+    }
+}
+
+fn apply(db: &Database, batch: &[Pending]) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    {
+        let mut table = txn.open_table(SUBSCRIPTIONS)?;
+        for pending in batch {
+            match &pending.op {
+                Op::Add { user, url, at_ms } => {
+                    let key = (user.as_str(), url.as_str());
+                    // Adding twice keeps the first time, and so the place.
+                    if table.get(key)?.is_none() {
+                        table.insert(key, at_ms)?;
+                    }
+                }
+                Op::Remove { user, url } => {
+                    table.remove((user.as_str(), url.as_str()))?;
+                }
+            }
+        }
+    }
+    // Durability::Immediate (the default): on disk when this returns.
+    txn.commit()?;
+    Ok(())
+}
+
+fn read(db: &Database, user: &UserId) -> Result<Vec<Subscription>, redb::Error> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(SUBSCRIPTIONS)?;
+    // All keys whose first part is this user: [(user, ""), (user + "\0", "")).
+    // User ids never contain NUL, so nothing else falls in the range.
+    let upper = format!("{}\0", user.as_str());
+    let mut subscriptions = Vec::new();
+    for row in table.range((user.as_str(), "")..(upper.as_str(), ""))? {
+        let (key, added_at) = row?;
+        let (_, url) = key.value();
+        match FeedUrl::parse(url) {
+            Ok(url) => subscriptions.push(Subscription {
+                url,
+                added_at: DateTime::<Utc>::from_timestamp_millis(added_at.value())
+                    .unwrap_or_default(),
+            }),
+            Err(e) => {
+                tracing::warn!(user = %user, url, error = %e, "skipping an unreadable stored URL")
+            }
+        }
+    }
+    sort_oldest_first(&mut subscriptions);
+    Ok(subscriptions)
+}
+
+#[async_trait]
+impl SubscriptionStore for FileStore {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
+        let (db, user) = (self.db.clone(), user.clone());
+        tokio::task::spawn_blocking(move || read(&db, &user))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| StoreError::Unavailable(format!("the file store could not be read: {e}")))
+    }
+
+    async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
+        self.write(Op::Add {
+            user: user.clone(),
+            url: url.clone(),
+            at_ms: Utc::now().timestamp_millis(),
+        })
+        .await
+    }
+
+    async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
+        self.write(Op::Remove {
+            user: user.clone(),
+            url: url.clone(),
+        })
+        .await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|w| !w.is_finished());
+        if writer_alive {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "the file store in {} stopped",
+                self.dir.display()
+            )))
+        }
+    }
+}
+
+impl Drop for FileStore {
+    /// Finishes queued writes before the lock is released: closing the
+    /// channel ends the writer once it has drained it.
+    fn drop(&mut self) {
+        self.writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = writer.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in a fresh temporary directory (removed after the store).
+    async fn temp_store() -> (FileStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (FileStore::open(dir.path()).unwrap(), dir)
+    }
+
+    crate::store::suite::behaves_like_a_store!(async { Some(temp_store().await) });
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
+    fn url(raw: &str) -> FeedUrl {
+        FeedUrl::parse(raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn subscriptions_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = FileStore::open(dir.path()).unwrap();
+            store
+                .add(&user("alice"), &url("https://a.example/"))
+                .await
+                .unwrap();
+            store
+                .add(&user("alice"), &url("https://b.example/"))
+                .await
+                .unwrap();
+            store
+                .remove(&user("alice"), &url("https://a.example/"))
+                .await
+                .unwrap();
+        }
+        let store = FileStore::open(dir.path()).unwrap();
+        let urls: Vec<_> = store
+            .list(&user("alice"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.url.to_string())
+            .collect();
+        assert_eq!(urls, ["https://b.example/"]);
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = FileStore::open(dir.path()).unwrap();
+        let err = FileStore::open(dir.path())
+            .err()
+            .expect("the directory is locked");
+        assert!(matches!(err, OpenError::Locked(_)));
+        assert!(err.to_string().contains("--data-dir"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("a-file");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let err = FileStore::open(&blocker.join("data"))
+            .err()
+            .expect("cannot create a directory inside a file");
+        assert!(matches!(err, OpenError::Directory { .. }));
+        assert!(err.to_string().contains("--data-dir"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn users_whose_ids_share_a_prefix_stay_apart() {
+        let (store, _dir) = temp_store().await;
+        store
+            .add(&user("al"), &url("https://a.example/"))
+            .await
+            .unwrap();
+        store
+            .add(&user("alice"), &url("https://b.example/"))
+            .await
+            .unwrap();
+        store
+            .add(&user("al.ice"), &url("https://c.example/"))
+            .await
+            .unwrap();
+        assert_eq!(store.list(&user("al")).await.unwrap().len(), 1);
+        assert_eq!(store.list(&user("alice")).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_commits() {
+        let (store, _dir) = temp_store().await;
+        let store = Arc::new(store);
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .add(
+                            &user(&format!("u{}", i % 10)),
+                            &url(&format!("https://x.example/{i}")),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let total: usize = futures::future::join_all((0..10).map(|u| {
+            let store = store.clone();
+            async move { store.list(&user(&format!("u{u}"))).await.unwrap().len() }
+        }))
+        .await
+        .into_iter()
+        .sum();
+        assert_eq!(total, 200);
+    }
+}

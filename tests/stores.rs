@@ -1,0 +1,193 @@
+//! The file store through the real middletier process: acknowledged
+//! subscriptions survive a restart and a SIGKILL, and a data directory
+//! serves one process at a time.
+
+// Tests fail loudly on surprises; helpers outside #[test] fns too.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use support::process::Service;
+
+fn file_middletier(dir: &std::path::Path) -> Service {
+    let dir = dir.to_str().unwrap();
+    // --allow-private-feeds skips the subscribe-time DNS check, which
+    // (without DNS here) would dominate what these tests measure: writes.
+    Service::start(
+        "middletier",
+        &[
+            "--registry-url=",
+            "--allow-private-feeds",
+            "--store",
+            "file",
+            "--data-dir",
+            dir,
+        ],
+        &[],
+    )
+}
+
+/// The feeds point at a closed port on 127.0.0.1, so reading them back
+/// fails fast (these tests are about what is stored, not fetched).
+async fn stored_urls(service: &Service, user: &str) -> BTreeSet<String> {
+    let body: serde_json::Value =
+        reqwest::get(service.url(&format!("/middletier/rss/user/{user}")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    body["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn subscribe(
+    http: &reqwest::Client,
+    service_url: &str,
+    user: &str,
+    feed: &str,
+) -> StatusCode {
+    match http
+        .post(format!("{service_url}/middletier/rss/user/{user}"))
+        .query(&[("url", feed)])
+        .send()
+        .await
+    {
+        Ok(response) => response.status(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_subscriptions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut expected = BTreeSet::new();
+    {
+        let mut service = file_middletier(dir.path());
+        for i in 0..20 {
+            let feed = format!("http://127.0.0.1:9/{i}.xml");
+            assert_eq!(
+                subscribe(&http, &service.url(""), "alice", &feed).await,
+                StatusCode::OK
+            );
+            expected.insert(feed);
+        }
+        let health: serde_json::Value = reqwest::get(service.url("/healthcheck"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["store"], "file");
+        service.terminate();
+        assert!(
+            service
+                .wait_exit(Duration::from_secs(10))
+                .unwrap()
+                .success()
+        );
+    }
+    let service = file_middletier(dir.path());
+    assert_eq!(stored_urls(&service, "alice").await, expected);
+}
+
+#[tokio::test]
+async fn every_acknowledged_write_survives_a_sigkill_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = file_middletier(dir.path());
+    let base = service.url("");
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (base, acknowledged) = (base.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for i in 0.. {
+                    let feed = format!("http://127.0.0.1:9/w{w}/{i}.xml");
+                    if subscribe(&http, &base, &format!("user{w}"), &feed).await != StatusCode::OK {
+                        return; // the process is gone
+                    }
+                    acknowledged.lock().unwrap().insert((w, feed));
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    service.kill();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 50,
+        "the writers got going ({} writes)",
+        acknowledged.len()
+    );
+
+    let restarted = file_middletier(dir.path());
+    for w in 0..8 {
+        let stored = stored_urls(&restarted, &format!("user{w}")).await;
+        for (_, feed) in acknowledged.iter().filter(|(writer, _)| *writer == w) {
+            assert!(stored.contains(feed), "{feed} was acknowledged but lost");
+        }
+    }
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_stops_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = file_middletier(dir.path());
+    let output = std::process::Command::new(support::process::bin_path("middletier"))
+        .args([
+            "--registry-url=",
+            "--port",
+            "0",
+            "--store",
+            "file",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in use by another middletier") && stderr.contains("--data-dir"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unwritable_data_dir_stops_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let output = std::process::Command::new(support::process::bin_path("middletier"))
+        .args([
+            "--registry-url=",
+            "--port",
+            "0",
+            "--store",
+            "file",
+            "--data-dir",
+        ])
+        .arg(file.join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot use") && stderr.contains("--data-dir"),
+        "{stderr}"
+    );
+}
