@@ -9,6 +9,20 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 step() { printf '\n==> %s (%ss)\n' "$1" "$((SECONDS - started))"; }
 
+# System packages the tests use: Compose validates docker-compose.yml, and
+# the browser test drives Chromium through chromedriver.
+need=()
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+if [ ${#need[@]} -gt 0 ]; then
+    step "installing Debian packages the tests need: ${need[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

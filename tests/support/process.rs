@@ -52,10 +52,17 @@ pub fn bin_path(name: &str) -> PathBuf {
 /// A running service process.
 pub struct Service {
     pub name: String,
+    /// The port of the first `listening` event.
     pub port: u16,
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Every `listening` event so far. The all-in-one binary logs one per
+    /// service.
+    listening: Listening,
 }
+
+/// (service, port) of each `listening` event.
+type Listening = Arc<Mutex<Vec<(String, u16)>>>;
 
 impl Service {
     /// Starts `bin` with `args` on a free port and waits until it listens.
@@ -91,10 +98,16 @@ impl Service {
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let listening = Arc::new(Mutex::new(Vec::new()));
         let (port_tx, port_rx) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        pump(name, stdout, logs.clone(), Some(port_tx));
+        pump(
+            name,
+            stdout,
+            logs.clone(),
+            Some((port_tx, listening.clone())),
+        );
         pump(name, stderr, logs.clone(), None);
 
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -105,6 +118,7 @@ impl Service {
                     port,
                     child,
                     logs,
+                    listening,
                 };
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -127,6 +141,28 @@ impl Service {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// The port a named service logged as `listening` on (waits up to 30 s).
+    pub fn port_of(&self, service: &str) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self
+                .listening
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(s, _)| s == service)
+                .map(|(_, p)| *p);
+            if let Some(port) = found {
+                return port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service} never logged `listening`"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -169,38 +205,40 @@ impl Drop for Service {
     }
 }
 
-/// Reads `stream` line by line into `logs` and the test's stderr; the first
-/// `listening` event's port goes to `port_tx`.
+/// Reads `stream` line by line into `logs` and the test's stderr;
+/// `listening` events are recorded, and the first one's port is sent.
 fn pump(
     name: &str,
     stream: impl Read + Send + 'static,
     logs: Arc<Mutex<Vec<String>>>,
-    mut port_tx: Option<mpsc::Sender<u16>>,
+    listening: Option<(mpsc::Sender<u16>, Listening)>,
 ) {
     let name = name.to_owned();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             eprintln!("[{name}] {line}");
-            if let Some(tx) = &port_tx
-                && let Some(port) = listening_port(&line)
+            if let Some((tx, seen)) = &listening
+                && let Some((service, port)) = listening_event(&line)
             {
                 let _ = tx.send(port);
-                port_tx = None;
+                seen.lock().unwrap().push((service, port));
             }
             logs.lock().unwrap().push(line);
         }
     });
 }
 
-fn listening_port(line: &str) -> Option<u16> {
+fn listening_event(line: &str) -> Option<(String, u16)> {
     let event: serde_json::Value = serde_json::from_str(line).ok()?;
     let fields = event.get("fields")?;
     if fields.get("message")?.as_str()? != "listening" {
         return None;
     }
-    fields
+    let service = fields.get("service")?.as_str()?.to_owned();
+    let port = fields
         .get("port")?
         .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
+        .and_then(|p| u16::try_from(p).ok())?;
+    Some((service, port))
 }

@@ -1,0 +1,288 @@
+//! The whole stack end to end, as real processes on 127.0.0.1 with a real
+//! local feed server: a person's journey, instances dying under load, the
+//! middle tier going away entirely and coming back, and the one-command
+//! all-in-one binary.
+
+// Tests fail loudly on surprises; helpers outside #[test] fns too.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::process::{Service, bin_path};
+use support::stack::Stack;
+
+async fn read(edge: &str) -> (StatusCode, Value) {
+    let response = reqwest::get(format!("{edge}/api/subscriptions"))
+        .await
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn add(edge: &str, url: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{edge}/api/subscriptions"))
+        .json(&json!({ "url": url }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn titles(body: &Value) -> Vec<String> {
+    body["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_persons_journey_through_the_json_api() {
+    let stack = Stack::start(1, &[], &[]).await;
+    let edge = stack.edge.url("");
+    let rss = stack.feeds.url("/fixtures/rss2.xml");
+    let atom = stack.feeds.url("/fixtures/atom.xml");
+    assert_eq!(add(&edge, &rss).await, StatusCode::OK);
+    assert_eq!(add(&edge, &atom).await, StatusCode::OK);
+
+    let (status, body) = read(&edge).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(titles(&body), ["Recipe Kitchen", "Atom Log"]);
+    assert!(
+        body["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| !s["items"].as_array().unwrap().is_empty())
+    );
+
+    let deleted = reqwest::Client::new()
+        .delete(format!("{edge}/api/subscriptions"))
+        .query(&[("url", &rss)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let (_, body) = read(&edge).await;
+    assert_eq!(titles(&body), ["Atom Log"]);
+    assert_eq!(body["degraded"], false);
+}
+
+#[tokio::test]
+async fn with_two_middletiers_one_killed_mid_run_no_request_fails() {
+    let stack = Stack::start(2, &[], &[]).await;
+    // The memory store is per instance: subscribe on each, so both answer
+    // the same (a shared store, Cassandra, is how production scales out).
+    let feed = stack.feeds.url("/fixtures/rss2.xml");
+    for middletier in &stack.middletiers {
+        let response = reqwest::Client::new()
+            .post(middletier.url("/middletier/rss/user/default"))
+            .query(&[("url", &feed)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let edge = stack.edge.url("");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (edge, stop, served, failed) =
+                (edge.clone(), stop.clone(), served.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, body) = read(&edge).await;
+                    if status == StatusCode::OK
+                        && body["degraded"] == false
+                        && titles(&body) == ["Recipe Kitchen"]
+                    {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        eprintln!("failed request: {status} {body}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut stack = stack;
+    stack.middletiers[0].kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert!(served.load(Ordering::Relaxed) > 20, "the load ran");
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no request failed or fell back"
+    );
+}
+
+#[tokio::test]
+async fn with_every_middletier_gone_answers_degrade_then_recover_on_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let mut stack = Stack::start(
+        1,
+        &["--store", "file", "--data-dir", &dir],
+        &["--breaker-sleep-window", "1s"],
+    )
+    .await;
+    let edge = stack.edge.url("");
+    assert_eq!(
+        add(&edge, &stack.feeds.url("/fixtures/atom.xml")).await,
+        StatusCode::OK
+    );
+    let (_, live) = read(&edge).await;
+    assert_eq!(titles(&live), ["Atom Log"]);
+
+    stack.middletiers[0].kill();
+    for _ in 0..25 {
+        let (status, body) = read(&edge).await;
+        assert_eq!(status, StatusCode::OK, "the edge keeps answering");
+        assert_eq!(body["degraded"], true);
+        assert_eq!(titles(&body), ["Atom Log"], "from the saved copy");
+    }
+
+    stack.middletiers.clear();
+    stack.add_middletier();
+    stack.wait_until_edge_knows(1).await;
+    let mut recovered = false;
+    for _ in 0..100 {
+        let (_, body) = read(&edge).await;
+        if body["degraded"] == false {
+            assert_eq!(
+                titles(&body),
+                ["Atom Log"],
+                "the restarted middletier kept the subscription"
+            );
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "live answers again once the middletier is back and the breaker has closed"
+    );
+}
+
+/// `cargo run --release` runs this binary; here it runs on free ports, in
+/// a scratch directory (its file store goes to ./data there).
+fn all_in_one(dir: &std::path::Path) -> Service {
+    let mut command = Command::new(bin_path("rss-recipes"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RSS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(dir)
+        .args([
+            "--registry-port",
+            "0",
+            "--middletier-port",
+            "0",
+            "--edge-port",
+            "0",
+        ])
+        .args(["--log-format", "json", "--allow-private-feeds"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Service::spawn("rss-recipes", command)
+}
+
+#[tokio::test]
+async fn the_all_in_one_binary_serves_the_reader_and_keeps_feeds_across_restarts() {
+    let feeds = support::feed_server::FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut stack = all_in_one(dir.path());
+    let edge = format!("http://127.0.0.1:{}", stack.port_of("edge"));
+    let registry = format!("http://127.0.0.1:{}", stack.port_of("registry"));
+
+    let page = reqwest::get(format!("{edge}/")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        add(&edge, &feeds.url("/fixtures/rss2.xml")).await,
+        StatusCode::OK
+    );
+    let (_, body) = read(&edge).await;
+    assert_eq!(titles(&body), ["Recipe Kitchen"]);
+    let apps: Value = reqwest::Client::new()
+        .get(format!("{registry}/eureka/v2/apps"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = apps["applications"]["application"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["EDGE", "MIDDLETIER"]);
+    let ready = stack
+        .logs()
+        .iter()
+        .any(|line| line.contains(r#""message":"ready""#) && line.contains(&edge));
+    assert!(ready, "it says which URL to open");
+
+    stack.terminate();
+    let status = stack
+        .wait_exit(Duration::from_secs(15))
+        .expect("Ctrl-C/SIGTERM stops it");
+    assert!(status.success(), "{status}");
+    assert!(
+        dir.path().join("data").join("subscriptions.redb").exists(),
+        "the file store is the default"
+    );
+
+    let again = all_in_one(dir.path());
+    let edge = format!("http://127.0.0.1:{}", again.port_of("edge"));
+    let (_, body) = read(&edge).await;
+    assert_eq!(titles(&body), ["Recipe Kitchen"], "feeds survive a restart");
+}
+
+#[test]
+fn the_all_in_one_binary_names_the_flag_when_a_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(bin_path("rss-recipes"))
+        .current_dir(dir.path())
+        .args([
+            "--registry-port",
+            "0",
+            "--middletier-port",
+            "0",
+            "--edge-port",
+            &port,
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&port) && stderr.contains("--edge-port"),
+        "{stderr}"
+    );
+}
