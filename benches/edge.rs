@@ -24,6 +24,7 @@ use common::balancer::http::{BalancedClient, BalancerSettings};
 use common::discovery::{DiscoveryClient, DiscoverySettings, client::parse_registry_urls};
 use common::resilience::{Command, CommandSettings, Failure};
 use support::stack::Stack;
+use support::web::get_json;
 
 const CALLS: usize = 5_000;
 
@@ -142,7 +143,7 @@ async fn overhead_in_process() {
 }
 
 async fn through_the_edge() {
-    let stack = Stack::start(1, &[], &[]).await;
+    let stack = Stack::start(1, &["--user-write-rate", "0"], &["--user-write-rate", "0"]).await;
     let http = reqwest::Client::new();
     let user_url = stack.middletiers[0].url("/middletier/rss/user/default");
     for i in 0..20 {
@@ -157,14 +158,7 @@ async fn through_the_edge() {
     }
     let edge_url = stack.edge.url("/api/subscriptions");
     // Warm: every feed read and cached.
-    let body: serde_json::Value = http
-        .get(&edge_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = get_json(&edge_url).await;
     assert_eq!(body["degraded"], false);
     assert!(
         body["subscriptions"]
@@ -217,21 +211,7 @@ async fn through_the_edge() {
             p99 / 1000.0
         );
     }
-    let data: serde_json::Value = http
-        .get(stack.edge.url("/dashboard/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let get = data["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "RSSGet")
-        .unwrap()
-        .clone();
+    let get = stack.command("RSSGet").await;
     assert_eq!(
         get["state"], "closed",
         "no read failed or fell back during the run: {get}"

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use support::feed_server::FeedServer;
 use support::process::Service;
+use support::web::get_json;
 
 const FEEDS: usize = 20;
 const ITEMS: usize = 50;
@@ -28,7 +29,12 @@ async fn main() {
     let feeds = FeedServer::start();
     let service = Service::start(
         "middletier",
-        &["--registry-url=", "--allow-private-feeds"],
+        &[
+            "--registry-url=",
+            "--allow-private-feeds",
+            "--user-write-rate",
+            "0",
+        ],
         &[],
     );
     let http = reqwest::Client::new();
@@ -44,14 +50,7 @@ async fn main() {
         assert!(response.status().is_success());
     }
     // Warm the cache and check that every feed is really there.
-    let body: serde_json::Value = http
-        .get(&user_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = get_json(&user_url).await;
     let subscriptions = body["subscriptions"].as_array().unwrap();
     assert_eq!(subscriptions.len(), FEEDS);
     for feed in subscriptions {

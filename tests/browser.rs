@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use support::eventually;
 use support::stack::Stack;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -55,12 +56,10 @@ async fn browser() -> (Driver, Client) {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{url}/status")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("chromedriver answers", Duration::from_secs(10), || async {
+        reqwest::get(format!("{url}/status")).await.ok().map(drop)
+    })
+    .await;
     let profile = tempfile::tempdir().unwrap();
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -102,11 +101,34 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(name), client.screenshot().await.unwrap()).unwrap();
 }
 
+/// Runs `submit` (a form submission) and waits for the page it leads to.
+///
+/// Waiting for an element is not enough: the old page may have it too (a
+/// flash message from the last change), so the old document is marked and
+/// the wait is for a complete document without the mark.
+async fn submit_and_wait(client: &Client, submit: impl std::future::Future<Output = ()>) {
+    js(client, "window.__oldPage = true; return null").await;
+    submit.await;
+    let new_page = "return window.__oldPage === undefined && document.readyState === 'complete'";
+    // A script run while the browser navigates may fail; that is "not yet".
+    eventually(
+        "the form's answer page loads",
+        Duration::from_secs(10),
+        || async {
+            (client.execute(new_page, vec![]).await.ok()? == Value::Bool(true)).then_some(())
+        },
+    )
+    .await;
+}
+
 /// Types a feed URL into the form and submits it with the keyboard.
 async fn add_feed(client: &Client, url: &str) {
     let input = client.find(Locator::Css("#feed-url")).await.unwrap();
     input.send_keys(url).await.unwrap();
-    input.send_keys("\u{E007}").await.unwrap(); // Enter
+    submit_and_wait(client, async {
+        input.send_keys("\u{E007}").await.unwrap(); // Enter
+    })
+    .await;
     client
         .wait()
         .for_element(Locator::Css("[data-flash]"))
@@ -195,12 +217,10 @@ async fn a_person_adds_reads_and_deletes_a_feed_in_chromium() {
         ))
         .await
         .unwrap();
-    delete.click().await.unwrap();
-    client
-        .wait()
-        .for_element(Locator::Css(".flash-ok"))
-        .await
-        .unwrap();
+    submit_and_wait(&client, async {
+        delete.click().await.unwrap();
+    })
+    .await;
     let flash = client
         .find(Locator::Css(".flash-ok"))
         .await
@@ -256,15 +276,12 @@ async fn the_dashboard_updates_itself_in_chromium() {
             .await
             .unwrap();
     }
-    let mut updated = false;
-    for _ in 0..30 {
-        if row.text().await.unwrap() == "3" {
-            updated = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(updated, "the page refreshed its figures without a reload");
+    eventually(
+        "the page refreshed its figures without a reload",
+        Duration::from_secs(6),
+        || async { (row.text().await.ok()? == "3").then_some(()) },
+    )
+    .await;
     screenshot(&client, "dashboard.png").await;
     client.close().await.unwrap();
 }

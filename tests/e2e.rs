@@ -9,14 +9,15 @@
 mod support;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::eventually;
+use support::load::Load;
 use support::process::{Service, bin_path};
 use support::stack::Stack;
+use support::web::get_json;
 
 async fn read(edge: &str) -> (StatusCode, Value) {
     let response = reqwest::get(format!("{edge}/api/subscriptions"))
@@ -81,55 +82,27 @@ async fn a_persons_journey_through_the_json_api() {
 
 #[tokio::test]
 async fn with_two_middletiers_one_killed_mid_run_no_request_fails() {
-    let stack = Stack::start(2, &[], &[]).await;
+    let mut stack = Stack::start(2, &[], &[]).await;
     // The memory store is per instance: subscribe on each, so both answer
     // the same (a shared store, Cassandra, is how production scales out).
-    let feed = stack.feeds.url("/fixtures/rss2.xml");
-    for middletier in &stack.middletiers {
-        let response = reqwest::Client::new()
-            .post(middletier.url("/middletier/rss/user/default"))
-            .query(&[("url", &feed)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-    }
-    let edge = stack.edge.url("");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (edge, stop, served, failed) =
-                (edge.clone(), stop.clone(), served.clone(), failed.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let (status, body) = read(&edge).await;
-                    if status == StatusCode::OK
-                        && body["degraded"] == false
-                        && titles(&body) == ["Recipe Kitchen"]
-                    {
-                        served.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        eprintln!("failed request: {status} {body}");
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    stack
+        .subscribe_on_each_middletier("default", &stack.feeds.url("/fixtures/rss2.xml"))
+        .await;
+    let load = Load::start(
+        &stack.edge.url(""),
+        4,
+        Duration::from_millis(10),
+        &["Recipe Kitchen"],
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut stack = stack;
     stack.middletiers[0].kill();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    assert!(served.load(Ordering::Relaxed) > 20, "the load ran");
+    let tally = load.stop().await;
+    assert!(tally.live > 20, "the load ran: {tally:?}");
     assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "no request failed or fell back"
+        (tally.failed, tally.degraded),
+        (0, 0),
+        "no request failed or fell back: {tally:?}"
     );
 }
 
@@ -162,23 +135,19 @@ async fn with_every_middletier_gone_answers_degrade_then_recover_on_restart() {
     stack.middletiers.clear();
     stack.add_middletier();
     stack.wait_until_edge_knows(1).await;
-    let mut recovered = false;
-    for _ in 0..100 {
-        let (_, body) = read(&edge).await;
-        if body["degraded"] == false {
-            assert_eq!(
-                titles(&body),
-                ["Atom Log"],
-                "the restarted middletier kept the subscription"
-            );
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        recovered,
-        "live answers again once the middletier is back and the breaker has closed"
+    let live = eventually(
+        "live answers again once the middletier is back and the breaker has closed",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) = read(&edge).await;
+            (body["degraded"] == false).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(
+        titles(&live),
+        ["Atom Log"],
+        "the restarted middletier kept the subscription"
     );
 }
 
@@ -224,15 +193,7 @@ async fn the_all_in_one_binary_serves_the_reader_and_keeps_feeds_across_restarts
     );
     let (_, body) = read(&edge).await;
     assert_eq!(titles(&body), ["Recipe Kitchen"]);
-    let apps: Value = reqwest::Client::new()
-        .get(format!("{registry}/eureka/v2/apps"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps: Value = get_json(format!("{registry}/eureka/v2/apps")).await;
     let names: Vec<&str> = apps["applications"]["application"]
         .as_array()
         .unwrap()

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::eventually;
 use support::process::Service;
 use support::stack::Stack;
 use support::web::Browser;
+use support::web::get_json;
 
 async fn api_get(stack: &Stack) -> Value {
     let response = reqwest::get(stack.edge.url("/api/subscriptions"))
@@ -37,21 +39,7 @@ async fn api_add(stack: &Stack, url: &str) -> (StatusCode, Value) {
 }
 
 async fn dashboard(stack: &Stack) -> Value {
-    reqwest::get(stack.edge.url("/dashboard/data"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn command<'a>(data: &'a Value, name: &str) -> &'a Value {
-    data["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
+    get_json(stack.edge.url("/dashboard/data")).await
 }
 
 #[tokio::test]
@@ -143,7 +131,7 @@ async fn the_json_api_adds_reads_and_deletes() {
         "the middletier's 409 is passed on: {body}"
     );
     assert!(body["error"].as_str().unwrap().contains("delete one"));
-    let rss_add = command(&dashboard(&stack).await, "RSSAdd").clone();
+    let rss_add = stack.command("RSSAdd").await;
     assert_eq!(
         rss_add["failure"], 0,
         "the user's mistake is not held against the breaker"
@@ -232,29 +220,28 @@ async fn without_the_middletier_the_edge_degrades_opens_its_breaker_and_recovers
     for _ in 0..20 {
         api_get(&stack).await;
     }
-    let get = command(&dashboard(&stack).await, "RSSGet").clone();
+    let get = stack.command("RSSGet").await;
     assert_eq!(get["state"], "open", "{get}");
     // ...and further reads are short-circuited: answered from the fallback
     // without a call.
     for _ in 0..5 {
         assert_eq!(api_get(&stack).await["degraded"], true);
     }
-    let get = command(&dashboard(&stack).await, "RSSGet").clone();
+    let get = stack.command("RSSGet").await;
     assert!(get["short_circuited"].as_u64().unwrap() >= 5, "{get}");
 
     // The middletier comes back; after the sleep window one trial closes it.
     stack.add_middletier();
     stack.wait_until_edge_knows(1).await;
-    let mut closed = false;
-    for _ in 0..50 {
-        let feeds = api_get(&stack).await;
-        if feeds["degraded"] == false {
-            closed = command(&dashboard(&stack).await, "RSSGet")["state"] == "closed";
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(closed, "the breaker closed after a good trial");
+    eventually("a live answer", Duration::from_secs(5), || async {
+        (api_get(&stack).await["degraded"] == false).then_some(())
+    })
+    .await;
+    assert_eq!(
+        stack.command("RSSGet").await["state"],
+        "closed",
+        "the breaker closed after a good trial"
+    );
 }
 
 #[tokio::test]
@@ -411,24 +398,11 @@ async fn the_hystrix_stream_reports_every_command_from_startup() {
 #[tokio::test]
 async fn the_edge_registers_as_edge() {
     let stack = Stack::start(1, &[], &[]).await;
-    let apps: Value = reqwest::Client::new()
-        .get(stack.registry.url("/eureka/v2/apps/EDGE"))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps: Value = get_json(stack.registry.url("/eureka/v2/apps/EDGE")).await;
     let instance = &apps["application"]["instance"][0];
     assert_eq!(instance["vipAddress"], "edge");
     assert_eq!(instance["status"], "UP");
-    let health: Value = reqwest::get(stack.edge.url("/healthcheck"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(stack.edge.url("/healthcheck")).await;
     assert_eq!(health["status"], "UP");
     assert_eq!(health["middletier_instances"], 1);
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use support::process::Service;
+use support::web::{get_json, subscription_urls};
 
 fn file_middletier(dir: &std::path::Path) -> Service {
     let dir = dir.to_str().unwrap();
@@ -22,6 +23,8 @@ fn file_middletier(dir: &std::path::Path) -> Service {
         "middletier",
         &[
             "--registry-url=",
+            "--user-write-rate",
+            "0",
             "--allow-private-feeds",
             "--store",
             "file",
@@ -36,18 +39,8 @@ fn file_middletier(dir: &std::path::Path) -> Service {
 /// fails fast (these tests are about what is stored, not fetched).
 async fn stored_urls(service: &Service, user: &str) -> BTreeSet<String> {
     let body: serde_json::Value =
-        reqwest::get(service.url(&format!("/middletier/rss/user/{user}")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    body["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["url"].as_str().unwrap().to_owned())
-        .collect()
+        get_json(service.url(&format!("/middletier/rss/user/{user}"))).await;
+    subscription_urls(&body).into_iter().collect()
 }
 
 async fn subscribe(
@@ -82,12 +75,7 @@ async fn acknowledged_subscriptions_survive_a_restart() {
             );
             expected.insert(feed);
         }
-        let health: serde_json::Value = reqwest::get(service.url("/healthcheck"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health: serde_json::Value = get_json(service.url("/healthcheck")).await;
         assert_eq!(health["store"], "file");
         service.terminate();
         assert!(

@@ -12,12 +12,14 @@
 //!   handler, and a middleware that counts and times every request per route.
 //! - [`shutdown`]: one cancellation token that SIGINT/SIGTERM trip, handed to
 //!   every server and background task so they all end together.
+//! - [`limits`]: URL length and body size bounds with clear 414/413 errors.
 //! - [`server`]: bind a listener with an error that names the flag to change,
 //!   and serve a router until the shutdown token fires.
 //! - [`discovery`]: the Eureka wire model, the client's copy of the registry,
 //!   and the client that registers, heartbeats and fetches.
 //! - [`balancer`]: round robin with availability filtering, Ribbon-style
 //!   retries, and the HTTP shell that runs them inside one deadline.
+//! - [`ratelimit`]: a per-user token bucket for writes.
 //! - [`resilience`]: Hystrix-style commands: circuit breaker, bulkhead,
 //!   timeout, fallback, rolling metrics and the Hystrix stream format.
 #![forbid(unsafe_code)]
@@ -28,7 +30,9 @@ pub mod api;
 pub mod balancer;
 pub mod config;
 pub mod discovery;
+pub mod limits;
 pub mod metrics;
+pub mod ratelimit;
 pub mod resilience;
 pub mod server;
 pub mod shutdown;

@@ -119,9 +119,23 @@ impl IntoResponse for ApiError {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ApiError::Write(WriteError::NotSaved(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Write(WriteError::TooFast(_)) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Write(WriteError::Unknown) => StatusCode::GATEWAY_TIMEOUT,
         };
-        (status, Json(ErrorBody::new(self.to_string()))).into_response()
+        // A 429 says when to try again, whether the edge or the middletier
+        // refused the call.
+        let retry_after = match &self {
+            ApiError::Write(WriteError::TooFast(wait)) => Some(wait.as_secs().max(1)),
+            ApiError::Write(WriteError::Refused { retry_after, .. }) => *retry_after,
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody::new(self.to_string()))).into_response();
+        if let Some(value) =
+            retry_after.and_then(|s| axum::http::HeaderValue::from_str(&s.to_string()).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

@@ -44,6 +44,17 @@ pub struct Config {
     #[command(flatten)]
     pub commands: CommandArgs,
 
+    /// Adds and deletes one user may make per second, on average; past the
+    /// burst, more get 429 at once, before they use up the bulkhead
+    /// (0: no limit).
+    #[arg(long, env = "RSS_USER_WRITE_RATE", default_value_t = 5)]
+    pub user_write_rate: u32,
+
+    /// ... and in a burst. Keep it under --rss-write-max-concurrent, so one
+    /// user alone cannot fill the bulkhead.
+    #[arg(long, env = "RSS_USER_WRITE_BURST", default_value_t = 10)]
+    pub user_write_burst: u32,
+
     #[command(flatten)]
     pub balancer: BalancerArgs,
 
@@ -164,6 +175,7 @@ impl BalancerArgs {
                 same_server: self.retries_same_server,
                 next_servers: self.retries_next_server,
             },
+            ..BalancerSettings::default()
         }
     }
 }

@@ -29,13 +29,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::balancer::http::BalancedClient;
 use common::discovery::{DiscoveryClient, Registration, default_advertise_host};
+use common::ratelimit::WriteLimiter;
 use common::resilience::Command;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use config::Config;
@@ -75,10 +75,11 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/data", get(dashboard::dashboard_data))
         .route("/assets/{name}", get(assets::asset))
         .route("/healthcheck", get(healthcheck))
+        .fallback(|| async { not_found() })
+        .method_not_allowed_fallback(|| async { method_not_allowed() })
         .with_state(state);
     let [csp, nosniff, referrer, frame, opener] = security::headers();
-    common::metrics::instrument(routes, "edge")
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+    common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_BODY_BYTES)
         // The fastest level: a page of feeds shrinks about tenfold either
         // way, and the edge's CPU is better spent serving.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
@@ -88,6 +89,22 @@ pub fn router(state: AppState) -> Router {
         .layer(frame)
         .layer(opener)
         .layer(TraceLayer::new_for_http())
+}
+
+fn not_found() -> impl axum::response::IntoResponse {
+    let message = "no such page: the reader is at /, the API at /api/subscriptions";
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        Json(common::api::ErrorBody::new(message)),
+    )
+}
+
+fn method_not_allowed() -> impl axum::response::IntoResponse {
+    let message = "method not allowed here: the API takes GET, POST and DELETE on /api/subscriptions; forms post to /subscriptions";
+    (
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        Json(common::api::ErrorBody::new(message)),
+    )
 }
 
 /// The edge is healthy when it serves; the middletier's state is reported
@@ -153,9 +170,12 @@ impl Application {
         )?;
         let middletier = Middletier::new(
             client,
-            Command::new(config.commands.get()),
-            Command::new(config.commands.add()),
-            Command::new(config.commands.del()),
+            [
+                Command::new(config.commands.get()),
+                Command::new(config.commands.add()),
+                Command::new(config.commands.del()),
+            ],
+            WriteLimiter::new(config.user_write_rate, config.user_write_burst),
         );
         let auth_proxy_header = config.auth_proxy_header.filter(|h| !h.trim().is_empty());
         if let Some(header) = &auth_proxy_header {

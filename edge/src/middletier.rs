@@ -19,20 +19,32 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use common::api::{ErrorBody, FeedUrl, SubscriptionChange, UserFeeds, UserId};
 use common::balancer::http::{BalancedClient, CallError};
+use common::ratelimit::WriteLimiter;
 use common::resilience::{Command, CommandError, Failure, Outcome};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::time::Instant;
 
-/// Users whose last good answer is kept for the fallback. Beyond this, an
-/// arbitrary one is forgotten; the fallback for that user is then empty.
+/// Bounds on the fallback's memory: the users whose last good answer is
+/// kept, and their total size. Beyond either, arbitrary answers are
+/// forgotten; the fallback for those users is then an empty list.
 const SAVED_USERS: usize = 10_000;
+const SAVED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The largest answer the edge reads from the middletier. The middletier's
+/// own limits (100 feeds of 50 items) keep real answers far below this.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a call to the middletier did not give the answer we wanted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallFailure {
     /// The middletier answered with an error; `message` is its `{"error"}`.
     #[error("the feed service answered HTTP {status}: {message}")]
-    Status { status: u16, message: String },
+    Status {
+        status: u16,
+        message: String,
+        /// The middletier's `Retry-After`, in seconds, when it sent one.
+        retry_after: Option<u64>,
+    },
     #[error("{0}")]
     Unreachable(String),
     /// Sent, but no answer in time: the middletier may have acted on it.
@@ -94,10 +106,17 @@ fn check_shape(body: &[u8]) -> Result<(), String> {
 pub enum WriteError {
     /// The middletier refused it (the user's mistake): status and reason.
     #[error("{message}")]
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+        retry_after: Option<u64>,
+    },
     /// It did not happen: the middletier could not be reached or failed.
     #[error("not saved: {0}")]
     NotSaved(String),
+    /// This user made too many changes just now; try again after `wait`.
+    #[error("you are changing your feeds too fast; wait {} s and try again", .0.as_secs().max(1))]
+    TooFast(std::time::Duration),
     /// No answer in time: it may or may not have happened.
     #[error(
         "the feed service did not answer in time, so the change may not have been saved; reload to check"
@@ -112,17 +131,32 @@ pub struct Middletier {
     pub get: Command,
     pub add: Command,
     pub del: Command,
-    saved: Arc<Mutex<HashMap<UserId, Bytes>>>,
+    saved: Arc<Mutex<LastGood>>,
+    /// Per-user limit on adds and deletes; `None`: no limit.
+    writes: Option<Arc<WriteLimiter>>,
 }
 
 impl Middletier {
-    pub fn new(client: BalancedClient, get: Command, add: Command, del: Command) -> Self {
+    pub fn new(
+        client: BalancedClient,
+        [get, add, del]: [Command; 3],
+        writes: Option<WriteLimiter>,
+    ) -> Self {
         Self {
             client,
             get,
             add,
             del,
-            saved: Arc::default(),
+            saved: Arc::new(Mutex::new(LastGood::new(SAVED_USERS, SAVED_BYTES))),
+            writes: writes.map(Arc::new),
+        }
+    }
+
+    /// Refuses a change when this user has made too many just now.
+    fn admit_write(&self, user: &UserId) -> Result<(), WriteError> {
+        match &self.writes {
+            Some(limiter) => limiter.check(user).map_err(WriteError::TooFast),
+            None => Ok(()),
         }
     }
 
@@ -179,6 +213,7 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
+        self.admit_write(user)?;
         let (path, url) = (user_path(user), url.to_string());
         let result = self
             .add
@@ -198,6 +233,7 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
+        self.admit_write(user)?;
         let (path, url) = (user_path(user), url.to_string());
         let result = self
             .del
@@ -235,6 +271,12 @@ impl Middletier {
             .map_err(|e| Failure::Error(unreachable(&e)))?;
         let status = served.response.status();
         if !status.is_success() {
+            let retry_after = served
+                .response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
             let message = match served.response.json::<ErrorBody>().await {
                 Ok(body) => body.error,
                 Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
@@ -242,6 +284,7 @@ impl Middletier {
             let failure = CallFailure::Status {
                 status: status.as_u16(),
                 message,
+                retry_after,
             };
             return Err(if status.is_client_error() {
                 Failure::BadRequest(failure)
@@ -249,30 +292,23 @@ impl Middletier {
                 Failure::Error(failure)
             });
         }
-        served
-            .response
-            .bytes()
+        read_capped(served.response, MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
+            .map_err(|e| Failure::Error(CallFailure::Body(e)))
     }
 
     fn saved(&self, user: &UserId) -> Bytes {
         let saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
         saved
             .get(user)
-            .cloned()
             .unwrap_or_else(|| Bytes::from(serde_json::to_vec(&empty(user)).unwrap_or_default()))
     }
 
     fn save(&self, user: &UserId, body: Bytes) {
-        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        if saved.len() >= SAVED_USERS
-            && !saved.contains_key(user)
-            && let Some(victim) = saved.keys().next().cloned()
-        {
-            saved.remove(&victim);
-        }
-        saved.insert(user.clone(), body);
+        self.saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user.clone(), body);
     }
 
     /// After a change (made or maybe made) the saved copy is out of date:
@@ -283,6 +319,77 @@ impl Middletier {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(user);
     }
+}
+
+/// Each user's last good answer, for `RSSGet`'s fallback, held within a
+/// count and a byte budget so a fallback cannot cost the edge its memory.
+///
+/// Eviction picks an arbitrary entry rather than the oldest: the fallback is
+/// best effort, and any bound is what matters. An answer larger than a
+/// quarter of the budget is not kept, so one huge list cannot push out
+/// everyone else's.
+#[derive(Debug)]
+struct LastGood {
+    answers: HashMap<UserId, Bytes>,
+    bytes: usize,
+    max_users: usize,
+    max_bytes: usize,
+}
+
+impl LastGood {
+    fn new(max_users: usize, max_bytes: usize) -> Self {
+        Self {
+            answers: HashMap::new(),
+            bytes: 0,
+            max_users,
+            max_bytes,
+        }
+    }
+
+    fn get(&self, user: &UserId) -> Option<Bytes> {
+        self.answers.get(user).cloned()
+    }
+
+    fn insert(&mut self, user: UserId, body: Bytes) {
+        self.remove(&user);
+        if body.len() > self.max_bytes / 4 {
+            return;
+        }
+        while self.answers.len() >= self.max_users || self.bytes + body.len() > self.max_bytes {
+            let Some(victim) = self.answers.keys().next().cloned() else {
+                break;
+            };
+            self.remove(&victim);
+        }
+        self.bytes += body.len();
+        self.answers.insert(user, body);
+    }
+
+    fn remove(&mut self, user: &UserId) {
+        if let Some(old) = self.answers.remove(user) {
+            self.bytes -= old.len();
+        }
+    }
+}
+
+/// Reads a response's body, refusing one larger than `max` bytes before
+/// holding more than that in memory.
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
+    let too_large = || format!("the answer is larger than {} MiB", max / (1024 * 1024));
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > max as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 fn user_path(user: &UserId) -> String {
@@ -319,9 +426,15 @@ pub fn describe(error: &CommandError<CallFailure>) -> String {
 
 fn write_error(error: CommandError<CallFailure>) -> WriteError {
     match error {
-        CommandError::BadRequest(CallFailure::Status { status, message }) => {
-            WriteError::Refused { status, message }
-        }
+        CommandError::BadRequest(CallFailure::Status {
+            status,
+            message,
+            retry_after,
+        }) => WriteError::Refused {
+            status,
+            message,
+            retry_after,
+        },
         CommandError::Timeout(_) | CommandError::Error(CallFailure::TimedOut(_)) => {
             WriteError::Unknown
         }
@@ -343,6 +456,44 @@ mod tests {
         );
         assert!(check_shape(br#"{"user": "u"}"#).is_err());
         assert!(check_shape(b"<html>").is_err());
+    }
+
+    #[test]
+    fn the_fallback_cache_keeps_within_its_count_and_byte_budget() {
+        let user = |n: usize| UserId::parse(&format!("user{n}")).unwrap();
+        let body = |len: usize| Bytes::from(vec![b' '; len]);
+        let mut saved = LastGood::new(3, 100);
+
+        for n in 0..10 {
+            saved.insert(user(n), body(10));
+            assert!(saved.answers.len() <= 3);
+        }
+        assert_eq!(saved.bytes, 30);
+        assert!(saved.get(&user(9)).is_some(), "the newest answer is kept");
+
+        saved.insert(user(10), body(25));
+        saved.insert(user(11), body(25));
+        saved.insert(user(12), body(25));
+        assert!(saved.bytes <= 100);
+        assert_eq!(
+            saved.bytes,
+            saved.answers.values().map(Bytes::len).sum::<usize>()
+        );
+
+        saved.insert(user(13), body(26));
+        assert!(
+            saved.get(&user(13)).is_none(),
+            "an answer over a quarter of the budget is not kept"
+        );
+        assert_eq!(saved.answers.len(), 3, "and pushes nothing else out");
+
+        saved.insert(user(12), body(5));
+        saved.remove(&user(12));
+        saved.remove(&user(12));
+        assert_eq!(
+            saved.bytes,
+            saved.answers.values().map(Bytes::len).sum::<usize>()
+        );
     }
 
     #[test]

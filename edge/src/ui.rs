@@ -152,8 +152,12 @@ fn checked(
     jar: &CookieJar,
     form: Result<Form<SubscriptionForm>, FormRejection>,
 ) -> Result<SubscriptionForm, FormRefusal> {
-    let Ok(Form(form)) = form else {
-        return Err(FormRefusal::Incomplete);
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(FormRefusal::TooLarge);
+        }
+        Err(_) => return Err(FormRefusal::Incomplete),
     };
     if !csrf_ok(jar, &form.csrf) {
         return Err(FormRefusal::BadToken);
@@ -164,6 +168,7 @@ fn checked(
 /// Why a form post was refused before anything was done.
 enum FormRefusal {
     Incomplete,
+    TooLarge,
     BadToken,
 }
 
@@ -174,6 +179,12 @@ impl IntoResponse for FormRefusal {
                 StatusCode::BAD_REQUEST,
                 "Incomplete form",
                 "The form arrived incomplete. Go back to the reader and try again.",
+            ),
+            FormRefusal::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Form too large",
+                "The form is larger than the reader accepts. A feed URL is at most 2048 characters; \
+                 go back to the reader and try again.",
             ),
             FormRefusal::BadToken => (
                 StatusCode::FORBIDDEN,

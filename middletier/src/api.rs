@@ -22,12 +22,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use common::api::{ErrorBody, FeedUrl, InvalidInput, SubscriptionChange, UserId};
 use serde_json::json;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::faults::{self, Faults};
 use crate::feeds::guard::Blocked;
 use crate::feeds::{FeedView, Feeds};
 use crate::store::{StoreError, SubscriptionStore};
+use common::ratelimit::WriteLimiter;
 
 /// None of our endpoints takes a body; this bounds what a client can send.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -38,31 +39,60 @@ pub struct AppState {
     store: Arc<dyn SubscriptionStore>,
     feeds: Feeds,
     max_subscriptions: usize,
+    /// `None`: writes are not rate-limited.
+    writes: Option<Arc<WriteLimiter>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn SubscriptionStore>, feeds: Feeds, max_subscriptions: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn SubscriptionStore>,
+        feeds: Feeds,
+        max_subscriptions: usize,
+        writes: Option<Arc<WriteLimiter>>,
+    ) -> Self {
         Self {
             store,
             feeds,
             max_subscriptions,
+            writes,
+        }
+    }
+
+    /// Refuses a write when the user has made too many just now.
+    fn admit_write(&self, user: &UserId) -> Result<(), ApiError> {
+        match &self.writes {
+            Some(limiter) => limiter.check(user).map_err(ApiError::TooManyWrites),
+            None => Ok(()),
         }
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route(
-            "/middletier/rss/user/{user}",
-            get(list).post(subscribe).delete(unsubscribe),
-        )
+/// The API's routes; with `faults`, also `/admin/faults` and the injected
+/// latency on `/middletier/...` (see [`crate::faults`]).
+pub fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
+    let mut users = Router::new().route(
+        "/middletier/rss/user/{user}",
+        get(list).post(subscribe).delete(unsubscribe),
+    );
+    if let Some(faults) = &faults {
+        users = users.route_layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            faults::delay,
+        ));
+    }
+    let mut routes = users
         .route("/healthcheck", get(healthcheck))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
-    common::metrics::instrument(routes, "middletier")
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+    if let Some(faults) = faults {
+        routes = routes.merge(faults::routes(faults));
+    }
+    common::limits::apply(
+        common::metrics::instrument(routes, "middletier"),
+        MAX_BODY_BYTES,
+    )
+    .layer(TraceLayer::new_for_http())
 }
 
 /// The body of `GET /middletier/rss/user/{user}`: the contract's
@@ -99,6 +129,7 @@ async fn subscribe(
 ) -> Result<Json<SubscriptionChange>, ApiError> {
     let user = user_from(user)?;
     let url = url_from(query.as_deref(), "POST")?;
+    state.admit_write(&user)?;
     state
         .feeds
         .guard()
@@ -130,6 +161,7 @@ async fn unsubscribe(
 ) -> Result<Json<SubscriptionChange>, ApiError> {
     let user = user_from(user)?;
     let url = url_from(query.as_deref(), "DELETE")?;
+    state.admit_write(&user)?;
     state.store.remove(&user, &url).await?;
     Ok(Json(SubscriptionChange {
         user: user.into(),
@@ -189,6 +221,8 @@ pub enum ApiError {
         "you already have {0} subscriptions, the most allowed; delete one before adding another"
     )]
     TooManySubscriptions(usize),
+    #[error("too many changes for this user just now; wait {} s and try again", .0.as_secs().max(1))]
+    TooManyWrites(std::time::Duration),
     #[error(
         "the subscription store is unavailable right now, so nothing was read or changed; try again in a moment"
     )]
@@ -208,6 +242,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::TooManySubscriptions(_) => StatusCode::CONFLICT,
+            Self::TooManyWrites(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -221,6 +256,15 @@ impl IntoResponse for ApiError {
             // The cause is for operators; the user gets the generic message.
             tracing::error!(error = %cause, "store failure");
         }
-        (self.status(), Json(ErrorBody::new(self.to_string()))).into_response()
+        let mut response = (self.status(), Json(ErrorBody::new(self.to_string()))).into_response();
+        if let Self::TooManyWrites(wait) = &self {
+            let seconds = wait.as_secs().max(1).to_string();
+            if let Ok(value) = axum::http::HeaderValue::from_str(&seconds) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

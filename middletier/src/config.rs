@@ -1,6 +1,7 @@
 //! The middletier's flags. Each also reads its `RSS_*` environment variable;
 //! defaults serve one person on one machine.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +72,27 @@ pub struct Config {
     #[arg(long, env = "RSS_ALLOW_PRIVATE_FEEDS", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_feeds: bool,
+
+    /// Individual addresses allowed even though they are private, e.g. a
+    /// company feed server (comma-separated IPs). Every other private
+    /// address stays refused.
+    #[arg(long, env = "RSS_ALLOW_FEED_ADDRESSES", value_delimiter = ',')]
+    pub allow_feed_addresses: Vec<IpAddr>,
+
+    /// Serve /admin/faults to inject latency and store outages (tests and
+    /// game days only; never where untrusted clients can reach the port).
+    #[arg(long, env = "RSS_ENABLE_FAULT_INJECTION", value_parser = clap::builder::BoolishValueParser::new(),
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_fault_injection: bool,
+
+    /// Subscribe/unsubscribe calls one user may make per second, on
+    /// average (0: no limit).
+    #[arg(long, env = "RSS_USER_WRITE_RATE", default_value_t = 5)]
+    pub user_write_rate: u32,
+
+    /// ... and in a burst.
+    #[arg(long, env = "RSS_USER_WRITE_BURST", default_value_t = 10)]
+    pub user_write_burst: u32,
 
     /// Subscriptions one user may have.
     #[arg(long, env = "RSS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
@@ -224,6 +246,11 @@ mod tests {
         assert_eq!(cassandra.replication, Replication::Simple(1));
         assert_eq!(cassandra.consistency, Consistency::LocalQuorum);
         assert!(!config.allow_private_feeds);
+        assert!(
+            !config.enable_fault_injection,
+            "fault injection is off by default"
+        );
+        assert!(config.allow_feed_addresses.is_empty());
         let settings = config.feeds.settings();
         assert_eq!(settings.ttl, Duration::from_secs(300));
         assert_eq!(settings.fetch.max_bytes, 5 * 1024 * 1024);
@@ -241,8 +268,11 @@ mod tests {
             "500ms",
             "--feed-max-bytes",
             "64KiB",
+            "--allow-feed-addresses",
+            "127.0.0.1,10.0.0.5",
         ])
         .unwrap();
+        assert_eq!(config.allow_feed_addresses.len(), 2);
         assert_eq!(config.port, 0);
         assert!(config.allow_private_feeds);
         assert_eq!(config.feeds.feed_cache_ttl, Duration::from_millis(500));

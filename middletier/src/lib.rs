@@ -10,6 +10,7 @@
 //!   [`feeds::fetch`], the pure [`feeds::parse`] normalizer and the
 //!   single-flight [`feeds::cache`].
 //! - [`store`]: the subscription store trait and its implementations.
+//! - [`faults`]: fault injection (latency, store outage), off by default.
 //!
 //! [`Application`] ties them together in the shape
 //! `build(config)` → `port()` → `run_until_stopped(shutdown)`, so the binary,
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod config;
+pub mod faults;
 pub mod feeds;
 pub mod store;
 
@@ -28,6 +30,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use config::{Config, StoreKind};
+use faults::{Faults, Faulty};
 use feeds::Feeds;
 use feeds::guard::Guard;
 use store::{CassandraStore, FileStore, MemoryStore, Metered, SubscriptionStore};
@@ -62,22 +65,38 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store: Arc<dyn SubscriptionStore> = match config.store {
-            StoreKind::Memory => Arc::new(Metered::new(MemoryStore::new())),
-            StoreKind::File => Arc::new(Metered::new(FileStore::open(&config.data_dir)?)),
-            StoreKind::Cassandra => Arc::new(Metered::new(
+        let faults = config.enable_fault_injection.then(|| {
+            tracing::warn!(
+                "fault injection is on: /admin/faults can slow this middletier or fail its store"
+            );
+            Arc::new(Faults::default())
+        });
+        let store: Box<dyn SubscriptionStore> = match config.store {
+            StoreKind::Memory => Box::new(MemoryStore::new()),
+            StoreKind::File => Box::new(FileStore::open(&config.data_dir)?),
+            StoreKind::Cassandra => Box::new(
                 CassandraStore::connect_in_background(config.cassandra.settings())
                     .map_err(StartError::Cassandra)?,
-            )),
+            ),
         };
-        let guard = Guard::new(config.allow_private_feeds);
+        let store: Arc<dyn SubscriptionStore> = match &faults {
+            Some(faults) => Arc::new(Metered::new(Faulty::new(store, faults.clone()))),
+            None => Arc::new(Metered::new(store)),
+        };
+        let guard = Guard::new(config.allow_private_feeds)
+            .with_exceptions(config.allow_feed_addresses.iter().copied());
         if guard.allows_private() {
             tracing::warn!(
                 "--allow-private-feeds is on: feeds may be fetched from private and loopback addresses"
             );
+        } else if !config.allow_feed_addresses.is_empty() {
+            tracing::info!(addresses = ?config.allow_feed_addresses, "these private addresses may serve feeds");
         }
         let feeds = Feeds::new(config.feeds.settings(), guard)?;
-        let state = api::AppState::new(store.clone(), feeds, config.max_subscriptions);
+        let writes =
+            common::ratelimit::WriteLimiter::new(config.user_write_rate, config.user_write_burst)
+                .map(Arc::new);
+        let state = api::AppState::new(store.clone(), feeds, config.max_subscriptions, writes);
 
         let listener = common::server::bind(
             "middletier",
@@ -105,7 +124,7 @@ impl Application {
         let discovery = DiscoveryClient::new(discovery_settings, Some(registration))?;
         Ok(Self {
             listener,
-            router: api::router(state),
+            router: api::router(state, faults),
             port,
             discovery,
             store,

@@ -22,7 +22,6 @@ use common::discovery::client::now_ms;
 use common::discovery::eureka::{InstanceRecord, Status};
 use serde_json::{Value, json};
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::leases::{LeaseTable, RegisterError, Renewal};
@@ -221,10 +220,12 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NoSuchPath })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
-    common::metrics::instrument(routes, "registry")
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(CompressionLayer::new().gzip(true))
-        .layer(TraceLayer::new_for_http())
+    common::limits::apply(
+        common::metrics::instrument(routes, "registry"),
+        MAX_BODY_BYTES,
+    )
+    .layer(CompressionLayer::new().gzip(true))
+    .layer(TraceLayer::new_for_http())
 }
 
 async fn all_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -396,13 +397,19 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
 
 /// A request body in JSON or XML, as a JSON value.
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| ApiError::BadBody("the body is not UTF-8".into()))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+        .unwrap_or("");
+    parse_body_as(content_type, body)
+}
+
+/// A request body in JSON or XML (by `content_type`, else by its first
+/// character), as a JSON value. Public for the fuzz target.
+pub fn parse_body_as(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::BadBody("the body is not UTF-8".into()))?;
+    let content_type = content_type.to_ascii_lowercase();
     let xml = content_type.contains("xml")
         || (!content_type.contains("json") && text.trim_start().starts_with('<'));
     if xml {

@@ -14,6 +14,12 @@
 //! | `/redirect-loop` | redirects to itself |
 //! | `/redirect-to?url=...` | one redirect to any URL |
 //! | `/generated/{n}` | an RSS feed of `n` realistic items (HTML descriptions, dates) |
+//! | `/many/{n}` | an RSS feed of `n` short items (10,000 fit under 5 MiB) |
+//! | `/xxe-network.xml` | an entity that would fetch `/secret` from this server |
+//! | `/quadratic.xml` | one 64 KiB entity referenced 10,000 times (quadratic blowup) |
+//! | `/deep.xml` | 100,000 nested elements |
+//! | `/invalid-utf8.xml` | a UTF-8 feed with invalid bytes in its title |
+//! | `/secret` | counts whether anyone fetched it (nobody should) |
 //! | `/mutable` | a feed whose items the test sets with [`FeedServer::set_mutable`] |
 //!
 //! Every request is counted by path, and 304s are counted apart, so tests
@@ -140,6 +146,18 @@ fn router(shared: Shared) -> Router {
         )
         .route("/redirect-to", get(redirect_to))
         .route("/generated/{n}", get(generated))
+        .route(
+            "/many/{n}",
+            get(|Path(n): Path<usize>| async move { rss(many(n.min(100_000))) }),
+        )
+        .route(
+            "/xxe-network.xml",
+            get(|| async { rss(XXE_NETWORK.to_owned()) }),
+        )
+        .route("/quadratic.xml", get(|| async { rss(quadratic()) }))
+        .route("/deep.xml", get(|| async { rss(deep()) }))
+        .route("/invalid-utf8.xml", get(|| async { rss(invalid_utf8()) }))
+        .route("/secret", get(|| async { "root:x:0:0:secret" }))
         .route("/mutable", get(mutable))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), count))
         .with_state(shared)
@@ -384,4 +402,46 @@ pub fn generated_atom(n: usize) -> String {
     }
     body.push_str("</feed>");
     body
+}
+
+fn rss(body: impl Into<Body>) -> Response {
+    ([(header::CONTENT_TYPE, "application/rss+xml")], body.into()).into_response()
+}
+
+const XXE_NETWORK: &str = r#"<?xml version="1.0"?>
+<!DOCTYPE rss [<!ENTITY net SYSTEM "/secret">]>
+<rss version="2.0"><channel><title>net &net;</title><item><title>&net;</title></item></channel></rss>"#;
+
+fn quadratic() -> String {
+    let big = "a".repeat(64 * 1024);
+    let refs = "&big;".repeat(10_000);
+    format!(
+        "<?xml version=\"1.0\"?><!DOCTYPE rss [<!ENTITY big \"{big}\">]><rss version=\"2.0\"><channel><title>q</title><item><title>{refs}</title></item></channel></rss>"
+    )
+}
+
+fn deep() -> String {
+    let depth = 100_000;
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>deep</title><item><title>t</title>{}{}</item></channel></rss>",
+        "<x:a xmlns:x=\"urn:x\">".repeat(depth),
+        "</x:a>".repeat(depth)
+    )
+}
+
+fn invalid_utf8() -> Vec<u8> {
+    let mut body = b"<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\"><channel><title>broken \xff\xfe bytes</title><item><title>item \xc3\x28</title></item></channel></rss>".to_vec();
+    body.push(b'\n');
+    body
+}
+
+fn many(n: usize) -> String {
+    let items: String = (0..n)
+        .map(|i| {
+            format!("<item><title>item {i}</title><link>https://many.example/{i}</link></item>")
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>many</title>{items}</channel></rss>"
+    )
 }

@@ -8,6 +8,30 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod feed_server;
+pub mod load;
 pub mod process;
 pub mod stack;
 pub mod web;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `probe` every 100 ms until it gives `Some`, for at most `within`;
+/// panics saying what never happened otherwise. Tests wait for outcomes,
+/// not for fixed times, so a slow machine makes them slower, not red.
+pub async fn eventually<T, Fut>(what: &str, within: Duration, mut probe: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -15,6 +15,21 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// A memory figure of a process from `/proc/{pid}/status`, in MiB:
+/// `VmRSS` (now) or `VmHWM` (peak). 0 if it cannot be read.
+pub fn memory_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// Path of a workspace binary (`middletier`, `registry`, `edge`,
 /// `rss-recipes`), built first unless `RSS_TEST_PREBUILT` says the test
 /// command already did (cargo only builds a package's binaries for that

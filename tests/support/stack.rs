@@ -16,20 +16,28 @@ pub struct Stack {
     pub registry: Service,
     pub middletiers: Vec<Service>,
     pub edge: Service,
-    middletier_args: Vec<String>,
+    /// The extra arguments each middletier was started with (by index), so
+    /// it can be restarted as it was.
+    middletier_args: Vec<Vec<String>>,
 }
 
 impl Stack {
-    /// Starts everything and waits until the edge knows every middletier.
+    /// Starts everything, every middletier with the same extra arguments,
+    /// and waits until the edge knows every middletier.
     pub async fn start(middletiers: usize, middletier_args: &[&str], edge_args: &[&str]) -> Stack {
+        let args: Vec<String> = middletier_args.iter().map(|s| s.to_string()).collect();
+        Self::start_each(vec![args; middletiers], edge_args).await
+    }
+
+    /// Like [`Stack::start`], with arguments per middletier.
+    pub async fn start_each(middletier_args: Vec<Vec<String>>, edge_args: &[&str]) -> Stack {
         let feeds = FeedServer::start();
         let registry = Service::start("registry", &["--eviction-interval", "200ms"], &[]);
         let registry_url = registry.url("/eureka/v2/");
-        let middletier_args: Vec<String> = middletier_args.iter().map(|s| s.to_string()).collect();
-        let mut stack_middletiers = Vec::new();
-        for _ in 0..middletiers {
-            stack_middletiers.push(start_middletier(&registry_url, &middletier_args));
-        }
+        let middletiers = middletier_args
+            .iter()
+            .map(|args| start_middletier(&registry_url, 0, args))
+            .collect();
         let mut args = vec![
             "--registry-url",
             &registry_url,
@@ -45,38 +53,77 @@ impl Stack {
         let stack = Stack {
             feeds,
             registry,
-            middletiers: stack_middletiers,
+            middletiers,
             edge,
             middletier_args,
         };
-        stack.wait_until_edge_knows(middletiers).await;
+        stack
+            .wait_until_edge_knows(stack.middletier_args.len())
+            .await;
         stack
     }
 
-    /// Starts one more middletier with the same arguments.
+    /// Starts one more middletier with the first middletier's arguments.
     pub fn add_middletier(&mut self) -> &Service {
-        let service = start_middletier(&self.registry.url("/eureka/v2/"), &self.middletier_args);
+        let args = self.middletier_args.first().cloned().unwrap_or_default();
+        let service = start_middletier(&self.registry.url("/eureka/v2/"), 0, &args);
         self.middletiers.push(service);
+        self.middletier_args.push(args);
         self.middletiers.last().expect("just pushed")
+    }
+
+    /// Starts middletier `index` again, on its old port with its old
+    /// arguments (after it was stopped or killed).
+    pub fn restart_middletier(&mut self, index: usize) {
+        let port = self.middletiers[index].port;
+        let service = start_middletier(
+            &self.registry.url("/eureka/v2/"),
+            port,
+            &self.middletier_args[index],
+        );
+        self.middletiers[index] = service;
+    }
+
+    /// A command's row on the edge's dashboard (`RSSGet`, ...): its state,
+    /// counts and latencies as the edge reports them.
+    pub async fn command(&self, name: &str) -> serde_json::Value {
+        let data = super::web::get_json(self.edge.url("/dashboard/data")).await;
+        data["commands"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no command {name}"))
+            .clone()
+    }
+
+    /// Subscribes `user` to `feed` on every middletier directly (their
+    /// `memory` and `file` stores are their own).
+    pub async fn subscribe_on_each_middletier(&self, user: &str, feed: &str) {
+        for middletier in &self.middletiers {
+            let response = reqwest::Client::new()
+                .post(middletier.url(&format!("/middletier/rss/user/{user}")))
+                .query(&[("url", feed)])
+                .send()
+                .await
+                .expect("the middletier answers");
+            assert!(response.status().is_success(), "{}", response.status());
+        }
     }
 
     /// Waits until the edge's balancer lists `n` middletier instances.
     pub async fn wait_until_edge_knows(&self, n: usize) {
         let url = self.edge.url("/dashboard/data");
-        for _ in 0..150 {
-            if let Ok(response) = reqwest::get(&url).await
-                && let Ok(data) = response.json::<serde_json::Value>().await
-                && data["instances"].as_array().map(Vec::len) == Some(n)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the edge did not see {n} middletier(s) within 15 s");
+        let what = format!("the edge sees {n} middletier(s)");
+        super::eventually(&what, Duration::from_secs(15), || async {
+            let data: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            (data["instances"].as_array().map(Vec::len) == Some(n)).then_some(())
+        })
+        .await;
     }
 }
 
-fn start_middletier(registry_url: &str, extra: &[String]) -> Service {
+fn start_middletier(registry_url: &str, port: u16, extra: &[String]) -> Service {
     let mut args: Vec<&str> = vec![
         "--registry-url",
         registry_url,
@@ -89,5 +136,5 @@ fn start_middletier(registry_url: &str, extra: &[String]) -> Service {
         "2s",
     ];
     args.extend(extra.iter().map(String::as_str));
-    Service::start("middletier", &args, &[])
+    Service::start_on("middletier", port, &args, &[])
 }

@@ -112,3 +112,27 @@ impl Browser {
         }
     }
 }
+
+/// GETs `url` and decodes its JSON body. Asks for JSON explicitly, which
+/// the registry needs (it answers XML otherwise) and others ignore.
+/// The feed URLs of a `{"user", "subscriptions"}` answer, in order.
+pub fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
+    body["subscriptions"]
+        .as_array()
+        .expect("a subscriptions list")
+        .iter()
+        .map(|s| s["url"].as_str().expect("each has a url").to_owned())
+        .collect()
+}
+
+pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .expect("the service answers")
+        .json()
+        .await
+        .expect("a JSON body")
+}

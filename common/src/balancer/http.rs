@@ -1,7 +1,7 @@
 //! The balancer's I/O shell: one call to a VIP over HTTP, with the chooser,
 //! the retry policy and a single overall deadline.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,6 +20,12 @@ pub struct BalancerSettings {
     /// How long an instance that refused a connection is skipped.
     pub cooldown: Duration,
     pub retry: RetryPolicy,
+    /// When the registry suddenly lists no instance (a registry restarted
+    /// empty, before the instances re-register), keep calling the last
+    /// known ones for this long. Dead ones are skipped by availability
+    /// filtering anyway; a whole lease (90 s) is how long the registry
+    /// itself would have kept them.
+    pub keep_last_known: Duration,
 }
 
 impl Default for BalancerSettings {
@@ -31,6 +37,7 @@ impl Default for BalancerSettings {
             attempt_timeout: Duration::from_secs(4),
             cooldown: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            keep_last_known: Duration::from_secs(90),
         }
     }
 }
@@ -69,6 +76,8 @@ pub struct BalancedClient {
     balancer: Arc<LoadBalancer>,
     http: reqwest::Client,
     settings: BalancerSettings,
+    /// The last non-empty instance list, and when it was seen.
+    last_known: Arc<Mutex<(Vec<ServiceInstance>, Instant)>>,
 }
 
 impl BalancedClient {
@@ -88,6 +97,7 @@ impl BalancedClient {
             balancer: Arc::new(LoadBalancer::new(settings.cooldown)),
             http,
             settings,
+            last_known: Arc::new(Mutex::new((Vec::new(), Instant::now()))),
         })
     }
 
@@ -119,19 +129,7 @@ impl BalancedClient {
     where
         F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     {
-        let mut instances = self.discovery.up_instances(&self.vip);
-        if instances.is_empty() {
-            // Perhaps an instance registered since the last fetch (at start-up
-            // that is likely): look again, at most once a second.
-            if let Err(e) = self
-                .discovery
-                .fetch_if_older_than(Duration::from_secs(1))
-                .await
-            {
-                tracing::debug!(error = %e, "on-demand registry fetch failed");
-            }
-            instances = self.discovery.up_instances(&self.vip);
-        }
+        let instances = self.candidates().await;
         let mut tried: Vec<String> = Vec::new();
         let Some(mut current) = self
             .balancer
@@ -209,6 +207,40 @@ impl BalancedClient {
                 Next::GiveUp => return Err(self.give_up(kind, attempts, reason)),
             }
         }
+    }
+
+    /// The instances to choose from: the registry's `UP` list; if it is
+    /// empty, the registry is looked at again (at most once a second: an
+    /// instance may have registered since the last fetch); if it is still
+    /// empty, the last known list, for a while (see
+    /// [`BalancerSettings::keep_last_known`]).
+    async fn candidates(&self) -> Vec<ServiceInstance> {
+        let mut instances = self.discovery.up_instances(&self.vip);
+        if instances.is_empty() {
+            if let Err(e) = self
+                .discovery
+                .fetch_if_older_than(Duration::from_secs(1))
+                .await
+            {
+                tracing::debug!(error = %e, "on-demand registry fetch failed");
+            }
+            instances = self.discovery.up_instances(&self.vip);
+        }
+        let mut last_known = self
+            .last_known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !instances.is_empty() {
+            *last_known = (instances.clone(), Instant::now());
+            return instances;
+        }
+        let (known, seen) = &*last_known;
+        if !known.is_empty() && seen.elapsed() < self.settings.keep_last_known {
+            metrics::counter!("lb_last_known_used_total", "vip" => self.vip.clone()).increment(1);
+            tracing::debug!(vip = %self.vip, "the registry lists no instance; trying the last known ones");
+            return known.clone();
+        }
+        instances
     }
 
     fn give_up(&self, last: Failure, attempts: u32, reason: String) -> CallError {

@@ -74,3 +74,32 @@ pub trait SubscriptionStore: Send + Sync + 'static {
 pub(crate) fn sort_oldest_first(list: &mut [Subscription]) {
     list.sort_by(|a, b| a.added_at.cmp(&b.added_at).then_with(|| a.url.cmp(&b.url)));
 }
+
+/// A boxed store is a store, so decorators ([`Metered`], fault injection)
+/// can wrap whichever store was chosen at start-up.
+#[async_trait]
+impl SubscriptionStore for Box<dyn SubscriptionStore> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
+        (**self).list(user).await
+    }
+
+    async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
+        (**self).add(user, url).await
+    }
+
+    async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
+        (**self).remove(user, url).await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        (**self).check().await
+    }
+
+    async fn ready(&self) {
+        (**self).ready().await;
+    }
+}

@@ -1,0 +1,175 @@
+//! Fault injection, for resilience tests and game days.
+//!
+//! Off unless the middletier starts with `--enable-fault-injection`; only
+//! then does `/admin/faults` exist, to switch faults on and off while the
+//! process runs:
+//!
+//! - `latency_ms`: every `/middletier/...` request waits this long first
+//!   (a slow dependency, to watch the edge's timeouts and breakers);
+//! - `store_down`: every store call fails as if the store were unreachable.
+//!
+//! ```sh
+//! curl -X PUT -H 'content-type: application/json' -d '{"latency_ms": 3000}' http://127.0.0.1:9191/admin/faults
+//! curl -X PUT -H 'content-type: application/json' -d '{"latency_ms": 0, "store_down": false}' http://127.0.0.1:9191/admin/faults
+//! ```
+//!
+//! This replaces what cannot be staged on one machine (a slow network, a
+//! Cassandra cluster losing quorum) with the same symptoms, in the real
+//! binary. Never enable it where untrusted clients can reach the port.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use common::api::{FeedUrl, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{StoreError, Subscription, SubscriptionStore};
+
+/// The faults in force. Shared by the routes, the middleware and the store.
+#[derive(Debug, Default)]
+pub struct Faults {
+    latency_ms: AtomicU64,
+    store_down: AtomicBool,
+}
+
+/// The body of `GET`/`PUT /admin/faults`; fields left out are unchanged.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FaultSettings {
+    pub latency_ms: Option<u64>,
+    pub store_down: Option<bool>,
+}
+
+impl Faults {
+    fn settings(&self) -> FaultSettings {
+        FaultSettings {
+            latency_ms: Some(self.latency_ms.load(Ordering::Relaxed)),
+            store_down: Some(self.store_down.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn apply(&self, settings: &FaultSettings) {
+        if let Some(ms) = settings.latency_ms {
+            self.latency_ms.store(ms, Ordering::Relaxed);
+        }
+        if let Some(down) = settings.store_down {
+            self.store_down.store(down, Ordering::Relaxed);
+        }
+        tracing::warn!(?settings, "fault injection changed");
+    }
+}
+
+/// `GET /admin/faults` and `PUT /admin/faults`.
+pub fn routes(faults: Arc<Faults>) -> Router {
+    Router::new()
+        .route(
+            "/admin/faults",
+            get(|State(f): State<Arc<Faults>>| async move { Json(f.settings()) }).put(
+                |State(f): State<Arc<Faults>>, Json(body): Json<FaultSettings>| async move {
+                    f.apply(&body);
+                    Json(f.settings())
+                },
+            ),
+        )
+        .with_state(faults)
+}
+
+/// Middleware: delays each request by the injected latency.
+pub async fn delay(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
+    let ms = faults.latency_ms.load(Ordering::Relaxed);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    next.run(request).await
+}
+
+/// A store that fails while `store_down` is on, and otherwise passes every
+/// call to the real one.
+pub struct Faulty<S> {
+    inner: S,
+    faults: Arc<Faults>,
+}
+
+impl<S> Faulty<S> {
+    pub fn new(inner: S, faults: Arc<Faults>) -> Self {
+        Self { inner, faults }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.faults.store_down.load(Ordering::Relaxed) {
+            Err(StoreError::Unavailable(
+                "injected fault: the store is down".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl<S: SubscriptionStore> SubscriptionStore for Faulty<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
+        self.check()?;
+        self.inner.list(user).await
+    }
+
+    async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.add(user, url).await
+    }
+
+    async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.remove(user, url).await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        Faulty::check(self)?;
+        self.inner.check().await
+    }
+
+    async fn ready(&self) {
+        self.inner.ready().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_downed_store_fails_every_call_until_restored() {
+        let faults = Arc::new(Faults::default());
+        let store = Faulty::new(MemoryStore::new(), faults.clone());
+        let user = UserId::parse("u").unwrap();
+        let url = FeedUrl::parse("https://a.example/").unwrap();
+        store.add(&user, &url).await.unwrap();
+        faults.apply(&FaultSettings {
+            store_down: Some(true),
+            ..FaultSettings::default()
+        });
+        assert!(store.list(&user).await.is_err());
+        assert!(store.add(&user, &url).await.is_err());
+        assert!(SubscriptionStore::check(&store).await.is_err());
+        faults.apply(&FaultSettings {
+            store_down: Some(false),
+            ..FaultSettings::default()
+        });
+        assert_eq!(
+            store.list(&user).await.unwrap().len(),
+            1,
+            "nothing was lost"
+        );
+    }
+}

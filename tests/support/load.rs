@@ -1,0 +1,112 @@
+//! A steady load of readers through the edge, counting every request that
+//! did not get a live answer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// What the readers saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub live: usize,
+    /// Answered from the fallback (`"degraded": true`).
+    pub degraded: usize,
+    /// An error status, or no answer.
+    pub failed: usize,
+}
+
+/// Readers in the background until [`Load::stop`].
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+    degraded: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `readers` tasks each reading `GET /api/subscriptions` every `pause`,
+    /// expecting `expected_titles` when live.
+    pub fn start(edge: &str, readers: usize, pause: Duration, expected_titles: &[&str]) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (live, degraded, failed): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) =
+            (Arc::default(), Arc::default(), Arc::default());
+        let expected: Vec<String> = expected_titles.iter().map(|s| s.to_string()).collect();
+        let tasks = (0..readers)
+            .map(|_| {
+                let url = format!("{edge}/api/subscriptions");
+                let (stop, live, degraded, failed, expected) = (
+                    stop.clone(),
+                    Arc::clone(&live),
+                    Arc::clone(&degraded),
+                    Arc::clone(&failed),
+                    expected.clone(),
+                );
+                tokio::spawn(async move {
+                    let http = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(15))
+                        .build()
+                        .unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        match read(&http, &url).await {
+                            Some((false, titles)) if titles == expected => {
+                                live.fetch_add(1, Ordering::Relaxed)
+                            }
+                            Some((true, _)) => degraded.fetch_add(1, Ordering::Relaxed),
+                            other => {
+                                eprintln!("failed read: {other:?}");
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            live,
+            degraded,
+            failed,
+            tasks,
+        }
+    }
+
+    pub fn tally(&self) -> Tally {
+        Tally {
+            live: self.live.load(Ordering::Relaxed),
+            degraded: self.degraded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the readers and returns the final tally.
+    pub async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        Tally {
+            live: self.live.load(Ordering::Relaxed),
+            degraded: self.degraded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// (degraded, titles), or `None` for an error status or no answer.
+async fn read(http: &reqwest::Client, url: &str) -> Option<(bool, Vec<String>)> {
+    let response = http.get(url).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    let titles = body["subscriptions"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["title"].as_str().map(str::to_owned))
+        .collect();
+    Some((body["degraded"].as_bool()?, titles))
+}
