@@ -71,7 +71,37 @@ pub struct DiscoveryArgs {
     pub instance_id: Option<String>,
 }
 
+/// Why a service's discovery client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverySetupError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("could not set up an HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+}
+
 impl DiscoveryArgs {
+    /// The discovery client of a service registered as `app`/`vip` and
+    /// listening on `port`. It advertises `--advertise-host`, or else a host
+    /// its callers can reach (see
+    /// [`default_advertise_host`](crate::discovery::default_advertise_host)).
+    pub fn client(
+        &self,
+        server: &ServerArgs,
+        app: &str,
+        vip: &str,
+        port: u16,
+    ) -> Result<crate::discovery::DiscoveryClient, DiscoverySetupError> {
+        use crate::discovery::{DiscoveryClient, Registration, default_advertise_host};
+        let settings = self.settings().map_err(DiscoverySetupError::Config)?;
+        let host = server
+            .advertise_host
+            .clone()
+            .unwrap_or_else(|| default_advertise_host(&server.host, &settings.registry_urls));
+        let registration = Registration::new(app, vip, &host, port, self.instance_id.clone());
+        Ok(DiscoveryClient::new(settings, Some(registration))?)
+    }
+
     /// The client settings these flags describe.
     pub fn settings(&self) -> Result<crate::discovery::DiscoverySettings, String> {
         Ok(crate::discovery::DiscoverySettings {

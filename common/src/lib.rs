@@ -22,6 +22,7 @@
 //! - [`ratelimit`]: a per-user token bucket for writes.
 //! - [`resilience`]: Hystrix-style commands: circuit breaker, bulkhead,
 //!   timeout, fallback, rolling metrics and the Hystrix stream format.
+//! - [`root_cause`]: the message to show for an error chain.
 #![forbid(unsafe_code)]
 // `json!` with the ~50 fields of a Hystrix event needs more than the default.
 #![recursion_limit = "256"]
@@ -37,3 +38,14 @@ pub mod resilience;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+
+/// The innermost message of an error chain: "connection refused" rather
+/// than reqwest's "error sending request for url (...)", which is what a
+/// person reading a log line or an error can act on.
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = err;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string()
+}

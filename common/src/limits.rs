@@ -8,6 +8,9 @@
 //!   the same limit while it is read.
 //!
 //! Header sizes are bounded by hyper itself (it answers 431).
+//!
+//! And on what we read back from others: [`read_capped`] bounds a
+//! response body we receive (a feed, a middletier's answer).
 
 use axum::Json;
 use axum::Router;
@@ -57,6 +60,37 @@ async fn check(max_body: usize, request: Request, next: Next) -> Response {
         return (StatusCode::PAYLOAD_TOO_LARGE, Json(ErrorBody::new(message))).into_response();
     }
     next.run(request).await
+}
+
+/// Why [`read_capped`] gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadCappedError {
+    #[error("the body is larger than the limit")]
+    TooLarge,
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+/// Reads a response's body, refusing one larger than `max` bytes before
+/// holding more than that in memory. Content-Length is only a hint (and
+/// absent when decompressing), so the cap is enforced again on the bytes
+/// as they arrive.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    max: u64,
+) -> Result<bytes::Bytes, ReadCappedError> {
+    if response.content_length().is_some_and(|len| len > max) {
+        return Err(ReadCappedError::TooLarge);
+    }
+    let initial = response.content_length().unwrap_or(64 * 1024).min(max);
+    let mut body = bytes::BytesMut::with_capacity(usize::try_from(initial).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(ReadCappedError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ pub enum BindError {
     },
 }
 
-/// Binds `host:port` and logs the address actually bound (the port may be 0).
+/// Binds `host:port`, logs the address actually bound, and returns the
+/// listener with its port: the one asked for, or the free one picked for a
+/// 0, which is the one to advertise in the registry.
 ///
 /// `hint` names the flag and variable that set the port, e.g.
 /// `"--port / RSS_MIDDLETIER_PORT"`, so the error says what to change.
@@ -33,7 +35,7 @@ pub async fn bind(
     host: &str,
     port: u16,
     hint: &'static str,
-) -> Result<TcpListener, BindError> {
+) -> Result<(TcpListener, u16), BindError> {
     let listener = TcpListener::bind((host, port)).await.map_err(|source| {
         if source.kind() == std::io::ErrorKind::AddrInUse {
             BindError::InUse {
@@ -50,10 +52,14 @@ pub async fn bind(
             }
         }
     })?;
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(service, addr = %addr, port = addr.port(), "listening");
-    }
-    Ok(listener)
+    let bound = match listener.local_addr() {
+        Ok(addr) => {
+            tracing::info!(service, addr = %addr, port = addr.port(), "listening");
+            addr.port()
+        }
+        Err(_) => port,
+    };
+    Ok((listener, bound))
 }
 
 /// Serves `router` while registered in the registry, in the order that
@@ -122,6 +128,41 @@ pub async fn serve(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// What each service binary's `main` does once its flags are parsed: catch
+/// SIGINT/SIGTERM first (so a signal during start-up is not lost), build the
+/// service, run it until the signal, and turn each ending into a log line
+/// and an exit code. A failure to start also goes to stderr, where a person
+/// running the binary looks first.
+pub async fn run_until_signal<App, Error, Run>(
+    service: &str,
+    build: impl std::future::Future<Output = Result<App, Error>>,
+    run: impl FnOnce(App, CancellationToken) -> Run,
+) -> std::process::ExitCode
+where
+    Error: std::fmt::Display,
+    Run: std::future::Future<Output = std::io::Result<()>>,
+{
+    let shutdown = crate::shutdown::on_signal();
+    let app = match build.await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "{service} could not start");
+            eprintln!("{service}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match run(app, shutdown).await {
+        Ok(()) => {
+            tracing::info!("{service} stopped");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{service} failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// `<binary> healthcheck`: GET http://127.0.0.1:{port}/healthcheck.

@@ -4,6 +4,8 @@
 //! cancels it; every server and background task holds a clone and ends when
 //! it fires, so a stop drains in-flight requests instead of cutting them.
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
 
 /// Returns a token that is cancelled on the first SIGINT or SIGTERM.
@@ -17,6 +19,24 @@ pub fn on_signal() -> CancellationToken {
         trip.cancel();
     });
     token
+}
+
+/// A background task's loop: runs `tick` every `period` (the first after
+/// one period) until `shutdown` fires. A tick that overruns delays the next
+/// rather than causing a burst to catch up.
+pub async fn every_until<F, Fut>(period: Duration, shutdown: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = interval.tick() => tick().await,
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM and says which arrived.

@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::balancer::http::BalancedClient;
-use common::discovery::{DiscoveryClient, Registration, default_advertise_host};
+use common::discovery::DiscoveryClient;
 use common::ratelimit::WriteLimiter;
 use common::resilience::Command;
 use serde_json::json;
@@ -129,8 +129,8 @@ pub enum StartError {
     Bind(#[from] common::server::BindError),
     #[error("could not set up an HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Discovery(#[from] common::config::DiscoverySetupError),
 }
 
 /// An edge, bound and ready to serve.
@@ -143,26 +143,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let listener =
+        let (listener, port) =
             common::server::bind("edge", &config.server.host, config.port, config.port_hint)
                 .await?;
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(config.port);
-
-        let settings = config.discovery.settings().map_err(StartError::Config)?;
-        let host = config.server.advertise_host.clone().unwrap_or_else(|| {
-            default_advertise_host(&config.server.host, &settings.registry_urls)
-        });
-        let registration = Registration::new(
-            APP_NAME,
-            VIP,
-            &host,
-            port,
-            config.discovery.instance_id.clone(),
-        );
-        let discovery = DiscoveryClient::new(settings, Some(registration))?;
+        let discovery = config
+            .discovery
+            .client(&config.server, APP_NAME, VIP, port)?;
         let client = BalancedClient::new(
             MIDDLETIER_VIP,
             discovery.clone(),

@@ -12,23 +12,10 @@ async fn main() -> ExitCode {
         return common::server::probe(config.port).await;
     }
     common::telemetry::init(config.server.log_format);
-    let shutdown = common::shutdown::on_signal();
-    let app = match Application::build(config).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "edge could not start");
-            eprintln!("edge: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match app.run_until_stopped(shutdown).await {
-        Ok(()) => {
-            tracing::info!("edge stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "edge failed");
-            ExitCode::FAILURE
-        }
-    }
+    common::server::run_until_signal(
+        "edge",
+        Application::build(config),
+        Application::run_until_stopped,
+    )
+    .await
 }

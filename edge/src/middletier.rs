@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use common::api::{ErrorBody, FeedUrl, SubscriptionChange, UserFeeds, UserId};
 use common::balancer::http::{BalancedClient, CallError};
+use common::limits::{ReadCappedError, read_capped};
 use common::ratelimit::WriteLimiter;
 use common::resilience::{Command, CommandError, Failure, Outcome};
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -32,7 +33,7 @@ const SAVED_BYTES: usize = 64 * 1024 * 1024;
 
 /// The largest answer the edge reads from the middletier. The middletier's
 /// own limits (100 feeds of 50 items) keep real answers far below this.
-const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why a call to the middletier did not give the answer we wanted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -213,18 +214,8 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
-        self.admit_write(user)?;
-        let (path, url) = (user_path(user), url.to_string());
-        let result = self
-            .add
-            .execute(|deadline| {
-                self.call(deadline, move |http, base| {
-                    http.post(format!("{base}{path}")).query(&[("url", &url)])
-                })
-            })
-            .await;
-        self.forget_saved(user);
-        result.map_err(write_error)
+        self.write(&self.add, reqwest::Method::POST, user, url)
+            .await
     }
 
     /// `RSSDel`.
@@ -233,13 +224,26 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
+        self.write(&self.del, reqwest::Method::DELETE, user, url)
+            .await
+    }
+
+    /// A change to `user`'s subscriptions: `RSSAdd` and `RSSDel` differ only
+    /// in their command and HTTP method.
+    async fn write(
+        &self,
+        command: &Command,
+        method: reqwest::Method,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<SubscriptionChange, WriteError> {
         self.admit_write(user)?;
         let (path, url) = (user_path(user), url.to_string());
-        let result = self
-            .del
+        let result = command
             .execute(|deadline| {
                 self.call(deadline, move |http, base| {
-                    http.delete(format!("{base}{path}")).query(&[("url", &url)])
+                    http.request(method.clone(), format!("{base}{path}"))
+                        .query(&[("url", &url)])
                 })
             })
             .await;
@@ -292,9 +296,16 @@ impl Middletier {
                 Failure::Error(failure)
             });
         }
-        read_capped(served.response, MAX_ANSWER_BYTES)
+        let body = read_capped(served.response, MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| Failure::Error(CallFailure::Body(e)))
+            .map_err(|e| match e {
+                ReadCappedError::TooLarge => format!(
+                    "the answer is larger than {} MiB",
+                    MAX_ANSWER_BYTES / (1024 * 1024)
+                ),
+                ReadCappedError::Transport(e) => e.to_string(),
+            });
+        body.map_err(|e| Failure::Error(CallFailure::Body(e)))
     }
 
     fn saved(&self, user: &UserId) -> Bytes {
@@ -370,26 +381,6 @@ impl LastGood {
             self.bytes -= old.len();
         }
     }
-}
-
-/// Reads a response's body, refusing one larger than `max` bytes before
-/// holding more than that in memory.
-async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Bytes, String> {
-    let too_large = || format!("the answer is larger than {} MiB", max / (1024 * 1024));
-    if response
-        .content_length()
-        .is_some_and(|declared| declared > max as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > max {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 fn user_path(user: &UserId) -> String {

@@ -25,7 +25,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use common::discovery::{DiscoveryClient, Registration, default_advertise_host};
+use common::discovery::DiscoveryClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -42,8 +42,8 @@ pub enum StartError {
     Bind(#[from] common::server::BindError),
     #[error("could not set up an HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Discovery(#[from] common::config::DiscoverySetupError),
     #[error(transparent)]
     FileStore(#[from] store::file::OpenError),
     #[error("cannot use the Cassandra store: {0}")]
@@ -98,30 +98,16 @@ impl Application {
                 .map(Arc::new);
         let state = api::AppState::new(store.clone(), feeds, config.max_subscriptions, writes);
 
-        let listener = common::server::bind(
+        let (listener, port) = common::server::bind(
             "middletier",
             &config.server.host,
             config.port,
             config.port_hint,
         )
         .await?;
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(config.port);
-
-        let discovery_settings = config.discovery.settings().map_err(StartError::Config)?;
-        let host = config.server.advertise_host.clone().unwrap_or_else(|| {
-            default_advertise_host(&config.server.host, &discovery_settings.registry_urls)
-        });
-        let registration = Registration::new(
-            APP_NAME,
-            VIP,
-            &host,
-            port,
-            config.discovery.instance_id.clone(),
-        );
-        let discovery = DiscoveryClient::new(discovery_settings, Some(registration))?;
+        let discovery = config
+            .discovery
+            .client(&config.server, APP_NAME, VIP, port)?;
         Ok(Self {
             listener,
             router: api::router(state, faults),

@@ -12,23 +12,10 @@ async fn main() -> ExitCode {
         return common::server::probe(config.port).await;
     }
     common::telemetry::init(config.server.log_format);
-    let shutdown = common::shutdown::on_signal();
-    let app = match Application::build(config).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "middletier could not start");
-            eprintln!("middletier: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match app.run_until_stopped(shutdown).await {
-        Ok(()) => {
-            tracing::info!("middletier stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "middletier failed");
-            ExitCode::FAILURE
-        }
-    }
+    common::server::run_until_signal(
+        "middletier",
+        Application::build(config),
+        Application::run_until_stopped,
+    )
+    .await
 }

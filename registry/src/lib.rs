@@ -47,17 +47,13 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, common::server::BindError> {
         let retention_ms = u64::try_from(config.delta_retention.as_millis()).unwrap_or(u64::MAX);
         let state = AppState::new(LeaseTable::new(retention_ms));
-        let listener = common::server::bind(
+        let (listener, port) = common::server::bind(
             "registry",
             &config.server.host,
             config.port,
             config.port_hint,
         )
         .await?;
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(config.port);
         Ok(Self {
             listener,
             state,
@@ -85,12 +81,8 @@ impl Application {
 
 /// The eviction task: one pass per interval, ends with `shutdown`.
 async fn evict_periodically(state: AppState, every: Duration, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => { state.evict(); }
-        }
-    }
+    common::shutdown::every_until(every, shutdown, || async {
+        state.evict();
+    })
+    .await;
 }

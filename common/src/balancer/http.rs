@@ -171,7 +171,7 @@ impl BalancedClient {
                     // Refused, reset, or closed before the answer.
                     self.balancer
                         .record_connect_failure(&current.id, Instant::now());
-                    (Failure::Connect, root_cause(&e))
+                    (Failure::Connect, crate::root_cause(&e))
                 }
                 Err(_elapsed) => (Failure::Timeout, format!("no answer within {budget:?}")),
             };
@@ -263,12 +263,4 @@ impl BalancedClient {
         let available = if outcome == "connect_error" { 0.0 } else { 1.0 };
         metrics::gauge!("lb_instance_available", "vip" => self.vip.clone(), "instance" => instance.id.clone()).set(available);
     }
-}
-
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = err;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string()
 }

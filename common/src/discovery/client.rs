@@ -467,7 +467,7 @@ impl DiscoveryClient {
                 Ok(response) => {
                     last_error = format!("{} answered HTTP {}", urls[index], response.status())
                 }
-                Err(e) => last_error = format!("{}: {}", urls[index], root_cause(&e)),
+                Err(e) => last_error = format!("{}: {}", urls[index], crate::root_cause(&e)),
             }
         }
         metrics::counter!("discovery_registry_unreachable_total").increment(1);
@@ -479,7 +479,7 @@ impl DiscoveryClient {
         let client = self.clone();
         let every = self.inner.settings.renewal_interval;
         tokio::spawn(async move {
-            every_until(every, shutdown, || async {
+            crate::shutdown::every_until(every, shutdown, || async {
                 if let Err(e) = client.renew().await {
                     tracing::warn!(error = %e, "heartbeat failed; will retry");
                 }
@@ -497,7 +497,7 @@ impl DiscoveryClient {
             if let Err(e) = client.fetch().await {
                 tracing::warn!(error = %e, "first registry fetch failed; will retry");
             }
-            every_until(every, shutdown, || async {
+            crate::shutdown::every_until(every, shutdown, || async {
                 if let Err(e) = client.fetch().await {
                     let known = client.snapshot().len();
                     tracing::warn!(error = %e, known, "registry fetch failed; serving the last known instances");
@@ -508,32 +508,8 @@ impl DiscoveryClient {
     }
 }
 
-/// Runs `tick` every `period` (the first after one period) until cancelled.
-async fn every_until<F, Fut>(period: Duration, shutdown: CancellationToken, mut tick: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = interval.tick() => tick().await,
-        }
-    }
-}
-
 fn outcome(status: StatusCode) -> &'static str {
     if status.is_success() { "ok" } else { "refused" }
-}
-
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = err;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string()
 }
 
 /// Milliseconds since the Unix epoch, Eureka's timestamp unit.

@@ -15,7 +15,8 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use common::limits::{ReadCappedError, read_capped};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, redirect};
 use url::Url;
@@ -198,7 +199,7 @@ impl Fetcher {
         if let Some(date) = &validators.last_modified {
             request = request.header(header::IF_MODIFIED_SINCE, date);
         }
-        let mut response = request.send().await.map_err(|e| self.classify(url, &e))?;
+        let response = request.send().await.map_err(|e| self.classify(url, &e))?;
 
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED && !validators.is_empty() {
@@ -216,29 +217,19 @@ impl Fetcher {
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
-        let max = self.settings.max_bytes;
-        // Content-Length is only a hint (and absent when decompressing), so
-        // the cap is enforced again on the bytes as they arrive.
-        if response.content_length().is_some_and(|len| len > max) {
-            return Err(FetchError::TooLarge(max));
-        }
         let charset = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(charset_of);
         let validators = Validators::from_headers(response.headers());
-
-        let initial = response.content_length().unwrap_or(64 * 1024).min(max);
-        let mut body = BytesMut::with_capacity(usize::try_from(initial).unwrap_or(0));
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(url, &e))? {
-            if (body.len() + chunk.len()) as u64 > max {
-                return Err(FetchError::TooLarge(max));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let max = self.settings.max_bytes;
+        let bytes = read_capped(response, max).await.map_err(|e| match e {
+            ReadCappedError::TooLarge => FetchError::TooLarge(max),
+            ReadCappedError::Transport(e) => self.classify(url, &e),
+        })?;
         Ok(Fetched::Body {
-            bytes: body.freeze(),
+            bytes,
             charset,
             validators,
         })
@@ -281,14 +272,10 @@ impl Fetcher {
     }
 }
 
-/// The innermost error message: "connection refused" rather than reqwest's
-/// "error sending request for url (...)".
+/// The innermost error message (see [`common::root_cause`]), in lower case
+/// and without the OS error number, to read well inside a sentence.
 fn root_cause(err: &(dyn StdError + 'static)) -> String {
-    let mut inner = err;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    let text = inner.to_string();
+    let text = common::root_cause(err);
     text.strip_suffix(" (os error 111)")
         .unwrap_or(&text)
         .to_lowercase()
