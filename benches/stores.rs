@@ -56,62 +56,66 @@ fn feed(n: usize) -> FeedUrl {
 
 async fn run(name: &str, store: Arc<dyn SubscriptionStore>) {
     // Subscribe: every user to 20 feeds.
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..WRITERS)
-        .map(|_| {
-            let (store, next) = (store.clone(), next.clone());
-            tokio::spawn(async move {
-                let mut samples = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= USERS * FEEDS {
-                        return samples;
-                    }
-                    let (u, f) = (i / FEEDS, i % FEEDS);
-                    let t = Instant::now();
-                    store.add(&user(u), &feed(u * 31 + f)).await.unwrap();
-                    samples.push(t.elapsed());
-                }
-            })
-        })
-        .collect();
-    let samples = collect(tasks).await;
-    report(name, "subscribe", samples, started.elapsed());
+    let subscribe = {
+        let store = store.clone();
+        move |i: usize| {
+            let store = store.clone();
+            async move {
+                let (u, f) = (i / FEEDS, i % FEEDS);
+                store.add(&user(u), &feed(u * 31 + f)).await.unwrap();
+            }
+        }
+    };
+    let (samples, wall) = measure(WRITERS, USERS * FEEDS, subscribe).await;
+    report(name, "subscribe", samples, wall);
 
     // List: random users.
+    let list = move |i: usize| {
+        let store = store.clone();
+        async move {
+            let listed = store.list(&user((i * 7919) % USERS)).await.unwrap();
+            assert_eq!(listed.len(), FEEDS);
+        }
+    };
+    let (samples, wall) = measure(READERS, LISTS, list).await;
+    report(name, "list", samples, wall);
+}
+
+/// Calls `op(0)` .. `op(count - 1)` from `tasks` concurrent tasks, each
+/// taking the next index when it is free. Returns each call's latency,
+/// sorted, and the wall time of the whole run (sorting included, as in the
+/// recorded figures).
+async fn measure<Op, Call>(tasks: usize, count: usize, op: Op) -> (Vec<Duration>, Duration)
+where
+    Op: Fn(usize) -> Call + Clone + Send + 'static,
+    Call: std::future::Future<Output = ()> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let tasks: Vec<_> = (0..READERS)
+    let tasks: Vec<_> = (0..tasks)
         .map(|_| {
-            let (store, next) = (store.clone(), next.clone());
+            let (op, next) = (op.clone(), next.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= LISTS {
+                    if i >= count {
                         return samples;
                     }
-                    let u = (i * 7919) % USERS;
+                    let call = op(i);
                     let t = Instant::now();
-                    let listed = store.list(&user(u)).await.unwrap();
+                    call.await;
                     samples.push(t.elapsed());
-                    assert_eq!(listed.len(), FEEDS);
                 }
             })
         })
         .collect();
-    let samples = collect(tasks).await;
-    report(name, "list", samples, started.elapsed());
-}
-
-async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>) -> Vec<Duration> {
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await.unwrap());
     }
     all.sort();
-    all
+    (all, started.elapsed())
 }
 
 fn report(store: &str, op: &str, samples: Vec<Duration>, wall: Duration) {

@@ -13,6 +13,7 @@ use common::discovery::{DiscoveryClient, DiscoverySettings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::process::Service;
+use support::web::get_text;
 use tokio::time::Instant;
 
 const LEASE: &str = "2s";
@@ -370,34 +371,31 @@ async fn the_registry_speaks_eureka_json_and_xml() {
     assert_eq!(unzipped["applications"]["apps__hashcode"], "UP_2_");
 
     // Heartbeats, overrides, VIPs, delta, cancel.
-    let renew = http
-        .put(format!("{base}/apps/EDGE/java-1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(renew.status(), StatusCode::OK);
-    let unknown = http
-        .put(format!("{base}/apps/EDGE/nobody"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    let status = http
-        .put(format!(
+    let put = |url: String| {
+        let request = http.put(url);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(
+        put(format!("{base}/apps/EDGE/java-1")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(format!("{base}/apps/EDGE/nobody")).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        put(format!(
             "{base}/apps/EDGE/java-1/status?value=OUT_OF_SERVICE"
         ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status.status(), StatusCode::OK);
+        .await,
+        StatusCode::OK
+    );
     let (_, instance) = get_json(&format!("{base}/apps/EDGE/java-1")).await;
     assert_eq!(instance["instance"]["status"], "OUT_OF_SERVICE");
-    let bad = http
-        .put(format!("{base}/apps/EDGE/java-1/status?value=SLEEPY"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        put(format!("{base}/apps/EDGE/java-1/status?value=SLEEPY")).await,
+        StatusCode::BAD_REQUEST
+    );
 
     let (_, vip) = get_json(&format!("{base}/vips/edge")).await;
     assert_eq!(
@@ -459,22 +457,12 @@ async fn the_home_page_lists_instances_and_metrics_count_them() {
         middletiers(&registry).await.len() == 1
     })
     .await;
-    let page = reqwest::get(registry.url("/"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(registry.url("/")).await;
     assert!(
         page.contains("MIDDLETIER") && page.contains(&instance_id(&service)),
         "{page}"
     );
-    let metrics = reqwest::get(registry.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(registry.url("/metrics")).await;
     assert!(
         metrics.contains(r#"registry_instances{app="MIDDLETIER",status="UP"} 1"#),
         "{metrics}"

@@ -151,25 +151,31 @@ async fn with_every_middletier_gone_answers_degrade_then_recover_on_restart() {
     );
 }
 
-/// `cargo run --release` runs this binary; here it runs on free ports, in
-/// a scratch directory (its file store goes to ./data there).
-fn all_in_one(dir: &std::path::Path) -> Service {
+/// The `rss-recipes` binary (what `cargo run --release` runs) in `dir`,
+/// where its file store goes to ./data; the edge on `edge_port`, the other
+/// services on free ports, and no RSS_* variable from this environment.
+fn all_in_one_command(dir: &std::path::Path, edge_port: &str) -> Command {
     let mut command = Command::new(bin_path("rss-recipes"));
     for (key, _) in std::env::vars() {
         if key.starts_with("RSS_") {
             command.env_remove(key);
         }
     }
+    command.current_dir(dir).args([
+        "--registry-port",
+        "0",
+        "--middletier-port",
+        "0",
+        "--edge-port",
+        edge_port,
+    ]);
     command
-        .current_dir(dir)
-        .args([
-            "--registry-port",
-            "0",
-            "--middletier-port",
-            "0",
-            "--edge-port",
-            "0",
-        ])
+}
+
+/// The all-in-one stack running on free ports.
+fn all_in_one(dir: &std::path::Path) -> Service {
+    let mut command = all_in_one_command(dir, "0");
+    command
         .args(["--log-format", "json", "--allow-private-feeds"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -228,18 +234,7 @@ fn the_all_in_one_binary_names_the_flag_when_a_port_is_taken() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(bin_path("rss-recipes"))
-        .current_dir(dir.path())
-        .args([
-            "--registry-port",
-            "0",
-            "--middletier-port",
-            "0",
-            "--edge-port",
-            &port,
-        ])
-        .output()
-        .unwrap();
+    let output = all_in_one_command(dir.path(), &port).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -15,7 +15,7 @@ use support::eventually;
 use support::process::Service;
 use support::stack::Stack;
 use support::web::Browser;
-use support::web::get_json;
+use support::web::{get_json, get_text};
 
 async fn api_get(stack: &Stack) -> Value {
     let response = reqwest::get(stack.edge.url("/api/subscriptions"))
@@ -381,12 +381,7 @@ async fn the_hystrix_stream_reports_every_command_from_startup() {
         .collect();
     assert_eq!(seen, expected);
 
-    let page = reqwest::get(stack.edge.url("/dashboard"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(stack.edge.url("/dashboard")).await;
     assert!(
         page.contains("RSSGet") && page.contains("Middletier instances"),
         "{page}"

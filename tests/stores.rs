@@ -131,10 +131,9 @@ async fn every_acknowledged_write_survives_a_sigkill_mid_stream() {
     }
 }
 
-#[test]
-fn a_second_process_on_the_same_data_dir_stops_with_a_clear_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let _first = file_middletier(dir.path());
+/// Runs a middletier on the file store in `data_dir` that is expected not
+/// to start; returns what it said on stderr.
+fn failed_start_on(data_dir: &std::path::Path) -> String {
     let output = std::process::Command::new(support::process::bin_path("middletier"))
         .args([
             "--registry-url=",
@@ -144,11 +143,18 @@ fn a_second_process_on_the_same_data_dir_stops_with_a_clear_message() {
             "file",
             "--data-dir",
         ])
-        .arg(dir.path())
+        .arg(data_dir)
         .output()
         .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the middletier started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_stops_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = file_middletier(dir.path());
+    let stderr = failed_start_on(dir.path());
     assert!(
         stderr.contains("in use by another middletier") && stderr.contains("--data-dir"),
         "{stderr}"
@@ -160,20 +166,7 @@ fn an_unwritable_data_dir_stops_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
-    let output = std::process::Command::new(support::process::bin_path("middletier"))
-        .args([
-            "--registry-url=",
-            "--port",
-            "0",
-            "--store",
-            "file",
-            "--data-dir",
-        ])
-        .arg(file.join("data"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = failed_start_on(&file.join("data"));
     assert!(
         stderr.contains("cannot use") && stderr.contains("--data-dir"),
         "{stderr}"

@@ -113,8 +113,6 @@ impl Browser {
     }
 }
 
-/// GETs `url` and decodes its JSON body. Asks for JSON explicitly, which
-/// the registry needs (it answers XML otherwise) and others ignore.
 /// The feed URLs of a `{"user", "subscriptions"}` answer, in order.
 pub fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
     body["subscriptions"]
@@ -125,6 +123,8 @@ pub fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// GETs `url` and decodes its JSON body. Asks for JSON explicitly, which
+/// the registry needs (it answers XML otherwise) and others ignore.
 pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
     reqwest::Client::new()
         .get(url)
@@ -135,4 +135,14 @@ pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
         .json()
         .await
         .expect("a JSON body")
+}
+
+/// GETs `url` and returns its body as text (a page, or metrics).
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url)
+        .await
+        .expect("the service answers")
+        .text()
+        .await
+        .expect("a text body")
 }

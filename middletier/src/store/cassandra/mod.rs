@@ -292,6 +292,19 @@ impl SubscriptionStore for CassandraStore {
 mod tests {
     use super::*;
 
+    /// The defaults, for `nodes` and a keyspace named `rss`.
+    fn settings(nodes: &[&str]) -> CassandraSettings {
+        CassandraSettings {
+            nodes: nodes.iter().map(|&n| n.to_owned()).collect(),
+            keyspace: "rss".into(),
+            replication: Replication::Simple(1),
+            consistency: Consistency::LocalQuorum,
+            request_timeout: Duration::from_secs(1),
+            local_datacenter: None,
+            credentials: None,
+        }
+    }
+
     #[test]
     fn consistency_levels_are_read_by_cql_name() {
         assert_eq!(
@@ -306,16 +319,7 @@ mod tests {
     #[tokio::test]
     async fn until_connected_every_call_is_a_clear_unavailable() {
         // Nothing listens on port 1: the store keeps trying in the background.
-        let store = CassandraStore::connect_in_background(CassandraSettings {
-            nodes: vec!["127.0.0.1:1".into()],
-            keyspace: "rss".into(),
-            replication: Replication::Simple(1),
-            consistency: Consistency::LocalQuorum,
-            request_timeout: Duration::from_secs(1),
-            local_datacenter: None,
-            credentials: None,
-        })
-        .unwrap();
+        let store = CassandraStore::connect_in_background(settings(&["127.0.0.1:1"])).unwrap();
         let user = UserId::parse("alice").unwrap();
         let err = store.list(&user).await.unwrap_err();
         assert!(
@@ -329,20 +333,10 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_before_connecting() {
-        let settings = CassandraSettings {
-            nodes: vec![],
-            keyspace: "rss".into(),
-            replication: Replication::Simple(1),
-            consistency: Consistency::LocalQuorum,
-            request_timeout: Duration::from_secs(1),
-            local_datacenter: None,
-            credentials: None,
-        };
-        assert!(CassandraStore::connect_in_background(settings.clone()).is_err());
+        assert!(CassandraStore::connect_in_background(settings(&[])).is_err());
         let bad_keyspace = CassandraSettings {
-            nodes: vec!["127.0.0.1:9042".into()],
             keyspace: "bad;name".into(),
-            ..settings
+            ..settings(&["127.0.0.1:9042"])
         };
         assert!(CassandraStore::connect_in_background(bad_keyspace).is_err());
     }
@@ -360,13 +354,9 @@ mod tests {
                 .unsigned_abs()
         );
         let store = CassandraStore::connect_in_background(CassandraSettings {
-            nodes: nodes.split(',').map(str::to_owned).collect(),
             keyspace,
-            replication: Replication::Simple(1),
-            consistency: Consistency::LocalQuorum,
             request_timeout: Duration::from_secs(5),
-            local_datacenter: None,
-            credentials: None,
+            ..settings(&nodes.split(',').collect::<Vec<_>>())
         })
         .expect("valid Cassandra settings");
         // RSS_CASSANDRA_NODES is set, so Cassandra is expected: not reaching
