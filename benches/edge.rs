@@ -86,7 +86,7 @@ async fn overhead_in_process() {
         bare_samples.push(t.elapsed());
 
         let t = Instant::now();
-        let balanced = &balanced;
+        let balanced = balanced.clone();
         command
             .execute(|deadline| async move {
                 let served = balanced

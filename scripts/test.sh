@@ -9,12 +9,15 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 step() { printf '\n==> %s (%ss)\n' "$1" "$((SECONDS - started))"; }
 
-# System packages the tests use: Compose validates docker-compose.yml, and
-# the browser test drives Chromium through chromedriver.
+# System packages the tests use: Compose validates docker-compose.yml, the
+# browser test drives Chromium through chromedriver, and the interop tests
+# install Eureka clients with pip (in a venv) and npm.
 need=()
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     step "installing Debian packages the tests need: ${need[*]}"
     sudo=""
@@ -22,6 +25,9 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
+
+step "the standard Eureka clients the interop tests run (PyPI, npm)"
+./scripts/interop-clients.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -15,7 +15,7 @@ use clap::Parser;
 use std::time::Duration;
 
 use common::discovery::client::parse_registry_urls;
-use common::discovery::{DiscoveryClient, DiscoverySettings};
+use common::discovery::{DiscoveryClient, DiscoverySettings, http_base};
 use common::telemetry::LogFormat;
 use middletier::config::StoreKind;
 use tokio_util::sync::CancellationToken;
@@ -106,7 +106,7 @@ async fn run(args: Args, shutdown: CancellationToken) -> Result<(), StartError> 
     } else {
         &args.host
     };
-    let registry_url = format!("http://{local}:{}/eureka/v2/", registry.port());
+    let registry_url = format!("{}/eureka/v2/", http_base(local, registry.port()));
 
     let mut middletier = middletier::config::Config::try_parse_from(["middletier"])?;
     middletier.port = args.middletier_port;
@@ -124,8 +124,8 @@ async fn run(args: Args, shutdown: CancellationToken) -> Result<(), StartError> 
     edge.server.host = args.host.clone();
     edge.discovery.registry_url = vec![registry_url.clone()];
     let edge = edge::Application::build(edge).await?;
-    let reader = format!("http://{local}:{}/", edge.port());
-    let registry_page = format!("http://{local}:{}/", registry.port());
+    let reader = format!("{}/", http_base(local, edge.port()));
+    let registry_page = format!("{}/", http_base(local, registry.port()));
 
     // Stop order: the middletier and the edge first (they deregister while
     // the registry still answers), the registry last.

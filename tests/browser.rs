@@ -285,3 +285,37 @@ async fn the_dashboard_updates_itself_in_chromium() {
     screenshot(&client, "dashboard.png").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_registry_record_never_runs_a_script_in_chromium() {
+    let registry = support::process::Service::start("registry", &[], &[]);
+    // A record that tries to make its XML answer an XHTML page with a
+    // script in it, registered as any client could.
+    let evil = json!({"instance": {
+        "instanceId": "evil-1", "hostName": "127.0.0.1", "app": "EVIL", "ipAddr": "127.0.0.1",
+        "status": "UP", "port": {"$": 80, "@enabled": "true"}, "vipAddress": "evil",
+        "dataCenterInfo": {"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"},
+        "@xmlns": "http://www.w3.org/1999/xhtml",
+        "script": "window.__pwned = document.domain"
+    }});
+    let registered = reqwest::Client::new()
+        .post(registry.url("/eureka/v2/apps/EVIL"))
+        .json(&evil)
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{}", registered.status());
+
+    let (_driver, client) = browser().await;
+    client
+        .goto(&registry.url("/eureka/v2/apps/EVIL/evil-1"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        js(&client, "return typeof window.__pwned").await,
+        "undefined",
+        "the record's script ran on the registry's origin"
+    );
+    client.close().await.unwrap();
+}

@@ -135,6 +135,44 @@ fn the_stack_is_cassandra_a_registry_two_middletiers_and_an_edge() {
 }
 
 #[test]
+fn only_the_reader_is_published_beyond_this_machine() {
+    let file = compose();
+    let services = file["services"].as_hash().unwrap();
+    let mut published = Vec::new();
+    for (name, service) in services {
+        for port in service["ports"].as_vec().into_iter().flatten() {
+            let port = port.as_str().expect("ports are written as strings");
+            published.push((name.as_str().unwrap(), port));
+        }
+    }
+    for (name, port) in &published {
+        // The edge serves browsers; the registry (no authentication, like
+        // Eureka) and Cassandra must not be reachable from other machines.
+        assert!(
+            *name == "edge" || port.starts_with("127.0.0.1:"),
+            "{name} publishes {port} on every interface"
+        );
+    }
+    assert!(published.contains(&("registry", "127.0.0.1:8761:8761")));
+}
+
+#[test]
+fn our_services_get_time_to_drain_before_docker_kills_them() {
+    for OurService { name, .. } in our_services() {
+        let grace = compose()["services"][name.as_str()]["stop_grace_period"]
+            .as_str()
+            .map(str::to_owned);
+        let grace = grace.unwrap_or_else(|| panic!("{name} has no stop_grace_period"));
+        let grace = common::config::parse_duration(&grace).unwrap();
+        // The drain (10 s by default) plus leaving the registry (≤ 3 s).
+        assert!(
+            grace >= std::time::Duration::from_secs(13),
+            "{name}: {grace:?}"
+        );
+    }
+}
+
+#[test]
 fn every_variable_set_for_a_service_is_accepted_by_its_binary() {
     let services = our_services();
     assert_eq!(services.len(), 3, "registry, middletier and edge");

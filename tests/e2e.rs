@@ -174,9 +174,15 @@ fn all_in_one_command(dir: &std::path::Path, edge_port: &str) -> Command {
 
 /// The all-in-one stack running on free ports.
 fn all_in_one(dir: &std::path::Path) -> Service {
+    all_in_one_with(dir, &[])
+}
+
+/// The all-in-one stack on free ports, with extra environment variables.
+fn all_in_one_with(dir: &std::path::Path, envs: &[(&str, &str)]) -> Service {
     let mut command = all_in_one_command(dir, "0");
     command
         .args(["--log-format", "json", "--allow-private-feeds"])
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -240,5 +246,92 @@ fn the_all_in_one_binary_names_the_flag_when_a_port_is_taken() {
     assert!(
         stderr.contains(&port) && stderr.contains("--edge-port"),
         "{stderr}"
+    );
+}
+
+/// Opens a connection to `port` and starts a request whose body never
+/// finishes: the headers and 2 bytes of a 100-byte body, then nothing. The
+/// connection stays open as long as the returned stream lives.
+fn slow_client(port: u16, path: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\""
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_does_not_hold_up_a_stop() {
+    // Each service with a short drain; body reads keep their default (30 s),
+    // so only the drain deadline can end the stuck request in time.
+    let drain = [("RSS_DRAIN_TIMEOUT", "2s")];
+    let registry = Service::start("registry", &[], &drain);
+    let registry_url = registry.url("/eureka/v2/");
+    let middletier = Service::start("middletier", &["--registry-url", &registry_url], &drain);
+    let edge = Service::start("edge", &["--registry-url", &registry_url], &drain);
+    let dir = tempfile::tempdir().unwrap();
+    let all = all_in_one_with(dir.path(), &drain);
+    let all_edge = all.port_of("edge");
+
+    let mut services = [
+        (registry, "/eureka/v2/apps/SLOW"),
+        (
+            middletier,
+            "/middletier/rss/user/slow?url=http%3A%2F%2Fexample.com%2F",
+        ),
+        (edge, "/api/subscriptions"),
+    ]
+    .map(|(service, path)| {
+        let stuck = slow_client(service.port, path);
+        (service, stuck)
+    });
+    let all_stuck = slow_client(all_edge, "/api/subscriptions");
+    let mut all = (all, all_stuck);
+    std::thread::sleep(Duration::from_millis(200));
+
+    for (service, _) in &services {
+        service.terminate();
+    }
+    all.0.terminate();
+    for (service, _) in services.iter_mut().chain(std::iter::once(&mut all)) {
+        let status = service
+            .wait_exit(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{} still runs 30 s after SIGTERM", service.name));
+        assert!(status.success(), "{}: {status}", service.name);
+    }
+}
+
+#[tokio::test]
+async fn a_second_ctrl_c_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A drain that would take ten minutes: only the second Ctrl-C can end
+    // the process in time.
+    let mut all = all_in_one_with(dir.path(), &[("RSS_DRAIN_TIMEOUT", "10m")]);
+    let _stuck = slow_client(all.port_of("edge"), "/api/subscriptions");
+    std::thread::sleep(Duration::from_millis(200));
+    all.interrupt();
+    eventually("the first Ctrl-C is taken", Duration::from_secs(10), || {
+        let seen = all
+            .logs()
+            .iter()
+            .any(|line| line.contains("shutdown requested"));
+        async move { seen.then_some(()) }
+    })
+    .await;
+    assert!(
+        all.wait_exit(Duration::from_secs(1)).is_none(),
+        "still draining"
+    );
+    all.interrupt();
+    let status = all
+        .wait_exit(Duration::from_secs(30))
+        .expect("a second Ctrl-C exits at once");
+    assert!(
+        !status.success(),
+        "an interrupted exit is not a success: {status}"
     );
 }

@@ -27,6 +27,32 @@ pub struct ServerArgs {
     /// comes from RUST_LOG (default `info`).
     #[arg(long, env = "RSS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Time a client has to send a request's headers before the
+    /// connection is closed (slow clients must not tie up the server).
+    #[arg(long, env = "RSS_HEADER_READ_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub header_read_timeout: Duration,
+
+    /// Time a client has to send a request's whole body, from the end of
+    /// its headers.
+    #[arg(long, env = "RSS_BODY_READ_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub body_read_timeout: Duration,
+
+    /// On shutdown, how long requests in flight may take to finish before
+    /// their connections are dropped and the process exits.
+    #[arg(long, env = "RSS_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub drain_timeout: Duration,
+}
+
+impl ServerArgs {
+    /// The connection limits these flags describe.
+    pub fn serve_settings(&self) -> crate::server::ServeSettings {
+        crate::server::ServeSettings {
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            drain_timeout: self.drain_timeout,
+        }
+    }
 }
 
 /// Tools every binary carries besides serving.
@@ -65,6 +91,11 @@ pub struct DiscoveryArgs {
     /// How often the local copy of the registry is refreshed.
     #[arg(long, env = "RSS_REGISTRY_FETCH_INTERVAL", value_parser = parse_duration, default_value = "5s")]
     pub registry_fetch_interval: Duration,
+
+    /// How often the whole registry is fetched even when the deltas say
+    /// nothing was missed (their check counts instances per status only).
+    #[arg(long, env = "RSS_REGISTRY_FULL_FETCH_INTERVAL", value_parser = parse_duration, default_value = "60s")]
+    pub registry_full_fetch_interval: Duration,
 
     /// Id in the registry; default `{advertise host}:{vip}:{port}`.
     #[arg(long, env = "RSS_INSTANCE_ID")]
@@ -109,6 +140,7 @@ impl DiscoveryArgs {
             renewal_interval: self.renewal_interval,
             lease_duration: self.lease_duration,
             fetch_interval: self.registry_fetch_interval,
+            full_fetch_interval: self.registry_full_fetch_interval,
             ..crate::discovery::DiscoverySettings::default()
         })
     }
@@ -150,6 +182,20 @@ pub fn parse_bytes(raw: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_defaults_bound_slow_clients_and_stops() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            server: ServerArgs,
+        }
+        let flags = <Flags as clap::Parser>::try_parse_from(["x"]).unwrap();
+        assert_eq!(
+            flags.server.serve_settings(),
+            crate::server::ServeSettings::default()
+        );
+    }
 
     #[test]
     fn durations_accept_seconds_and_units() {

@@ -22,6 +22,7 @@
 //! - [`ratelimit`]: a per-user token bucket for writes.
 //! - [`resilience`]: Hystrix-style commands: circuit breaker, bulkhead,
 //!   timeout, fallback, rolling metrics and the Hystrix stream format.
+//! - [`security`]: the headers every response carries (CSP, nosniff, ...).
 //! - [`root_cause`]: the message to show for an error chain.
 #![forbid(unsafe_code)]
 // `json!` with the ~50 fields of a Hystrix event needs more than the default.
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
 pub mod resilience;
+pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

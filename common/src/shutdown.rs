@@ -3,20 +3,34 @@
 //! SIGINT (Ctrl-C) or SIGTERM (what `docker stop` and Kubernetes send)
 //! cancels it; every server and background task holds a clone and ends when
 //! it fires, so a stop drains in-flight requests instead of cutting them.
+//! The drain is bounded (see [`crate::server::serve`]); a person who does
+//! not want to wait even that long presses Ctrl-C again, and a second
+//! signal exits the process at once.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// Returns a token that is cancelled on the first SIGINT or SIGTERM.
-/// Must be called inside a tokio runtime.
+/// Returns a token that is cancelled on the first SIGINT or SIGTERM; a
+/// second signal exits the process at once (status 130, as a shell reports
+/// an interrupted program). Must be called inside a tokio runtime.
 pub fn on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trip = token.clone();
     tokio::spawn(async move {
         let name = signal().await;
-        tracing::info!(signal = name, "shutdown requested; draining");
+        tracing::info!(
+            signal = name,
+            "shutdown requested; draining (a second signal exits at once)"
+        );
         trip.cancel();
+        let again = signal().await;
+        tracing::warn!(
+            signal = again,
+            "second signal: exiting now, without waiting for the drain"
+        );
+        eprintln!("{again} again: exiting now");
+        std::process::exit(130);
     });
     token
 }

@@ -78,16 +78,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { not_found() })
         .method_not_allowed_fallback(|| async { method_not_allowed() })
         .with_state(state);
-    let [csp, nosniff, referrer, frame, opener] = security::headers();
-    common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_BODY_BYTES)
+    let routes = common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_BODY_BYTES)
         // The fastest level: a page of feeds shrinks about tenfold either
         // way, and the edge's CPU is better spent serving.
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(csp)
-        .layer(nosniff)
-        .layer(referrer)
-        .layer(frame)
-        .layer(opener)
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
+    common::security::apply(routes, security::CONTENT_SECURITY_POLICY)
         .layer(TraceLayer::new_for_http())
 }
 
@@ -138,6 +133,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     discovery: DiscoveryClient,
+    serve: common::server::ServeSettings,
     port: u16,
 }
 
@@ -176,6 +172,7 @@ impl Application {
                 streams_stop: CancellationToken::new(),
             },
             discovery,
+            serve: config.server.serve_settings(),
             port,
         })
     }
@@ -198,6 +195,7 @@ impl Application {
         let served = common::server::serve_registered(
             self.listener,
             router(self.state),
+            self.serve,
             &self.discovery,
             std::future::ready(()),
             shutdown,

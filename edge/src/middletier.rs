@@ -35,6 +35,10 @@ const SAVED_BYTES: usize = 64 * 1024 * 1024;
 /// own limits (100 feeds of 50 items) keep real answers far below this.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The largest error answer read: `{"error": "<a sentence>"}`. A larger one
+/// is not read at all; the status alone is reported.
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
+
 /// Why a call to the middletier did not give the answer we wanted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallFailure {
@@ -172,11 +176,14 @@ impl Middletier {
     /// `RSSGet`: the user's feeds, or the fallback.
     pub async fn read(&self, user: &UserId) -> Read {
         let path = user_path(user);
+        // The command runs the call as a task of its own: it gets its own
+        // handle on the middletier (a clone shares everything).
+        let this = self.clone();
         let result = self
             .get
             .execute_or(
                 |deadline| async move {
-                    let body = self
+                    let body = this
                         .send(deadline, move |http, base| {
                             http.get(format!("{base}{path}"))
                         })
@@ -239,12 +246,14 @@ impl Middletier {
     ) -> Result<SubscriptionChange, WriteError> {
         self.admit_write(user)?;
         let (path, url) = (user_path(user), url.to_string());
+        let this = self.clone();
         let result = command
-            .execute(|deadline| {
-                self.call(deadline, move |http, base| {
+            .execute(|deadline| async move {
+                this.call(deadline, move |http, base| {
                     http.request(method.clone(), format!("{base}{path}"))
                         .query(&[("url", &url)])
                 })
+                .await
             })
             .await;
         self.forget_saved(user);
@@ -281,10 +290,14 @@ impl Middletier {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
-            let message = match served.response.json::<ErrorBody>().await {
-                Ok(body) => body.error,
-                Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
-            };
+            let message = read_capped(served.response, MAX_ERROR_BYTES)
+                .await
+                .ok()
+                .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
+                .map_or_else(
+                    || status.canonical_reason().unwrap_or("error").to_owned(),
+                    |body| body.error,
+                );
             let failure = CallFailure::Status {
                 status: status.as_u16(),
                 message,
@@ -412,6 +425,7 @@ pub fn describe(error: &CommandError<CallFailure>) -> String {
             "the feed service has been failing, so calls are paused for a few seconds (circuit open)".to_owned()
         }
         CommandError::Rejected => "the feed service is busy with other requests".to_owned(),
+        CommandError::Cancelled => "the reader is stopping".to_owned(),
     }
 }
 

@@ -10,36 +10,18 @@
 //! requiring `Content-Type: application/json`, which no cross-site form can
 //! send.
 //!
-//! **Headers**: a Content-Security-Policy that allows scripts, styles and
-//! images from this origin only (no `unsafe-inline`, so even an injected
-//! script tag would not run), no framing, `nosniff`, and no referrer.
+//! **Headers** ([`common::security`]): a Content-Security-Policy that
+//! allows scripts, styles and images from this origin only (no
+//! `unsafe-inline`, so even an injected script tag would not run), no
+//! framing, `nosniff`, and no referrer.
 
-use axum::http::{HeaderName, HeaderValue, header};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 pub const CSRF_COOKIE: &str = "csrf";
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'; object-src 'none'";
-
-/// The layers that add the security headers, outermost first.
-pub fn headers() -> [SetResponseHeaderLayer<HeaderValue>; 5] {
-    let set = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    [
-        set(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        set(header::REFERRER_POLICY, "no-referrer"),
-        set(header::X_FRAME_OPTIONS, "DENY"),
-        set(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ),
-    ]
-}
 
 /// The request's CSRF token, or a new one (added to the jar to be set).
 pub fn csrf_token(jar: CookieJar) -> (CookieJar, String) {

@@ -2,6 +2,9 @@
 //! with it, a trusted authenticating proxy in front of the edge names the
 //! user in that header, and a request without it is refused (so a
 //! misconfigured proxy fails loudly instead of showing one shared list).
+//! So is a request that carries it more than once: a proxy that appends
+//! its header to one the client sent would otherwise let the client's
+//! value win, and name any user it likes.
 
 use axum::Json;
 use axum::extract::FromRequestParts;
@@ -24,13 +27,17 @@ pub enum UserError {
     Missing(String),
     #[error("the {header} header does not name a valid user: {reason}")]
     Invalid { header: String, reason: String },
+    #[error(
+        "the {0} header appears more than once, so it is not clear who you are; the authenticating proxy must set it exactly once"
+    )]
+    Repeated(String),
 }
 
 impl IntoResponse for UserError {
     fn into_response(self) -> Response {
         let status = match self {
             UserError::Missing(_) => StatusCode::UNAUTHORIZED,
-            UserError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            UserError::Invalid { .. } | UserError::Repeated(_) => StatusCode::BAD_REQUEST,
         };
         (status, Json(ErrorBody::new(self.to_string()))).into_response()
     }
@@ -51,10 +58,13 @@ impl FromRequestParts<AppState> for CurrentUser {
                 }
             })?));
         };
-        let value = parts
-            .headers
-            .get(header)
+        let mut values = parts.headers.get_all(header).iter();
+        let value = values
+            .next()
             .ok_or_else(|| UserError::Missing(header.to_owned()))?;
+        if values.next().is_some() {
+            return Err(UserError::Repeated(header.to_owned()));
+        }
         let text = value.to_str().map_err(|_| UserError::Invalid {
             header: header.to_owned(),
             reason: "it is not ASCII".to_owned(),

@@ -115,7 +115,7 @@ async fn list(
         .into_iter()
         .map(|s| s.url)
         .collect();
-    let subscriptions = state.feeds.views(&urls).await;
+    let subscriptions = state.feeds.views(&user, &urls).await;
     Ok(Json(UserFeeds {
         user: user.into(),
         subscriptions,
@@ -146,7 +146,7 @@ async fn subscribe(
         return Err(ApiError::TooManySubscriptions(state.max_subscriptions));
     }
     state.store.add(&user, &url).await?;
-    state.feeds.prefetch(&url);
+    state.feeds.prefetch(&user, &url);
     Ok(Json(SubscriptionChange {
         user: user.into(),
         url: url.into(),

@@ -12,6 +12,7 @@ use scylla::frame::types::Consistency;
 use crate::feeds::FeedSettings;
 use crate::feeds::fetch::FetchSettings;
 use crate::feeds::parse::ParseLimits;
+use crate::feeds::slots::SlotLimits;
 use crate::store::CassandraSettings;
 use crate::store::cassandra::cql::Replication;
 use crate::store::cassandra::parse_consistency;
@@ -202,6 +203,16 @@ pub struct FeedArgs {
     #[arg(long, env = "RSS_FEED_CONCURRENCY", default_value_t = 32)]
     pub feed_concurrency: usize,
 
+    /// Fetches in flight at once from one host (and port): politeness, and
+    /// one slow site cannot take every fetch slot.
+    #[arg(long, env = "RSS_FEED_CONCURRENCY_PER_HOST", default_value_t = 4)]
+    pub feed_concurrency_per_host: usize,
+
+    /// Fetches in flight at once for one user's feeds: one person's slow
+    /// feeds cannot hold up everyone else's.
+    #[arg(long, env = "RSS_FEED_CONCURRENCY_PER_USER", default_value_t = 8)]
+    pub feed_concurrency_per_user: usize,
+
     /// Feed URLs kept in the cache.
     #[arg(long, env = "RSS_FEED_CACHE_CAPACITY", default_value_t = 1000)]
     pub feed_cache_capacity: usize,
@@ -223,7 +234,11 @@ impl FeedArgs {
             ttl: self.feed_cache_ttl,
             error_ttl: self.feed_error_ttl,
             wait: self.feed_wait,
-            concurrency: self.feed_concurrency,
+            slots: SlotLimits {
+                total: self.feed_concurrency,
+                per_host: self.feed_concurrency_per_host,
+                per_user: self.feed_concurrency_per_user,
+            },
             cache_capacity: self.feed_cache_capacity,
         }
     }

@@ -58,6 +58,7 @@ pub const VIP: &str = "middletier";
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    serve: common::server::ServeSettings,
     port: u16,
     discovery: DiscoveryClient,
     store: Arc<dyn SubscriptionStore>,
@@ -111,6 +112,7 @@ impl Application {
         Ok(Self {
             listener,
             router: api::router(state, faults),
+            serve: config.server.serve_settings(),
             port,
             discovery,
             store,
@@ -131,6 +133,7 @@ impl Application {
         common::server::serve_registered(
             self.listener,
             self.router,
+            self.serve,
             &self.discovery,
             ready,
             shutdown,

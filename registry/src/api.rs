@@ -6,6 +6,15 @@
 //! responses in JSON when `Accept` asks for it, XML otherwise. Full fetches
 //! and deltas are cached per registry version and format, gzipped once, so
 //! serving thousands of polling clients costs a copy, not a render.
+//!
+//! Every path also answers with a trailing slash (`apps/`), as Eureka's
+//! Jersey servers do: standard clients (py-eureka-client,
+//! eureka-js-client) fetch the registry that way.
+//!
+//! Every answer carries `X-Content-Type-Options: nosniff` and a CSP that
+//! allows nothing (`default-src 'none'`): records echo what instances sent,
+//! and a browser must never run any of it (see [`crate::xml`] for the other
+//! half of that defence).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,7 +30,9 @@ use common::api::ErrorBody;
 use common::discovery::client::now_ms;
 use common::discovery::eureka::{InstanceRecord, Status};
 use serde_json::{Value, json};
+use tower::Layer;
 use tower_http::compression::CompressionLayer;
+use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::leases::{LeaseTable, RegisterError, Renewal};
@@ -31,6 +42,11 @@ use crate::{page, records};
 
 /// A registration is a few KiB; this is generous.
 const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The API's policy: no script, no style, nothing (the home page sets its
+/// own, which allows its stylesheet).
+const API_POLICY: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
@@ -213,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/eureka/v2", eureka.clone())
         .nest("/eureka", eureka)
         .route("/", get(page::home))
+        .route("/registry.css", get(page::stylesheet))
         .route(
             "/healthcheck",
             get(|| async { Json(json!({"status": "UP"})) }),
@@ -220,12 +237,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NoSuchPath })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
-    common::limits::apply(
+    let routes = common::limits::apply(
         common::metrics::instrument(routes, "registry"),
         MAX_BODY_BYTES,
     )
-    .layer(CompressionLayer::new().gzip(true))
-    .layer(TraceLayer::new_for_http())
+    .layer(CompressionLayer::new().gzip(true));
+    let routes = common::security::apply(routes, API_POLICY).layer(TraceLayer::new_for_http());
+    // `apps/` is `apps`: the slash is trimmed before routing, which is why
+    // this wraps the router rather than being one of its layers.
+    Router::new().fallback_service(NormalizePathLayer::trim_trailing_slash().layer(routes))
 }
 
 async fn all_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -40,6 +40,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     eviction_interval: Duration,
+    serve: common::server::ServeSettings,
     port: u16,
 }
 
@@ -58,6 +59,7 @@ impl Application {
             listener,
             state,
             eviction_interval: config.eviction_interval,
+            serve: config.server.serve_settings(),
             port,
         })
     }
@@ -73,7 +75,9 @@ impl Application {
             self.eviction_interval,
             shutdown.clone(),
         ));
-        let served = common::server::serve(self.listener, api::router(self.state), shutdown).await;
+        let served =
+            common::server::serve(self.listener, api::router(self.state), self.serve, shutdown)
+                .await;
         let _ = evictor.await;
         served
     }

@@ -9,7 +9,7 @@ use registry::{Application, config::Config};
 async fn main() -> ExitCode {
     let config = Config::parse();
     if config.tool == Some(common::config::Tool::Healthcheck) {
-        return common::server::probe(config.port).await;
+        return common::server::probe(&config.server.host, config.port).await;
     }
     common::telemetry::init(config.server.log_format);
     common::server::run_until_signal(

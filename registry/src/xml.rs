@@ -8,6 +8,15 @@
 //!
 //! Parsing is defensive: no DTDs (so no entity tricks), a depth limit, and
 //! the caller bounds the body size.
+//!
+//! Writing is too. Records echo the fields an instance sent, and XML gives
+//! names meaning: an `"@xmlns": "http://www.w3.org/1999/xhtml"` field,
+//! written as is, would make the answer XHTML, and a `"script"` field
+//! beside it a script that a browser runs on the registry's origin. So
+//! names starting with `xml` (reserved by XML itself: `xmlns`, `xml:lang`,
+//! ...) are written with a leading `_`, like any other name XML does not
+//! allow: no record can declare a namespace or change how its answer is
+//! read.
 
 use serde_json::{Map, Value};
 
@@ -93,7 +102,9 @@ fn scalar_text(value: &Value) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Keys become element names; characters XML does not allow become `_`.
+/// Keys become element and attribute names: characters XML does not allow
+/// become `_`, and a name XML does not allow to start that way (a digit,
+/// `-`, `.`, or the reserved `xml`) gets a leading `_`.
 fn element_name(key: &str) -> String {
     let mut name: String = key
         .chars()
@@ -105,7 +116,13 @@ fn element_name(key: &str) -> String {
             }
         })
         .collect();
-    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
+    let reserved = name
+        .get(..3)
+        .is_some_and(|start| start.eq_ignore_ascii_case("xml"));
+    if name.is_empty()
+        || reserved
+        || name.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.')
+    {
         name.insert(0, '_');
     }
     name
@@ -293,6 +310,31 @@ mod tests {
             "<metadata><_1st_key>x</_1st_key><management.port>8080</management.port></metadata>"
         );
         assert!(from_xml(&xml).is_ok());
+    }
+
+    #[test]
+    fn no_record_can_declare_a_namespace_or_turn_the_answer_into_a_page() {
+        let record = json!({
+            "instanceId": "evil",
+            "@xmlns": "http://www.w3.org/1999/xhtml",
+            "@xmlns:h": "http://www.w3.org/1999/xhtml",
+            "@XML:lang": "en",
+            "xmlns": "http://www.w3.org/1999/xhtml",
+            "script": "alert(document.domain)",
+            "metadata": {"@xmlns": "http://www.w3.org/1999/xhtml", "h:script": "alert(1)"}
+        });
+        let xml = to_xml("instance", &record);
+        assert!(!xml.to_ascii_lowercase().contains(" xml"), "{xml}");
+        assert!(!xml.contains("<xmlns"), "{xml}");
+        assert!(!xml.contains("h:script"), "{xml}");
+        assert!(
+            xml.contains(r#"<instance _xmlns="http://www.w3.org/1999/xhtml""#),
+            "{xml}"
+        );
+        // Still well-formed, and still the same tree apart from the names.
+        let (_, back) = from_xml(&xml).unwrap();
+        assert_eq!(back["script"], "alert(document.domain)");
+        assert_eq!(back["_xmlns"], "http://www.w3.org/1999/xhtml");
     }
 
     #[test]

@@ -189,6 +189,11 @@ impl Service {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
     }
 
+    /// SIGINT: what Ctrl-C in a terminal sends.
+    pub fn interrupt(&self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+    }
+
     /// SIGKILL: the process gets no chance to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

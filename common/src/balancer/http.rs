@@ -122,6 +122,12 @@ impl BalancedClient {
     /// Sends the request `build` makes for an instance's base URL
     /// (`http://host:port`), retrying per the policy, all before `deadline`.
     ///
+    /// When every instance the call could try has refused a connection,
+    /// the whole registry is fetched again (at most once a second) and, if
+    /// it lists instances not tried yet, the call goes on with those, once:
+    /// the instances we knew may all have been replaced while our copy was
+    /// out of date.
+    ///
     /// Every call through this client must be idempotent: a connection lost
     /// mid-request is retried like a refused one. (The recipe's calls are:
     /// reads, and subscribe/unsubscribe, which are idempotent by contract.)
@@ -129,8 +135,9 @@ impl BalancedClient {
     where
         F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     {
-        let instances = self.candidates().await;
+        let mut instances = self.candidates().await;
         let mut tried: Vec<String> = Vec::new();
+        let mut rediscovered = false;
         let Some(mut current) = self
             .balancer
             .choose(&instances, &tried, Instant::now())
@@ -185,46 +192,72 @@ impl BalancedClient {
                 &current,
             );
             tracing::debug!(vip = %self.vip, instance = %current.id, ?kind, %reason, "attempt failed");
-            match self.settings.retry.next(kind, retries_here, switched) {
-                Next::SameServer => {
-                    retries_here += 1;
-                    metrics::counter!("lb_retries_total", "vip" => self.vip.clone(), "kind" => "same_server").increment(1);
-                }
-                Next::NextServer => {
-                    tried.push(current.id.clone());
-                    let Some(next) = self
-                        .balancer
-                        .choose(&instances, &tried, Instant::now())
-                        .cloned()
-                    else {
-                        return Err(self.give_up(kind, attempts, reason));
-                    };
-                    metrics::counter!("lb_retries_total", "vip" => self.vip.clone(), "kind" => "next_server").increment(1);
-                    current = next;
-                    retries_here = 0;
-                    switched += 1;
-                }
-                Next::GiveUp => return Err(self.give_up(kind, attempts, reason)),
+            let step = self.settings.retry.next(kind, retries_here, switched);
+            if step == Next::SameServer {
+                retries_here += 1;
+                metrics::counter!("lb_retries_total", "vip" => self.vip.clone(), "kind" => "same_server").increment(1);
+                continue;
             }
+            tried.push(current.id.clone());
+            let choose = |instances: &[ServiceInstance], tried: &[String]| {
+                self.balancer
+                    .choose(instances, tried, Instant::now())
+                    .cloned()
+            };
+            let (mut next, mut kind_of_retry) = match step {
+                Next::NextServer => (choose(&instances, &tried), "next_server"),
+                _ => (None, ""),
+            };
+            if next.is_none()
+                && kind == Failure::Connect
+                && !rediscovered
+                && self.none_available(&instances)
+            {
+                rediscovered = true;
+                instances = self.rediscover().await;
+                (next, kind_of_retry) = (choose(&instances, &tried), "rediscovered");
+            }
+            let Some(next) = next else {
+                return Err(self.give_up(kind, attempts, reason));
+            };
+            metrics::counter!("lb_retries_total", "vip" => self.vip.clone(), "kind" => kind_of_retry).increment(1);
+            current = next;
+            retries_here = 0;
+            switched += 1;
         }
     }
 
+    /// Whether every instance in `instances` is cooling down after a
+    /// refused connection.
+    fn none_available(&self, instances: &[ServiceInstance]) -> bool {
+        let now = Instant::now();
+        instances
+            .iter()
+            .all(|i| !self.balancer.is_available(&i.id, now))
+    }
+
+    /// The `UP` instances after a full registry fetch (at most one a second).
+    async fn rediscover(&self) -> Vec<ServiceInstance> {
+        if let Err(e) = self
+            .discovery
+            .fetch_full_if_older_than(Duration::from_secs(1))
+            .await
+        {
+            tracing::debug!(error = %e, "on-demand registry fetch failed");
+        }
+        self.discovery.up_instances(&self.vip)
+    }
+
     /// The instances to choose from: the registry's `UP` list; if it is
-    /// empty, the registry is looked at again (at most once a second: an
-    /// instance may have registered since the last fetch); if it is still
-    /// empty, the last known list, for a while (see
-    /// [`BalancerSettings::keep_last_known`]).
+    /// empty, or every instance on it refused its last connection, the
+    /// whole registry is fetched again (at most once a second: an instance
+    /// may have registered, or replaced the dead ones, since our copy was
+    /// made); if the list is still empty, the last known one, for a while
+    /// (see [`BalancerSettings::keep_last_known`]).
     async fn candidates(&self) -> Vec<ServiceInstance> {
         let mut instances = self.discovery.up_instances(&self.vip);
-        if instances.is_empty() {
-            if let Err(e) = self
-                .discovery
-                .fetch_if_older_than(Duration::from_secs(1))
-                .await
-            {
-                tracing::debug!(error = %e, "on-demand registry fetch failed");
-            }
-            instances = self.discovery.up_instances(&self.vip);
+        if instances.is_empty() || self.none_available(&instances) {
+            instances = self.rediscover().await;
         }
         let mut last_known = self
             .last_known

@@ -14,7 +14,12 @@
 //! - **fetch** the registry every 5 s: a full `GET apps` the first time, then
 //!   `GET apps/delta` applied to the local copy and checked against the
 //!   server's `apps__hashcode`; a mismatch means we missed something, so a
-//!   full fetch follows;
+//!   full fetch follows. The hashcode only counts instances per status, so
+//!   a client that missed the delta while one instance was replaced by
+//!   another would match and keep the dead one; so a full fetch also
+//!   happens every minute (`full_fetch_interval`), and at once when a
+//!   caller finds every instance it knows dead
+//!   ([`DiscoveryClient::fetch_full_if_older_than`]);
 //! - **failover**: registry URLs are tried in order, starting from the last
 //!   one that answered; when none answers, the last known copy keeps being
 //!   served (logged and counted in `discovery_registry_unreachable_total`);
@@ -34,6 +39,10 @@ use url::Url;
 use super::eureka::{Status, parse_applications};
 use super::local::{LocalRegistry, ServiceInstance};
 
+/// The largest registry answer read: 10,000 instances are about 20 MiB of
+/// JSON; anything much larger is not a registry we should trust.
+pub const MAX_REGISTRY_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Timings and where the registry is. Defaults are Eureka's, except the
 /// fetch interval (Eureka: 30 s; here 5 s, so a new instance gets traffic
 /// sooner; a fetch of a small registry is cheap).
@@ -45,6 +54,8 @@ pub struct DiscoverySettings {
     pub renewal_interval: Duration,
     pub lease_duration: Duration,
     pub fetch_interval: Duration,
+    /// A full fetch at least this often, whatever the deltas say.
+    pub full_fetch_interval: Duration,
     /// Per request to the registry.
     pub request_timeout: Duration,
 }
@@ -56,6 +67,7 @@ impl Default for DiscoverySettings {
             renewal_interval: Duration::from_secs(30),
             lease_duration: Duration::from_secs(90),
             fetch_interval: Duration::from_secs(5),
+            full_fetch_interval: Duration::from_secs(60),
             request_timeout: Duration::from_secs(3),
         }
     }
@@ -104,7 +116,7 @@ impl Registration {
 
     /// The record a standard Eureka client would send.
     fn body(&self, status: Status, settings: &DiscoverySettings, dirty_ms: u64) -> Value {
-        let base = format!("http://{}:{}", self.host, self.port);
+        let base = super::http_base(&self.host, self.port);
         json!({"instance": {
             "instanceId": self.instance_id,
             "hostName": self.host,
@@ -172,6 +184,11 @@ struct Inner {
     /// When the last fetch started (ms since epoch), to rate-limit fetches
     /// made on demand.
     last_fetch_ms: AtomicU64,
+    /// When the last full fetch succeeded (ms since epoch).
+    last_full_ms: AtomicU64,
+    /// When the last full fetch started, whatever its outcome: rate-limits
+    /// the ones made on demand.
+    last_full_attempt_ms: AtomicU64,
     /// One fetch at a time: concurrent callers wait for it instead of each
     /// sending their own.
     fetching: tokio::sync::Mutex<()>,
@@ -198,6 +215,8 @@ impl DiscoveryClient {
                 has_full_copy: AtomicBool::new(false),
                 preferred: AtomicUsize::new(0),
                 last_fetch_ms: AtomicU64::new(0),
+                last_full_ms: AtomicU64::new(0),
+                last_full_attempt_ms: AtomicU64::new(0),
                 fetching: tokio::sync::Mutex::new(()),
             }),
         })
@@ -330,28 +349,35 @@ impl DiscoveryClient {
         }
     }
 
-    /// Fetches now unless a fetch started within `min_age`: for callers
-    /// that found no instance, so a service that registered a moment ago is
-    /// found at once instead of at the next scheduled fetch.
-    pub async fn fetch_if_older_than(&self, min_age: Duration) -> Result<(), DiscoveryError> {
+    /// Fetches the whole registry now unless a full fetch started within
+    /// `min_age`: for callers that found no instance, or every instance
+    /// they know dead (it may have been replaced by one that a delta never
+    /// told us about, or registered a moment ago).
+    pub async fn fetch_full_if_older_than(&self, min_age: Duration) -> Result<(), DiscoveryError> {
         let _one_at_a_time = self.inner.fetching.lock().await;
-        let age = now_ms().saturating_sub(self.inner.last_fetch_ms.load(Ordering::Relaxed));
+        let age = now_ms().saturating_sub(self.inner.last_full_attempt_ms.load(Ordering::Relaxed));
         if u128::from(age) < min_age.as_millis() {
             return Ok(());
         }
-        self.fetch_unlocked().await
+        self.inner.last_fetch_ms.store(now_ms(), Ordering::Relaxed);
+        self.fetch_full().await
     }
 
     /// Refreshes the local copy: a delta when we have a base, else (or on a
-    /// hashcode mismatch) a full fetch.
+    /// hashcode mismatch, or when the last full fetch is older than
+    /// `full_fetch_interval`) a full fetch.
     pub async fn fetch(&self) -> Result<(), DiscoveryError> {
         let _one_at_a_time = self.inner.fetching.lock().await;
         self.fetch_unlocked().await
     }
 
     async fn fetch_unlocked(&self) -> Result<(), DiscoveryError> {
-        self.inner.last_fetch_ms.store(now_ms(), Ordering::Relaxed);
-        if self.inner.has_full_copy.load(Ordering::Acquire) {
+        let now = now_ms();
+        self.inner.last_fetch_ms.store(now, Ordering::Relaxed);
+        let full_age = now.saturating_sub(self.inner.last_full_ms.load(Ordering::Relaxed));
+        let full_is_due =
+            u128::from(full_age) >= self.inner.settings.full_fetch_interval.as_millis();
+        if self.inner.has_full_copy.load(Ordering::Acquire) && !full_is_due {
             match self.fetch_delta().await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {
@@ -366,6 +392,9 @@ impl DiscoveryClient {
     }
 
     async fn fetch_full(&self) -> Result<(), DiscoveryError> {
+        self.inner
+            .last_full_attempt_ms
+            .store(now_ms(), Ordering::Relaxed);
         let body = self.get_json("apps").await;
         metrics::counter!("discovery_fetches_total", "kind" => "full", "outcome" => if body.is_ok() { "ok" } else { "error" })
             .increment(1);
@@ -373,6 +402,7 @@ impl DiscoveryClient {
             parse_applications(&body?).map_err(|e| DiscoveryError::BadBody(e.to_string()))?;
         self.replace_local(LocalRegistry::from_full(&apps));
         self.inner.has_full_copy.store(true, Ordering::Release);
+        self.inner.last_full_ms.store(now_ms(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -421,10 +451,18 @@ impl DiscoveryClient {
         if !response.status().is_success() {
             return Err(DiscoveryError::Refused(response.status().as_u16()));
         }
-        response
-            .json()
+        let body = crate::limits::read_capped(response, MAX_REGISTRY_ANSWER_BYTES)
             .await
-            .map_err(|e| DiscoveryError::BadBody(e.to_string()))
+            .map_err(|e| match e {
+                crate::limits::ReadCappedError::TooLarge => DiscoveryError::BadBody(format!(
+                    "the answer is larger than {} MiB",
+                    MAX_REGISTRY_ANSWER_BYTES >> 20
+                )),
+                crate::limits::ReadCappedError::Transport(e) => {
+                    DiscoveryError::BadBody(crate::root_cause(&e))
+                }
+            })?;
+        serde_json::from_slice(&body).map_err(|e| DiscoveryError::BadBody(e.to_string()))
     }
 
     /// The local copy as last fetched.
@@ -546,6 +584,17 @@ mod tests {
             parse_registry_urls(&[String::new()]).unwrap().is_empty(),
             "empty means standalone"
         );
+    }
+
+    #[test]
+    fn an_ipv6_host_makes_valid_urls_in_the_record() {
+        let me = Registration::new("middletier", "middletier", "::1", 9191, None);
+        let body = me.body(Status::Up, &DiscoverySettings::default(), 42);
+        for field in ["homePageUrl", "statusPageUrl", "healthCheckUrl"] {
+            let url = body["instance"][field].as_str().unwrap();
+            assert!(url.starts_with("http://[::1]:9191/"), "{field}: {url}");
+            assert!(Url::parse(url).is_ok(), "{field}: {url}");
+        }
     }
 
     #[test]

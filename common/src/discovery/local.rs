@@ -45,11 +45,7 @@ impl ServiceInstance {
 
     /// `http://host:port`, the base every call to this instance starts from.
     pub fn base_url(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("http://[{}]:{}", self.host, self.port)
-        } else {
-            format!("http://{}:{}", self.host, self.port)
-        }
+        super::http_base(&self.host, self.port)
     }
 }
 

@@ -35,6 +35,16 @@ pub use local::{LocalRegistry, ServiceInstance};
 
 use std::net::IpAddr;
 
+/// `http://host:port`, with an IPv6 literal in brackets (`http://[::1]:9191`)
+/// as URLs require.
+pub fn http_base(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
 /// The host to advertise when none is configured: the listen host, unless
 /// it is a wildcard (0.0.0.0, ::), in which case the address this machine
 /// uses to reach the registry (found by "connecting" a UDP socket, which
@@ -66,6 +76,15 @@ pub fn default_advertise_host(listen_host: &str, registry_urls: &[url::Url]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_literals_are_bracketed_in_urls() {
+        assert_eq!(http_base("::1", 9191), "http://[::1]:9191");
+        assert_eq!(http_base("[::1]", 9191), "http://[::1]:9191");
+        assert_eq!(http_base("10.0.0.5", 80), "http://10.0.0.5:80");
+        assert_eq!(http_base("middletier", 9191), "http://middletier:9191");
+        assert!(url::Url::parse(&http_base("fe80::1", 1)).is_ok());
+    }
 
     #[test]
     fn a_concrete_listen_host_is_advertised_as_is() {

@@ -10,9 +10,11 @@
 //!   let through. If it succeeds the breaker closes and the statistics start
 //!   afresh; if it fails, the breaker opens for another sleep window.
 //!
-//! These are Hystrix's semantics and defaults. One addition: a trial that
-//! never reports (its caller went away) does not wedge the breaker in
-//! half-open; after another sleep window a new trial is allowed.
+//! These are Hystrix's semantics and defaults. While the trial runs, every
+//! other call is short-circuited, however long the trial takes (up to its
+//! command's timeout, which may be longer than the sleep window): two
+//! trials never overlap. A trial always reports, because the command runs
+//! it to its end even when its caller goes away (see [`super::command`]).
 
 use std::time::Duration;
 
@@ -107,12 +109,14 @@ impl CircuitBreaker {
         }
         match self.state {
             State::Closed => Some(Permit { trial: false }),
-            State::Open { since } | State::HalfOpen { since }
+            State::Open { since }
                 if now.saturating_duration_since(since) >= self.settings.sleep_window =>
             {
                 self.state = State::HalfOpen { since: now };
                 Some(Permit { trial: true })
             }
+            // Open within the sleep window, or half-open with its one trial
+            // still running.
             State::Open { .. } | State::HalfOpen { .. } => None,
         }
     }
@@ -256,15 +260,18 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_trial_does_not_wedge_the_breaker() {
+    fn a_trial_that_outlasts_the_sleep_window_is_still_the_only_trial() {
         let t0 = Instant::now();
         let mut breaker = open_breaker(t0);
-        let _lost = breaker.admit(t0 + SLEEP).unwrap();
-        assert_eq!(breaker.admit(t0 + SLEEP + Duration::from_secs(1)), None);
-        assert!(
-            breaker.admit(t0 + SLEEP * 2).unwrap().trial,
-            "a new trial after another window"
+        let trial = breaker.admit(t0 + SLEEP).unwrap();
+        // The trial is slow (a 10 s command timeout, a 5 s sleep window).
+        assert_eq!(breaker.admit(t0 + SLEEP * 2), None);
+        assert_eq!(breaker.admit(t0 + SLEEP * 3), None);
+        assert_eq!(
+            breaker.record(trial, false, health(1, 1), t0 + SLEEP * 3),
+            Some(Transition::Reopened)
         );
+        assert!(breaker.admit(t0 + SLEEP * 4).unwrap().trial);
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! 3. **timeout**: the work gets a deadline (handed to it, so retries inside
 //!    can fit under it) and is cancelled when it passes.
 //!
+//! The work runs as a task of its own, as Hystrix ran it on a thread of its
+//! pool: when the caller gives up first (a browser closes the tab, a proxy
+//! times out), the call still runs to its end or its timeout, keeps its
+//! bulkhead slot meanwhile, and its outcome is recorded. Otherwise a
+//! middletier slow enough that every user gives up before the timeout
+//! would never be seen failing, and the breaker would never open.
+//!
 //! Every outcome is counted in the rolling window (which feeds the breaker,
 //! `/hystrix.stream` and the dashboard) and in Prometheus
 //! (`command_events_total{command,event}`, `command_latency_seconds`).
@@ -77,6 +84,8 @@ pub enum CommandError<E> {
     Timeout(Duration),
     ShortCircuited,
     Rejected,
+    /// The work's task was cancelled: the process is stopping.
+    Cancelled,
 }
 
 impl<E: fmt::Display> fmt::Display for CommandError<E> {
@@ -88,6 +97,9 @@ impl<E: fmt::Display> fmt::Display for CommandError<E> {
                 f.write_str("the circuit breaker is open after repeated failures")
             }
             CommandError::Rejected => f.write_str("too many calls are already waiting on it"),
+            CommandError::Cancelled => {
+                f.write_str("the call was cancelled: the service is stopping")
+            }
         }
     }
 }
@@ -171,13 +183,35 @@ struct Core {
     window: RollingWindow,
 }
 
-/// Decrements the in-flight count however the execution ends, including by
-/// being cancelled (the caller went away).
-struct InFlight<'a>(&'a AtomicU32);
+/// One execution between admission and its end: reports to the breaker
+/// exactly once, and gives back the in-flight count. If the work's task
+/// ends without reporting (it panicked, or the runtime is stopping), the
+/// drop reports a failure, so a half-open breaker's trial is never lost.
+struct Execution {
+    command: Command,
+    permit: Option<Permit>,
+    started: Instant,
+}
 
-impl Drop for InFlight<'_> {
+impl Execution {
+    fn finish(mut self, event: Event, ran: Option<Duration>) {
+        if let Some(permit) = self.permit.take() {
+            self.command.finish(permit, event, ran, self.started);
+        }
+    }
+}
+
+impl Drop for Execution {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(permit) = self.permit.take() {
+            self.command.finish(
+                permit,
+                Event::Failure,
+                Some(self.started.elapsed()),
+                self.started,
+            );
+        }
+        self.command.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -209,8 +243,10 @@ impl Command {
     /// Runs `work` with no fallback: any failure is returned.
     pub async fn execute<T, E, W, Fut>(&self, work: W) -> Result<T, CommandError<E>>
     where
-        W: FnOnce(Instant) -> Fut,
-        Fut: Future<Output = Result<T, Failure<E>>>,
+        W: FnOnce(Instant) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Failure<E>>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
     {
         let started = Instant::now();
         let result = self.run(work, started).await;
@@ -231,8 +267,10 @@ impl Command {
         fallback: F,
     ) -> Result<Outcome<T, E>, CommandError<E>>
     where
-        W: FnOnce(Instant) -> Fut,
-        Fut: Future<Output = Result<T, Failure<E>>>,
+        W: FnOnce(Instant) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Failure<E>>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
         F: FnOnce(&CommandError<E>) -> Option<T>,
     {
         let started = Instant::now();
@@ -254,42 +292,59 @@ impl Command {
 
     async fn run<T, E, W, Fut>(&self, work: W, started: Instant) -> Result<T, CommandError<E>>
     where
-        W: FnOnce(Instant) -> Fut,
-        Fut: Future<Output = Result<T, Failure<E>>>,
+        W: FnOnce(Instant) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Failure<E>>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
     {
         let inner = &self.inner;
         let Some(permit) = self.core().breaker.admit(started) else {
             self.note(Event::ShortCircuited, None, started);
             return Err(CommandError::ShortCircuited);
         };
-        let Ok(_slot) = inner.bulkhead.clone().try_acquire_owned() else {
+        let Ok(slot) = inner.bulkhead.clone().try_acquire_owned() else {
             self.finish(permit, Event::Rejected, None, started);
             return Err(CommandError::Rejected);
         };
         let concurrent = inner.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        let _in_flight = InFlight(&inner.in_flight);
+        let execution = Execution {
+            command: self.clone(),
+            permit: Some(permit),
+            started,
+        };
         self.core().window.observe_concurrency(concurrent, started);
 
-        let deadline = started + inner.settings.timeout;
-        let result = tokio::time::timeout_at(deadline, work(deadline)).await;
-        let ran = Some(started.elapsed());
-        match result {
-            Ok(Ok(value)) => {
-                self.finish(permit, Event::Success, ran, started);
-                Ok(value)
+        let timeout = inner.settings.timeout;
+        let deadline = started + timeout;
+        // Its own task, so it ends (and is recorded) even if our caller
+        // stops waiting; the slot and the execution go with it.
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            let result = tokio::time::timeout_at(deadline, work(deadline)).await;
+            let ran = Some(started.elapsed());
+            match result {
+                Ok(Ok(value)) => {
+                    execution.finish(Event::Success, ran);
+                    Ok(value)
+                }
+                Ok(Err(Failure::BadRequest(e))) => {
+                    execution.finish(Event::BadRequest, ran);
+                    Err(CommandError::BadRequest(e))
+                }
+                Ok(Err(Failure::Error(e))) => {
+                    execution.finish(Event::Failure, ran);
+                    Err(CommandError::Error(e))
+                }
+                Err(_elapsed) => {
+                    execution.finish(Event::Timeout, ran);
+                    Err(CommandError::Timeout(timeout))
+                }
             }
-            Ok(Err(Failure::BadRequest(e))) => {
-                self.finish(permit, Event::BadRequest, ran, started);
-                Err(CommandError::BadRequest(e))
-            }
-            Ok(Err(Failure::Error(e))) => {
-                self.finish(permit, Event::Failure, ran, started);
-                Err(CommandError::Error(e))
-            }
-            Err(_elapsed) => {
-                self.finish(permit, Event::Timeout, ran, started);
-                Err(CommandError::Timeout(inner.settings.timeout))
-            }
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_cancelled) => Err(CommandError::Cancelled),
         }
     }
 

@@ -203,15 +203,86 @@ async fn a_full_bulkhead_rejects_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_cancelled_call_frees_its_bulkhead_slot() {
+async fn a_call_whose_caller_left_holds_its_slot_until_it_ends_and_is_recorded() {
     let command = Command::new(CommandSettings {
         max_concurrent: 1,
         ..settings()
     });
     let pending = command.execute(|_| std::future::pending::<Result<(), Failure<String>>>());
     let _ = tokio::time::timeout(Duration::from_millis(10), pending).await;
-    assert_eq!(command.snapshot().concurrent, 0);
+    // The caller is gone; the call is not: it still holds the bulkhead.
+    assert_eq!(command.snapshot().concurrent, 1);
+    assert!(matches!(ok(&command).await, Err(CommandError::Rejected)));
+    // At its timeout it ends, is recorded, and frees its slot.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let snapshot = command.snapshot();
+    assert_eq!(snapshot.concurrent, 0);
+    assert_eq!(snapshot.counts.get(Event::Timeout), 1);
     assert_eq!(ok(&command).await.unwrap(), "ok");
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_who_give_up_early_still_open_the_breaker_on_a_slow_dependency() {
+    let command = Command::new(CommandSettings {
+        max_concurrent: 100,
+        ..CommandSettings::new("Test", "Tests", Duration::from_secs(10))
+    });
+    // A dependency slower than every caller's patience: each of twenty
+    // callers gives up after 100 ms, long before the command's 10 s timeout.
+    for _ in 0..20 {
+        let slow = command.execute(|_| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Failure<String>>(())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), slow)
+                .await
+                .is_err()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let snapshot = command.snapshot();
+    assert_eq!(
+        snapshot.counts.get(Event::Timeout),
+        20,
+        "every call was recorded"
+    );
+    assert!(snapshot.is_open, "and the breaker opened");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_trial_is_the_only_call_let_through_until_it_ends() {
+    // RSSGet's shape: a 10 s timeout, longer than the 5 s sleep window.
+    let command = Command::new(CommandSettings::new(
+        "Test",
+        "Tests",
+        Duration::from_secs(10),
+    ));
+    for _ in 0..20 {
+        let _ = fail(&command).await;
+    }
+    assert!(command.snapshot().is_open);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let trial = tokio::spawn({
+        let command = command.clone();
+        async move {
+            command
+                .execute(|_| async {
+                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    Ok::<_, Failure<String>>(())
+                })
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    // Another sleep window passes while the trial is still running.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        matches!(ok(&command).await, Err(CommandError::ShortCircuited)),
+        "a second trial while the first still runs"
+    );
+    trial.await.unwrap().unwrap();
+    assert_eq!(command.snapshot().state, State::Closed);
 }
 
 #[tokio::test(start_paused = true)]
@@ -219,7 +290,7 @@ async fn latencies_are_reported_as_percentiles() {
     let command = Command::new(settings());
     for ms in 1..=100u64 {
         command
-            .execute(|_| async move {
+            .execute(move |_| async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 Ok::<_, Failure<String>>(())
             })

@@ -9,15 +9,17 @@
 //!   wait for its result.
 //!
 //! [`Entry`] and its transitions are plain data, tested without a network;
-//! [`FeedCache`] adds the map, the locks and a size bound.
+//! [`FeedCache`] adds the map, the locks and a size bound: when full, the
+//! least recently used URL that is not being refreshed makes room.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fetch::Validators;
+use super::fetch::{FetchError, Validators};
 use super::{FeedError, ReadyFeed};
 
 /// What we know about one feed.
@@ -78,7 +80,7 @@ impl Entry {
                     checked_at: now,
                     feed: None,
                     validators: Validators::default(),
-                    error: Some(FeedError::UnexpectedNotModified),
+                    error: Some(FeedError::Fetch(FetchError::UnexpectedNotModified)),
                 },
             },
             Outcome::Failed(error) => Entry {
@@ -108,6 +110,9 @@ pub struct Slot {
     /// that find the feed stale queue here; when they get the lock they look
     /// at `current` again and usually find it fresh.
     pub refreshing: tokio::sync::Mutex<()>,
+    /// When the slot was last asked for, on the cache's own clock (a
+    /// counter): the eviction order.
+    last_used: AtomicU64,
 }
 
 impl Slot {
@@ -128,6 +133,8 @@ impl Slot {
 pub struct FeedCache {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     capacity: usize,
+    /// Ticks once per [`FeedCache::slot`] call; stamps `Slot::last_used`.
+    clock: AtomicU64,
 }
 
 impl FeedCache {
@@ -135,27 +142,35 @@ impl FeedCache {
         Self {
             slots: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            clock: AtomicU64::new(0),
         }
     }
 
-    /// The slot for `url`, created if needed. At capacity, the idle entry
-    /// checked longest ago is evicted first (an O(n) scan, only when full).
+    /// The slot for `url`, created if needed, and marked as just used. At
+    /// capacity, the least recently used slot that is not being refreshed
+    /// is evicted first (an O(n) scan, only when full). A slot just created
+    /// is the most recently used, so a page of new feeds never evicts its
+    /// own entries before they are filled.
     pub fn slot(&self, url: &str) -> Arc<Slot> {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = slots.get(url) {
+            slot.last_used.store(now, Ordering::Relaxed);
             return slot.clone();
         }
         if slots.len() >= self.capacity {
-            let oldest = slots
+            let least_recent = slots
                 .iter()
                 .filter(|(_, slot)| slot.refreshing.try_lock().is_ok())
-                .min_by_key(|(_, slot)| slot.current().map(|e| e.checked_at))
+                .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
                 .map(|(key, _)| key.clone());
-            if let Some(key) = oldest {
+            if let Some(key) = least_recent {
                 slots.remove(&key);
             }
         }
-        let slot = slots.entry(url.to_owned()).or_default().clone();
+        let slot = Arc::new(Slot::default());
+        slot.last_used.store(now, Ordering::Relaxed);
+        slots.insert(url.to_owned(), slot.clone());
         metrics::gauge!("feed_cache_entries").set(slots.len() as f64);
         slot
     }
@@ -172,7 +187,6 @@ impl FeedCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::feeds::fetch::FetchError;
 
     const TTL: Duration = Duration::from_secs(300);
     const ERROR_TTL: Duration = Duration::from_secs(30);
@@ -258,21 +272,44 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_evicts_the_oldest_idle_entry_when_full() {
+    fn the_cache_evicts_the_least_recently_used_idle_entry_when_full() {
         let cache = FeedCache::new(2);
         let t0 = Instant::now();
         cache
             .slot("a")
             .set(Entry::next(None, Outcome::Fresh(feed("a"), etag("a")), t0));
-        cache.slot("b").set(Entry::next(
-            None,
-            Outcome::Fresh(feed("b"), etag("b")),
-            t0 + TTL,
-        ));
+        cache
+            .slot("b")
+            .set(Entry::next(None, Outcome::Fresh(feed("b"), etag("b")), t0));
+        // "a" is read again, so "b" is now the least recently used.
+        let _ = cache.slot("a");
         let _c = cache.slot("c");
         assert_eq!(cache.len(), 2);
-        // "a" was checked longest ago, so it went; "b" is still there.
-        assert!(cache.slot("b").current().is_some());
+        assert!(
+            cache.slot("a").current().is_some(),
+            "a was used more recently"
+        );
+    }
+
+    #[test]
+    fn a_page_of_new_feeds_does_not_evict_its_own_entries() {
+        let cache = FeedCache::new(2);
+        let t0 = Instant::now();
+        cache.slot("old").set(Entry::next(
+            None,
+            Outcome::Fresh(feed("old"), etag("o")),
+            t0,
+        ));
+        // A page with two feeds never seen before: both slots are created
+        // before either is filled.
+        let first = cache.slot("new-1");
+        let second = cache.slot("new-2");
+        assert_eq!(cache.len(), 2);
+        assert!(
+            Arc::ptr_eq(&first, &cache.slot("new-1")),
+            "new-1 was evicted"
+        );
+        assert!(Arc::ptr_eq(&second, &cache.slot("new-2")));
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub enum FetchError {
     BadRedirect(String),
     #[error("the response was cut off or could not be decompressed")]
     Body,
+    #[error("the publisher answered 304 Not Modified to a request that was not conditional")]
+    UnexpectedNotModified,
     #[error("could not fetch: {0}")]
     Other(String),
 }
@@ -128,6 +130,7 @@ impl FetchError {
             Self::Connect { .. } => "connect",
             Self::TooManyRedirects(_) | Self::BadRedirect(_) => "redirect",
             Self::Body => "body",
+            Self::UnexpectedNotModified => "unexpected_304",
             Self::Other(_) => "other",
         }
     }
@@ -202,8 +205,13 @@ impl Fetcher {
         let response = request.send().await.map_err(|e| self.classify(url, &e))?;
 
         let status = response.status();
-        if status == StatusCode::NOT_MODIFIED && !validators.is_empty() {
-            return Ok(Fetched::NotModified);
+        if status == StatusCode::NOT_MODIFIED {
+            // "Use your copy" means nothing when we did not say we had one.
+            return if validators.is_empty() {
+                Err(FetchError::UnexpectedNotModified)
+            } else {
+                Ok(Fetched::NotModified)
+            };
         }
         if status.is_redirection() {
             // reqwest hands back, unfollowed, redirects to non-http(s) URLs.

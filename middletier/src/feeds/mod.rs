@@ -21,20 +21,21 @@ pub mod cache;
 pub mod fetch;
 pub mod guard;
 pub mod parse;
+pub mod slots;
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use common::api::FeedUrl;
+use common::api::{FeedUrl, UserId};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use cache::{Entry, FeedCache, Outcome, Slot};
 use fetch::{FetchError, FetchSettings, Fetched, Fetcher};
 use guard::Guard;
 use parse::{ParseError, ParseLimits, ParsedFeed};
+use slots::{FetchSlots, SlotLimits};
 
 /// Why a feed has no fresh items. Displayed to the reader as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,8 +44,6 @@ pub enum FeedError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error("the publisher answered 304 Not Modified to a request that was not conditional")]
-    UnexpectedNotModified,
     #[error("could not be read because of an internal error; it has been logged")]
     Internal,
 }
@@ -54,7 +53,6 @@ impl FeedError {
         match self {
             Self::Fetch(e) => e.kind(),
             Self::Parse(e) => e.kind(),
-            Self::UnexpectedNotModified => "unexpected_304",
             Self::Internal => "internal",
         }
     }
@@ -69,8 +67,8 @@ pub struct FeedSettings {
     pub error_ttl: Duration,
     /// How long a request waits for a refresh before answering without it.
     pub wait: Duration,
-    /// Fetches in flight at once, across all URLs and users.
-    pub concurrency: usize,
+    /// Fetches in flight at once: in all, per host and per user.
+    pub slots: SlotLimits,
     /// Feed URLs remembered.
     pub cache_capacity: usize,
 }
@@ -83,7 +81,7 @@ impl Default for FeedSettings {
             ttl: Duration::from_secs(300),
             error_ttl: Duration::from_secs(30),
             wait: Duration::from_secs(3),
-            concurrency: 32,
+            slots: SlotLimits::default(),
             cache_capacity: 1000,
         }
     }
@@ -98,9 +96,10 @@ pub struct Feeds {
 struct Inner {
     fetcher: Fetcher,
     cache: FeedCache,
-    /// Bounds fetches across all users; a permit is held for the network
-    /// part only and released when the body is in (or the fetch failed).
-    permits: Semaphore,
+    /// Bounds fetches, fairly across users and hosts; a slot is held for
+    /// the network part only and released when the body is in (or the
+    /// fetch failed).
+    slots: FetchSlots,
     settings: FeedSettings,
 }
 
@@ -111,7 +110,7 @@ impl Feeds {
             inner: Arc::new(Inner {
                 fetcher,
                 cache: FeedCache::new(settings.cache_capacity),
-                permits: Semaphore::new(settings.concurrency.max(1)),
+                slots: FetchSlots::new(settings.slots),
                 settings,
             }),
         })
@@ -121,20 +120,22 @@ impl Feeds {
         self.inner.fetcher.guard()
     }
 
-    /// The views of many feeds, fetched concurrently, in the order given.
-    pub async fn views(&self, urls: &[FeedUrl]) -> Vec<FeedView> {
-        futures::future::join_all(urls.iter().map(|url| self.view(url))).await
+    /// `user`'s views of many feeds, fetched concurrently, in the order
+    /// given.
+    pub async fn views(&self, user: &UserId, urls: &[FeedUrl]) -> Vec<FeedView> {
+        futures::future::join_all(urls.iter().map(|url| self.view(user, url))).await
     }
 
-    /// Starts a refresh of `url` in the background (after a subscribe, so
-    /// the first page view is likely a cache hit).
-    pub fn prefetch(&self, url: &FeedUrl) {
+    /// Starts a refresh of `url` in the background, on `user`'s share of
+    /// the fetch slots (after a subscribe, so the first page view is likely
+    /// a cache hit).
+    pub fn prefetch(&self, user: &UserId, url: &FeedUrl) {
         let slot = self.inner.cache.slot(url.as_str());
-        tokio::spawn(self.clone().refresh(url.clone(), slot));
+        tokio::spawn(self.clone().refresh(user.clone(), url.clone(), slot));
     }
 
-    /// One feed as a reader should see it now.
-    pub async fn view(&self, url: &FeedUrl) -> FeedView {
+    /// One feed as `user` should see it now.
+    pub async fn view(&self, user: &UserId, url: &FeedUrl) -> FeedView {
         let settings = &self.inner.settings;
         let slot = self.inner.cache.slot(url.as_str());
         let current = slot.current();
@@ -148,7 +149,7 @@ impl Feeds {
 
         // The refresh runs as its own task so that it finishes (and fills
         // the cache) even when this request stops waiting for it.
-        let refresh = tokio::spawn(self.clone().refresh(url.clone(), slot));
+        let refresh = tokio::spawn(self.clone().refresh(user.clone(), url.clone(), slot));
         match tokio::time::timeout(settings.wait, refresh).await {
             Ok(Ok(entry)) => FeedView::of(url, Some(&entry)),
             Ok(Err(join_error)) => {
@@ -173,7 +174,7 @@ impl Feeds {
     }
 
     /// Brings the slot up to date, unless someone did while we queued.
-    async fn refresh(self, url: FeedUrl, slot: Arc<Slot>) -> Entry {
+    async fn refresh(self, user: UserId, url: FeedUrl, slot: Arc<Slot>) -> Entry {
         let settings = &self.inner.settings;
         let _flight = slot.refreshing.lock().await;
         let previous = slot.current();
@@ -182,7 +183,7 @@ impl Feeds {
         {
             return entry.clone();
         }
-        let outcome = self.fetch_and_parse(&url, previous.as_ref()).await;
+        let outcome = self.fetch_and_parse(&user, &url, previous.as_ref()).await;
         let label = match &outcome {
             Outcome::Fresh(..) => "ok",
             Outcome::NotModified => "not_modified",
@@ -197,10 +198,20 @@ impl Feeds {
         entry
     }
 
-    async fn fetch_and_parse(&self, url: &FeedUrl, previous: Option<&Entry>) -> Outcome {
+    async fn fetch_and_parse(
+        &self,
+        user: &UserId,
+        url: &FeedUrl,
+        previous: Option<&Entry>,
+    ) -> Outcome {
         let validators = Entry::validators_for_refresh(previous);
         let fetched = {
-            let Ok(_permit) = self.inner.permits.acquire().await else {
+            let host = format!(
+                "{}:{}",
+                url.host(),
+                url.url().port_or_known_default().unwrap_or(0)
+            );
+            let Some(_slot) = self.inner.slots.acquire(&host, Some(user.as_str())).await else {
                 return Outcome::Failed(FeedError::Internal); // semaphore closed: never happens
             };
             metrics::gauge!("feed_fetches_in_flight").increment(1.0);

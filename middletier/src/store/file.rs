@@ -13,6 +13,13 @@
 //! each caller "done". A write is acknowledged only once it is on disk, and
 //! under load many writes share one fsync instead of queueing for their own.
 //!
+//! **Health tells the truth about writes.** A full or read-only disk lets
+//! reads go on while every commit fails, so `check` (the healthcheck)
+//! commits a small probe through the same writer, at most once a second,
+//! and reports the store unavailable when it fails. (redb refuses further
+//! work after an I/O error until the database is reopened: once the disk
+//! is fixed, restart the middletier.)
+//!
 //! **One process per directory.** `LOCK` in the directory is held
 //! exclusively for the store's lifetime (the OS releases it if the process
 //! dies), so a second middletier on the same directory stops at start with
@@ -37,6 +44,10 @@ use tokio::sync::oneshot;
 use super::{StoreError, Subscription, SubscriptionStore, sort_oldest_first};
 
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), i64> = TableDefinition::new("subscriptions");
+/// One row, rewritten by each health probe: proof that a commit works.
+const HEALTH: TableDefinition<&str, i64> = TableDefinition::new("health");
+/// How long a probe's verdict stands before `check` commits another.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Writes applied in one transaction at most; bounds a commit's size.
 const MAX_BATCH: usize = 1024;
 
@@ -68,6 +79,10 @@ enum Op {
         user: UserId,
         url: FeedUrl,
     },
+    /// The health probe: a commit that changes nothing anyone reads.
+    Probe {
+        at_ms: i64,
+    },
 }
 
 /// A write waiting for the writer thread, and where to say it is done.
@@ -83,6 +98,8 @@ pub struct FileStore {
     /// lets the thread finish what is queued and end.
     writes: Mutex<Option<mpsc::Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The last probe: when, and whether its commit worked.
+    last_probe: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), StoreError>)>>,
     /// Held (locked) for as long as the store exists.
     _lock: File,
 }
@@ -90,6 +107,15 @@ pub struct FileStore {
 impl FileStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        Self::open_with(dir, |path| Database::create(path))
+    }
+
+    /// Opens the store in `dir` with the database `create` makes from the
+    /// database's path (tests substitute a storage backend).
+    fn open_with(
+        dir: &Path,
+        create: impl FnOnce(&Path) -> Result<Database, redb::DatabaseError>,
+    ) -> Result<Self, OpenError> {
         let directory_error = |source| OpenError::Directory {
             dir: dir.to_owned(),
             source,
@@ -106,15 +132,15 @@ impl FileStore {
             Err(fs4::TryLockError::WouldBlock) => return Err(OpenError::Locked(dir.to_owned())),
             Err(fs4::TryLockError::Error(e)) => return Err(directory_error(e)),
         }
-        let db =
-            Database::create(dir.join("subscriptions.redb")).map_err(|e| OpenError::Database {
-                dir: dir.to_owned(),
-                source: e.into(),
-            })?;
-        // Create the table up front, so readers never find it missing.
+        let db = create(&dir.join("subscriptions.redb")).map_err(|e| OpenError::Database {
+            dir: dir.to_owned(),
+            source: e.into(),
+        })?;
+        // Create the tables up front, so readers never find them missing.
         let init = || -> Result<(), redb::Error> {
             let txn = db.begin_write()?;
             txn.open_table(SUBSCRIPTIONS)?;
+            txn.open_table(HEALTH)?;
             txn.commit()?;
             Ok(())
         };
@@ -135,6 +161,7 @@ impl FileStore {
             dir: dir.to_owned(),
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(writer)),
+            last_probe: tokio::sync::Mutex::new(None),
             _lock: lock,
         })
     }
@@ -196,6 +223,12 @@ fn apply(db: &Database, batch: &[Pending]) -> Result<(), redb::Error> {
                 Op::Remove { user, url } => {
                     table.remove((user.as_str(), url.as_str()))?;
                 }
+                Op::Probe { .. } => {}
+            }
+        }
+        for pending in batch {
+            if let Op::Probe { at_ms } = &pending.op {
+                txn.open_table(HEALTH)?.insert("probe", at_ms)?;
             }
         }
     }
@@ -267,14 +300,26 @@ impl SubscriptionStore for FileStore {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|w| !w.is_finished());
-        if writer_alive {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(format!(
+        if !writer_alive {
+            return Err(StoreError::Unavailable(format!(
                 "the file store in {} stopped",
                 self.dir.display()
-            )))
+            )));
         }
+        // Concurrent checks wait for one probe rather than each sending one.
+        let mut last = self.last_probe.lock().await;
+        if let Some((at, verdict)) = last.as_ref()
+            && at.elapsed() < PROBE_EVERY
+        {
+            return verdict.clone();
+        }
+        let verdict = self
+            .write(Op::Probe {
+                at_ms: Utc::now().timestamp_millis(),
+            })
+            .await;
+        *last = Some((std::time::Instant::now(), verdict.clone()));
+        verdict
     }
 }
 
@@ -315,6 +360,89 @@ mod tests {
 
     fn url(raw: &str) -> FeedUrl {
         FeedUrl::parse(raw).unwrap()
+    }
+
+    /// Storage that can be made to fail every write, as a full or
+    /// read-only disk does. (A real full disk needs a filesystem of its
+    /// own, which these machines cannot mount; the failure redb sees is the
+    /// same I/O error.)
+    #[derive(Debug)]
+    struct Disk {
+        memory: redb::backends::InMemoryBackend,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Disk {
+        fn refuse(&self) -> Result<(), std::io::Error> {
+            if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+                Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl redb::StorageBackend for Disk {
+        fn len(&self) -> Result<u64, std::io::Error> {
+            self.memory.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+            self.memory.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+            self.refuse()?;
+            self.memory.set_len(len)
+        }
+        fn sync_data(&self) -> Result<(), std::io::Error> {
+            self.refuse()?;
+            self.memory.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+            self.refuse()?;
+            self.memory.write(offset, data)
+        }
+    }
+
+    /// A store on a disk that fills up when the flag is set.
+    fn store_on_a_disk_that_can_fill(
+        dir: &Path,
+    ) -> (FileStore, Arc<std::sync::atomic::AtomicBool>) {
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk = Disk {
+            memory: redb::backends::InMemoryBackend::new(),
+            full: full.clone(),
+        };
+        let store =
+            FileStore::open_with(dir, |_| redb::Builder::new().create_with_backend(disk)).unwrap();
+        (store, full)
+    }
+
+    #[tokio::test]
+    async fn health_reports_a_disk_that_refuses_writes_even_when_nobody_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, full) = store_on_a_disk_that_can_fill(dir.path());
+        store.check().await.unwrap();
+        full.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(PROBE_EVERY).await;
+        // Reads still work; writes do not; health says so.
+        assert!(store.list(&user("alice")).await.is_ok());
+        assert!(store.check().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_refused_and_health_turns_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, full) = store_on_a_disk_that_can_fill(dir.path());
+        store
+            .add(&user("alice"), &url("https://a.example/"))
+            .await
+            .unwrap();
+        store.check().await.unwrap();
+        full.store(true, std::sync::atomic::Ordering::Relaxed);
+        let refused = store.add(&user("alice"), &url("https://b.example/")).await;
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+        tokio::time::sleep(PROBE_EVERY).await;
+        assert!(store.check().await.is_err());
     }
 
     #[tokio::test]

@@ -1,4 +1,15 @@
 //! Binding and serving, with errors a newcomer can act on.
+//!
+//! - [`bind`]: listen, with an error that names the flag to change;
+//! - [`serve`]: the connection loop, with read timeouts and a bounded drain
+//!   ([`serve::ServeSettings`]);
+//! - [`serve_registered`]: the same, in step with the registry (register,
+//!   `UP`, and leave before draining);
+//! - [`run_until_signal`]: what each binary's `main` does.
+
+pub mod serve;
+
+pub use serve::{ServeSettings, serve};
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -71,25 +82,26 @@ pub async fn bind(
 /// 2. on `shutdown`: stop heartbeating, mark `DOWN` and cancel the lease
 ///    while still serving (callers stop choosing us; any that still come,
 ///    from a stale copy, are answered), then stop accepting and drain
-///    in-flight requests.
+///    in-flight requests, for at most the drain timeout.
 ///
 /// Without a registry (`discovery` disabled) it is plain [`serve`].
 pub async fn serve_registered(
     listener: TcpListener,
     router: Router,
+    settings: ServeSettings,
     discovery: &crate::discovery::DiscoveryClient,
     ready: impl std::future::Future<Output = ()>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     use crate::discovery::Status;
     if !discovery.is_enabled() {
-        return serve(listener, router, shutdown).await;
+        return serve(listener, router, settings, shutdown).await;
     }
     if let Err(e) = discovery.register().await {
         tracing::warn!(error = %e, "could not register as STARTING; heartbeats will retry");
     }
     let stop_serving = CancellationToken::new();
-    let mut server = tokio::spawn(serve(listener, router, stop_serving.clone()));
+    let mut server = tokio::spawn(serve(listener, router, settings, stop_serving.clone()));
     let stop_heartbeat = CancellationToken::new();
     let heartbeat = discovery.spawn_heartbeat(stop_heartbeat.clone());
     tokio::select! {
@@ -116,18 +128,6 @@ pub async fn serve_registered(
         None => server.await,
     };
     result.unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
-}
-
-/// Serves `router` until `shutdown` fires, then stops accepting and waits for
-/// in-flight requests to finish (axum's graceful shutdown).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
 }
 
 /// What each service binary's `main` does once its flags are parsed: catch
@@ -165,10 +165,15 @@ where
     }
 }
 
-/// `<binary> healthcheck`: GET http://127.0.0.1:{port}/healthcheck.
+/// `<binary> healthcheck`: GET http://{host}:{port}/healthcheck, where
+/// `host` is the listen address (127.0.0.1 for a wildcard one).
 /// Exit 0 when it answers 200; otherwise say why on stderr and exit 1.
-pub async fn probe(port: u16) -> std::process::ExitCode {
-    let url = format!("http://127.0.0.1:{port}/healthcheck");
+pub async fn probe(host: &str, port: u16) -> std::process::ExitCode {
+    let wildcard = host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    let host = if wildcard { "127.0.0.1" } else { host };
+    let url = format!("{}/healthcheck", crate::discovery::http_base(host, port));
     let client = match reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
         .no_proxy()
