@@ -1,4 +1,7 @@
-//! Store throughput and latency at scale: 100,000 users × 20 feeds.
+//! Store throughput and latency at scale: 100,000 users × 20 feeds for the
+//! memory and file stores; 10,000 users × 20 feeds for Cassandra (a real
+//! single node, `scripts/cassandra.sh`, started if it is not running; it
+//! is slower per operation, and the machine's two cores are shared with it).
 //!
 //! Run: `cargo bench --bench stores`
 //!
@@ -6,7 +9,8 @@
 //! subscribing and 64 for listing, and reports throughput, p50 and p99, and
 //! for the file store the size of its database on disk. Every file-store
 //! write is durable (fsync'd) before it is acknowledged; concurrent writes
-//! share commits.
+//! share commits. Cassandra writes are acknowledged at `local_quorum` (one
+//! replica here), with Cassandra's default periodic commit-log sync.
 
 // A benchmark is a test harness: failing loudly on surprises is right.
 #![allow(clippy::unwrap_used)]
@@ -16,9 +20,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::api::{FeedUrl, UserId};
-use middletier::store::{FileStore, MemoryStore, SubscriptionStore};
+use middletier::store::cassandra::cql::Replication;
+use middletier::store::{
+    CassandraSettings, CassandraStore, FileStore, MemoryStore, SubscriptionStore,
+};
+
+#[path = "../tests/support/peers.rs"]
+#[allow(dead_code)]
+mod peers;
 
 const USERS: usize = 100_000;
+const CASSANDRA_USERS: usize = 10_000;
 const FEEDS: usize = 20;
 const WRITERS: usize = 256;
 const READERS: usize = 64;
@@ -28,9 +40,14 @@ const LISTS: usize = 200_000;
 async fn main() {
     println!("| store | operation | count | per second | p50 µs | p99 µs |");
     println!("|---|---|---|---|---|---|");
-    run("memory", Arc::new(MemoryStore::new())).await;
+    run("memory", Arc::new(MemoryStore::new()), USERS).await;
     let dir = tempfile::tempdir().unwrap();
-    run("file", Arc::new(FileStore::open(dir.path()).unwrap())).await;
+    run(
+        "file",
+        Arc::new(FileStore::open(dir.path()).unwrap()),
+        USERS,
+    )
+    .await;
     let size = std::fs::metadata(dir.path().join("subscriptions.redb"))
         .unwrap()
         .len();
@@ -40,6 +57,23 @@ async fn main() {
         USERS * FEEDS,
         size as f64 / (USERS * FEEDS) as f64
     );
+
+    let cassandra = CassandraStore::connect_in_background(CassandraSettings {
+        nodes: peers::cassandra()
+            .nodes
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+        keyspace: peers::fresh_keyspace("rss_bench"),
+        replication: Replication::Simple(1),
+        consistency: scylla::statement::Consistency::LocalQuorum,
+        request_timeout: Duration::from_secs(5),
+        local_datacenter: None,
+        credentials: None,
+    })
+    .unwrap();
+    cassandra.ready().await;
+    run("cassandra", Arc::new(cassandra), CASSANDRA_USERS).await;
 }
 
 fn user(n: usize) -> UserId {
@@ -54,7 +88,7 @@ fn feed(n: usize) -> FeedUrl {
     .unwrap()
 }
 
-async fn run(name: &str, store: Arc<dyn SubscriptionStore>) {
+async fn run(name: &str, store: Arc<dyn SubscriptionStore>, users: usize) {
     // Subscribe: every user to 20 feeds.
     let subscribe = {
         let store = store.clone();
@@ -66,18 +100,18 @@ async fn run(name: &str, store: Arc<dyn SubscriptionStore>) {
             }
         }
     };
-    let (samples, wall) = measure(WRITERS, USERS * FEEDS, subscribe).await;
+    let (samples, wall) = measure(WRITERS, users * FEEDS, subscribe).await;
     report(name, "subscribe", samples, wall);
 
     // List: random users.
     let list = move |i: usize| {
         let store = store.clone();
         async move {
-            let listed = store.list(&user((i * 7919) % USERS)).await.unwrap();
+            let listed = store.list(&user((i * 7919) % users)).await.unwrap();
             assert_eq!(listed.len(), FEEDS);
         }
     };
-    let (samples, wall) = measure(READERS, LISTS, list).await;
+    let (samples, wall) = measure(READERS, LISTS * users / USERS, list).await;
     report(name, "list", samples, wall);
 }
 

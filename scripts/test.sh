@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The test command: README's "run the tests", and what .ci/run calls.
 #
-# It checks formatting and lints, builds every binary (the end-to-end tests
-# start them as real processes), then runs every test in the workspace.
+# It installs what the tests need, starts the real peers (Apache Cassandra
+# and a Netflix Eureka server, from Maven Central), checks formatting and
+# lints, builds every binary (the end-to-end tests start them as real
+# processes), then runs every test in the workspace, and stops the peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,22 @@ fi
 step "the standard Eureka clients the interop tests run (PyPI, npm)"
 ./scripts/interop-clients.sh
 
+# Real Apache Cassandra and a real Netflix Eureka server (Maven Central,
+# Java 17): started in the background now, since they mostly wait, and
+# stopped when this script ends, whatever happens.
+step "starting the real peers: Apache Cassandra 5.0, a Netflix Eureka server"
+mkdir -p target/peers
+cassandra_dir=$PWD/target/cassandra-test
+stop_peers() {
+    scripts/cassandra.sh stop --dir "$cassandra_dir" || true
+    scripts/eureka.sh stop || true
+}
+trap stop_peers EXIT
+scripts/cassandra.sh start --dir "$cassandra_dir" >target/peers/cassandra.out 2>&1 &
+cassandra_started=$!
+{ scripts/eureka.sh start && scripts/eureka.sh build; } >target/peers/eureka.out 2>&1 &
+eureka_started=$!
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -39,11 +57,19 @@ step "build the binaries the tests start"
 cargo build --workspace --bins --locked
 export RSS_TEST_PREBUILT=1
 
+step "waiting for the real peers"
+wait "$cassandra_started" || { cat target/peers/cassandra.out >&2; exit 1; }
+wait "$eureka_started" || { cat target/peers/eureka.out >&2; exit 1; }
+# Under test-only names: the services the tests build in-process read
+# RSS_* variables as their own settings.
+RSS_TEST_CASSANDRA_NODES=$(sed -n 's/^RSS_CASSANDRA_NODES=//p' target/peers/cassandra.out | tail -n 1)
+RSS_TEST_EUREKA_URL=$(sed -n 's/^EUREKA_URL=//p' target/peers/eureka.out | tail -n 1)
+export RSS_TEST_CASSANDRA_NODES RSS_TEST_CASSANDRA_DIR=$cassandra_dir RSS_TEST_EUREKA_URL
+echo "Cassandra at $RSS_TEST_CASSANDRA_NODES, Eureka at $RSS_TEST_EUREKA_URL"
+
+# cargo test runs one test binary at a time; tests/cassandra.rs relies on
+# that when it stops the shared cluster.
 step "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
-else
-    cargo test --workspace --locked --no-fail-fast
-fi
+cargo test --workspace --locked --no-fail-fast
 
 step "done"

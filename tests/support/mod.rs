@@ -9,6 +9,7 @@
 
 pub mod feed_server;
 pub mod load;
+pub mod peers;
 pub mod process;
 pub mod stack;
 pub mod web;

@@ -309,9 +309,12 @@ mod tests {
     async fn a_request_in_flight_is_answered_during_the_drain() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let started = std::sync::Arc::new(tokio::sync::Notify::new());
+        let handler_started = started.clone();
         let router = Router::new().route(
             "/",
-            post(|| async {
+            post(move || async move {
+                handler_started.notify_one();
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 "done"
             }),
@@ -336,7 +339,8 @@ mod tests {
                 .await
                 .unwrap()
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Stop while the handler is running.
+        started.notified().await;
         stop.cancel();
         assert_eq!(call.await.unwrap(), "done");
         server.await.unwrap().unwrap();

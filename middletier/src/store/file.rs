@@ -352,7 +352,7 @@ mod tests {
         (FileStore::open(dir.path()).unwrap(), dir)
     }
 
-    crate::store::suite::behaves_like_a_store!(async { Some(temp_store().await) });
+    crate::store::suite::behaves_like_a_store!(temp_store());
 
     fn user(id: &str) -> UserId {
         UserId::parse(id).unwrap()

@@ -65,5 +65,5 @@ impl SubscriptionStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    crate::store::suite::behaves_like_a_store!(async { Some((super::MemoryStore::new(), ())) });
+    crate::store::suite::behaves_like_a_store!(async { (super::MemoryStore::new(), ()) });
 }

@@ -22,6 +22,13 @@
 pub mod cql;
 pub mod retry;
 
+/// Where the test cluster is (started if need be), shared with the root
+/// package's tests.
+#[cfg(test)]
+#[path = "../../../../tests/support/peers.rs"]
+#[allow(dead_code, clippy::unwrap_used)]
+mod peers;
+
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -341,37 +348,24 @@ mod tests {
         assert!(CassandraStore::connect_in_background(bad_keyspace).is_err());
     }
 
-    /// The behavioural suite against a real cluster, when one is given in
-    /// RSS_CASSANDRA_NODES (e.g. `docker compose up cassandra` and
-    /// RSS_CASSANDRA_NODES=127.0.0.1:9042). Each test gets its own keyspace.
-    async fn live_store() -> Option<(CassandraStore, ())> {
-        let nodes = std::env::var("RSS_CASSANDRA_NODES").ok()?;
-        let keyspace = format!(
-            "rss_test_{}",
-            Utc::now()
-                .timestamp_nanos_opt()
-                .unwrap_or_default()
-                .unsigned_abs()
-        );
+    use super::peers;
+
+    /// The behavioural suite against a real Cassandra (see
+    /// `scripts/cassandra.sh`), on every run. Each test gets its own
+    /// keyspace.
+    async fn live_store() -> (CassandraStore, ()) {
+        let cluster = peers::cassandra();
         let store = CassandraStore::connect_in_background(CassandraSettings {
-            keyspace,
+            keyspace: peers::fresh_keyspace("rss_suite"),
             request_timeout: Duration::from_secs(5),
-            ..settings(&nodes.split(',').collect::<Vec<_>>())
+            ..settings(&cluster.nodes.split(',').collect::<Vec<_>>())
         })
         .expect("valid Cassandra settings");
-        // RSS_CASSANDRA_NODES is set, so Cassandra is expected: not reaching
-        // it is a failure, not a skip.
         tokio::time::timeout(Duration::from_secs(60), store.ready())
             .await
-            .expect("Cassandra at RSS_CASSANDRA_NODES answered within 60 s");
-        Some((store, ()))
+            .unwrap_or_else(|_| panic!("Cassandra at {} answered within 60 s", cluster.nodes));
+        (store, ())
     }
 
-    crate::store::suite::behaves_like_a_store!(async {
-        let store = live_store().await;
-        if store.is_none() {
-            eprintln!("skipped: set RSS_CASSANDRA_NODES to run the store suite against Cassandra");
-        }
-        store
-    });
+    crate::store::suite::behaves_like_a_store!(live_store());
 }
