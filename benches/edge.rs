@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use common::balancer::http::{BalancedClient, BalancerSettings};
-use common::discovery::{DiscoveryClient, DiscoverySettings, client::parse_registry_urls};
+use common::discovery::{DiscoveryClient, DiscoverySettings, parse_registry_urls};
 use common::resilience::{Command, CommandSettings, Failure};
 use support::stack::Stack;
 use support::web::get_json;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::balancer::http::{BalancedClient, BalancerSettings};
-use common::discovery::{DiscoveryClient, DiscoverySettings, client::parse_registry_urls};
+use common::discovery::{DiscoveryClient, DiscoverySettings, parse_registry_urls};
 use serde_json::json;
 use support::process::Service;
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::time::Duration;
 
-use common::discovery::client::parse_registry_urls;
+use common::discovery::parse_registry_urls;
 use common::discovery::{DiscoveryClient, DiscoverySettings, http_base};
 use common::telemetry::LogFormat;
 use middletier::config::StoreKind;

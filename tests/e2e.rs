@@ -335,3 +335,32 @@ async fn a_second_ctrl_c_exits_at_once() {
         "an interrupted exit is not a success: {status}"
     );
 }
+
+#[tokio::test]
+async fn the_edge_stops_cleanly_even_with_a_stream_open() {
+    let stack = Stack::start(1, &[], &[]).await;
+    let mut edge = stack.edge;
+    let _stream = reqwest::get(edge.url("/hystrix.stream")).await.unwrap();
+    edge.terminate();
+    let status = edge
+        .wait_exit(Duration::from_secs(10))
+        .expect("the stream does not hold up shutdown");
+    assert!(status.success());
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_naming_the_middletiers_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = std::process::Command::new(bin_path("middletier"))
+        .args(["--port", &port])
+        .env_remove("RSS_MIDDLETIER_PORT")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&port) && stderr.contains("--port"),
+        "{stderr}"
+    );
+}

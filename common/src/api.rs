@@ -1,6 +1,6 @@
 //! Wire types shared by the edge and the middletier.
 //!
-//! The JSON shapes are a contract (DESIGN.md): the 2013 recipe's
+//! The JSON shapes are a contract (docs/ARCHITECTURE.md): the 2013 recipe's
 //! `{"user": ..., "subscriptions": [...]}` with each feed keeping its entry and
 //! an `error` when it could not be fetched. Input is parsed into newtypes here,
 //! once, so handlers and stores only ever hold valid values.
@@ -21,22 +21,38 @@ pub enum InvalidInput {
     #[error(
         "user id {0:?} is not valid: use 1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '@' and '-'"
     )]
+    /// A user id outside the allowed length or characters.
     UserId(String),
     #[error(
         "the feed URL is empty: give the address of an RSS or Atom feed, e.g. https://example.com/feed.xml"
     )]
+    /// An empty feed URL.
     EmptyUrl,
+    /// A feed URL longer than [`MAX_FEED_URL_LEN`] bytes.
     #[error("the feed URL is {0} characters long; the limit is 2048")]
     UrlTooLong(usize),
     #[error(
         "{url:?} is not a valid absolute URL ({reason}): give the full address, e.g. https://example.com/feed.xml"
     )]
-    UrlSyntax { url: String, reason: String },
+    /// Not an absolute URL at all.
+    UrlSyntax {
+        /// The text given.
+        url: String,
+        /// What the URL parser said.
+        reason: String,
+    },
+    /// A URL whose scheme is not `http` or `https`.
     #[error("{url:?} uses the {scheme:?} scheme; feed URLs must start with http:// or https://")]
-    UrlScheme { url: String, scheme: String },
+    UrlScheme {
+        /// The text given.
+        url: String,
+        /// The scheme it has.
+        scheme: String,
+    },
     #[error(
         "{0:?} contains a user name or password; subscribe to the feed's public address instead"
     )]
+    /// A URL with a user name or password in it.
     UrlCredentials(String),
 }
 
@@ -50,6 +66,7 @@ pub enum InvalidInput {
 pub struct UserId(String);
 
 impl UserId {
+    /// Checks `raw` against the rules above.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let ok_len = (1..=MAX_USER_ID_LEN).contains(&raw.len());
         let ok_chars = raw
@@ -63,6 +80,7 @@ impl UserId {
         }
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -98,6 +116,8 @@ impl fmt::Display for UserId {
 pub struct FeedUrl(Url);
 
 impl FeedUrl {
+    /// Checks `raw`: absolute, `http`/`https`, no credentials, at most
+    /// [`MAX_FEED_URL_LEN`] bytes.
     pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
         let raw = raw.trim();
         if raw.is_empty() {
@@ -133,10 +153,12 @@ impl FeedUrl {
         Ok(Self(url))
     }
 
+    /// The URL as text, exactly as it is stored and compared.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
 
+    /// The parsed URL.
     pub fn url(&self) -> &Url {
         &self.0
     }
@@ -170,7 +192,9 @@ impl fmt::Display for FeedUrl {
 /// order they were added, each with its latest items or an error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserFeeds {
+    /// Whose feeds these are.
     pub user: String,
+    /// One entry per subscription, oldest first.
     #[serde(default)]
     pub subscriptions: Vec<FeedView>,
 }
@@ -182,11 +206,15 @@ pub struct UserFeeds {
 /// items of its last good fetch, if there was one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedView {
+    /// The feed's URL, as subscribed.
     pub url: String,
     /// The feed's own title, or its host until the feed has been read.
     pub title: String,
+    /// The newest items, newest first.
     #[serde(default)]
     pub items: Vec<Item>,
+    /// Why the last fetch or parse failed, in words a person reads; `null`
+    /// when it worked.
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -211,7 +239,9 @@ pub struct Item {
 /// The answer to `POST`/`DELETE /middletier/rss/user/{user}?url=...`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionChange {
+    /// Whose subscriptions changed.
     pub user: String,
+    /// The feed URL that was added or removed.
     pub url: String,
     /// Whether the user is subscribed to `url` after the call.
     pub subscribed: bool,
@@ -220,10 +250,12 @@ pub struct SubscriptionChange {
 /// Every 4xx/5xx body: `{"error": "<what is wrong and how to fix it>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
+    /// What is wrong and what to do about it.
     pub error: String,
 }
 
 impl ErrorBody {
+    /// An error body with `message`.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             error: message.into(),

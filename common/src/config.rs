@@ -2,8 +2,8 @@
 //!
 //! Configuration follows Archaius' idea that every knob has a default good
 //! enough for a newcomer and can be overridden without a rebuild; here each
-//! clap flag also reads an `RSS_*` environment variable (DESIGN.md lists
-//! them), which is what docker-compose sets.
+//! clap flag also reads an `RSS_*` environment variable (the README's
+//! Configuration table lists them), which is what docker-compose sets.
 
 use std::time::Duration;
 
@@ -105,8 +105,10 @@ pub struct DiscoveryArgs {
 /// Why a service's discovery client could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverySetupError {
+    /// A flag's value cannot be used.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The HTTP client could not be built (no TLS roots, say).
     #[error("could not set up an HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
 }
@@ -136,13 +138,45 @@ impl DiscoveryArgs {
     /// The client settings these flags describe.
     pub fn settings(&self) -> Result<crate::discovery::DiscoverySettings, String> {
         Ok(crate::discovery::DiscoverySettings {
-            registry_urls: crate::discovery::client::parse_registry_urls(&self.registry_url)?,
+            registry_urls: crate::discovery::parse_registry_urls(&self.registry_url)?,
             renewal_interval: self.renewal_interval,
             lease_duration: self.lease_duration,
             fetch_interval: self.registry_fetch_interval,
             full_fetch_interval: self.registry_full_fetch_interval,
             ..crate::discovery::DiscoverySettings::default()
         })
+    }
+}
+
+/// A value that must not appear in logs or `Debug` output (a password, a
+/// token): it prints as `***`, and the secret itself is read with
+/// [`Secret::expose`], which makes each use easy to find.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(value))
     }
 }
 
@@ -195,6 +229,14 @@ mod tests {
             flags.server.serve_settings(),
             crate::server::ServeSettings::default()
         );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret: Secret = "hunter2".parse().unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert!(!format!("{:?}", Some(("user", secret.clone()))).contains("hunter2"));
+        assert_eq!(secret.expose(), "hunter2");
     }
 
     #[test]

@@ -23,8 +23,13 @@
 //! - [`resilience`]: Hystrix-style commands: circuit breaker, bulkhead,
 //!   timeout, fallback, rolling metrics and the Hystrix stream format.
 //! - [`security`]: the headers every response carries (CSP, nosniff, ...).
-//! - [`root_cause`]: the message to show for an error chain.
+//!
+//! And one function, [`root_cause`]: the message to show for an error
+//! chain.
+//!
+//! How these fit together across the processes: docs/ARCHITECTURE.md.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 // `json!` with the ~50 fields of a Hystrix event needs more than the default.
 #![recursion_limit = "256"]
 

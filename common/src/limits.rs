@@ -65,8 +65,10 @@ async fn check(max_body: usize, request: Request, next: Next) -> Response {
 /// Why [`read_capped`] gave up.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadCappedError {
+    /// More than the cap arrived.
     #[error("the body is larger than the limit")]
     TooLarge,
+    /// Reading failed.
     #[error(transparent)]
     Transport(#[from] reqwest::Error),
 }

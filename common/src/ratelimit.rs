@@ -22,9 +22,18 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// Users tracked before idle ones are forgotten.
 const FORGET_ABOVE: usize = 10_000;
 
+/// A token bucket per user for subscribe and unsubscribe calls.
 pub struct WriteLimiter {
     limiter: DefaultKeyedRateLimiter<UserId>,
     clock: DefaultClock,
+}
+
+impl std::fmt::Debug for WriteLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteLimiter")
+            .field("users", &self.limiter.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WriteLimiter {

@@ -1,4 +1,4 @@
-//! The JSON API (DESIGN.md):
+//! The JSON API (docs/ARCHITECTURE.md, "Edge"):
 //!
 //! | call | result |
 //! |---|---|
@@ -6,23 +6,24 @@
 //! | `POST /api/subscriptions` `{"url": ...}` | 200 once stored; the middletier's 4xx passed on; 503 when not saved |
 //! | `DELETE /api/subscriptions?url=...` | likewise |
 //!
-//! Errors are `{"error": "..."}`, mapped once in [`ApiError`].
+//! Errors are `{"error": "..."}`, mapped once in [`crate::error`].
 
-use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use common::api::{ErrorBody, FeedUrl, InvalidInput, SubscriptionChange};
+use common::api::{FeedUrl, SubscriptionChange};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::middletier::WriteError;
+use crate::error::{Error, Json};
 use crate::user::CurrentUser;
 
 /// `GET /api/subscriptions`: the middletier's JSON, with `"degraded"` (and,
 /// when degraded, a `"notice"` saying why) spliced in at the front.
-pub async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Response {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Response {
     let read = state.middletier.read(&user).await;
     let notice = read
         .degraded
@@ -53,90 +54,35 @@ fn with_degraded(body: &[u8], notice: Option<&str>) -> Vec<u8> {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct AddBody {
+pub(crate) struct AddBody {
     url: String,
 }
 
 /// `POST /api/subscriptions`.
-pub async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    body: Result<Json<AddBody>, JsonRejection>,
-) -> Result<Json<SubscriptionChange>, ApiError> {
-    let Json(body) = body.map_err(ApiError::Body)?;
+    Json(body): Json<AddBody>,
+) -> Result<axum::Json<SubscriptionChange>, Error> {
     let url = FeedUrl::parse(&body.url)?;
-    Ok(Json(state.middletier.subscribe(&user, &url).await?))
+    Ok(axum::Json(state.middletier.subscribe(&user, &url).await?))
 }
 
 /// `DELETE /api/subscriptions?url=...`.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     RawQuery(query): RawQuery,
-) -> Result<Json<SubscriptionChange>, ApiError> {
+) -> Result<axum::Json<SubscriptionChange>, Error> {
     let raw = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(key, _)| key == "url")
         .map(|(_, value)| value.into_owned())
-        .ok_or(ApiError::MissingUrl)?;
+        .ok_or(Error::MissingParameter {
+            name: "url",
+            usage: "DELETE /api/subscriptions?url=<percent-encoded feed URL>",
+        })?;
     let url = FeedUrl::parse(&raw)?;
-    Ok(Json(state.middletier.unsubscribe(&user, &url).await?))
-}
-
-/// Everything that can go wrong in an API call, and its HTTP form.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{}", body_message(.0))]
-    Body(JsonRejection),
-    #[error(transparent)]
-    Invalid(#[from] InvalidInput),
-    #[error(
-        "the `url` query parameter is missing: use DELETE /api/subscriptions?url=<percent-encoded feed URL>"
-    )]
-    MissingUrl,
-    #[error(transparent)]
-    Write(#[from] WriteError),
-}
-
-fn body_message(rejection: &JsonRejection) -> String {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            "send the body as JSON with Content-Type: application/json, e.g. {\"url\": \"https://example.com/feed.xml\"}".to_owned()
-        }
-        other => format!("the body is not {{\"url\": \"...\"}} ({}); send e.g. {{\"url\": \"https://example.com/feed.xml\"}}", other.body_text()),
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            ApiError::Body(JsonRejection::MissingJsonContentType(_)) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            ApiError::Body(_) | ApiError::Invalid(_) | ApiError::MissingUrl => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::Write(WriteError::Refused { status, .. }) => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
-            }
-            ApiError::Write(WriteError::NotSaved(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Write(WriteError::TooFast(_)) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Write(WriteError::Unknown) => StatusCode::GATEWAY_TIMEOUT,
-        };
-        // A 429 says when to try again, whether the edge or the middletier
-        // refused the call.
-        let retry_after = match &self {
-            ApiError::Write(WriteError::TooFast(wait)) => Some(wait.as_secs().max(1)),
-            ApiError::Write(WriteError::Refused { retry_after, .. }) => *retry_after,
-            _ => None,
-        };
-        let mut response = (status, Json(ErrorBody::new(self.to_string()))).into_response();
-        if let Some(value) =
-            retry_after.and_then(|s| axum::http::HeaderValue::from_str(&s.to_string()).ok())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        response
-    }
+    Ok(axum::Json(state.middletier.unsubscribe(&user, &url).await?))
 }
 
 #[cfg(test)]

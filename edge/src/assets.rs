@@ -29,7 +29,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// `GET /assets/{name}`.
-pub async fn asset(Path(name): Path<String>) -> Response {
+pub(crate) async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(file, _, _)| *file == name) {
         Some((_, content_type, body)) => (
             [

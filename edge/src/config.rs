@@ -8,8 +8,10 @@ use common::balancer::http::BalancerSettings;
 use common::config::{DiscoveryArgs, ServerArgs, Tool, parse_duration};
 use common::resilience::{BreakerSettings, CommandSettings};
 
+/// The flag and variable that set the port, for error messages.
 pub const PORT_HINT: &str = "--port / RSS_EDGE_PORT";
 
+/// The edge's flags.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "edge",
@@ -26,12 +28,15 @@ pub struct Config {
     #[arg(skip = PORT_HINT)]
     pub port_hint: &'static str,
 
+    /// Listen address, logging, read timeouts and drain.
     #[command(flatten)]
     pub server: ServerArgs,
 
+    /// A tool to run instead of the service (`healthcheck`).
     #[command(subcommand)]
     pub tool: Option<Tool>,
 
+    /// Where the registry is, and the timings of talking to it.
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
 
@@ -41,6 +46,7 @@ pub struct Config {
     #[arg(long, env = "RSS_AUTH_PROXY_HEADER")]
     pub auth_proxy_header: Option<String>,
 
+    /// The three commands' timeouts, bulkheads and breakers.
     #[command(flatten)]
     pub commands: CommandArgs,
 
@@ -55,6 +61,7 @@ pub struct Config {
     #[arg(long, env = "RSS_USER_WRITE_BURST", default_value_t = 10)]
     pub user_write_burst: u32,
 
+    /// Timeouts and retries for calls to a middletier.
     #[command(flatten)]
     pub balancer: BalancerArgs,
 
@@ -120,10 +127,12 @@ impl CommandArgs {
         }
     }
 
+    /// `RSSGet`'s settings.
     pub fn get(&self) -> CommandSettings {
         self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent)
     }
 
+    /// `RSSAdd`'s settings.
     pub fn add(&self) -> CommandSettings {
         self.command(
             "RSSAdd",
@@ -132,6 +141,7 @@ impl CommandArgs {
         )
     }
 
+    /// `RSSDel`'s settings.
     pub fn del(&self) -> CommandSettings {
         self.command(
             "RSSDel",
@@ -166,6 +176,7 @@ pub struct BalancerArgs {
 }
 
 impl BalancerArgs {
+    /// The balancer's settings these flags describe.
     pub fn settings(&self) -> BalancerSettings {
         BalancerSettings {
             connect_timeout: self.connect_timeout,

@@ -10,7 +10,7 @@ use askama_web::WebTemplate;
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use common::discovery::client::now_ms;
+use common::discovery::now_ms;
 use common::resilience::Snapshot;
 use common::resilience::hystrix::{command_event, thread_pool_event};
 use common::resilience::window::Event as CommandEvent;
@@ -23,7 +23,7 @@ use crate::AppState;
 /// `HystrixThreadPool` event per command, from the first moment (so a
 /// dashboard pointed at a fresh edge is never empty). The stream ends when
 /// the edge shuts down, so it never holds up a graceful stop.
-pub async fn hystrix_stream(
+pub(crate) async fn hystrix_stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let interval = state.hystrix_interval;
@@ -58,14 +58,14 @@ pub async fn hystrix_stream(
 }
 
 #[derive(Debug, Serialize)]
-pub struct DashboardData {
+pub(crate) struct DashboardData {
     pub vip: String,
     pub commands: Vec<CommandRow>,
     pub instances: Vec<InstanceRow>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct CommandRow {
+pub(crate) struct CommandRow {
     pub name: String,
     pub state: &'static str,
     /// Calls per second over the window.
@@ -86,7 +86,7 @@ pub struct CommandRow {
 }
 
 #[derive(Debug, Serialize)]
-pub struct InstanceRow {
+pub(crate) struct InstanceRow {
     pub id: String,
     pub address: String,
     pub available: bool,
@@ -143,19 +143,19 @@ fn data(state: &AppState) -> DashboardData {
 }
 
 /// `GET /dashboard/data`.
-pub async fn dashboard_data(State(state): State<AppState>) -> Json<DashboardData> {
+pub(crate) async fn dashboard_data(State(state): State<AppState>) -> Json<DashboardData> {
     Json(data(&state))
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
-pub struct DashboardPage {
+pub(crate) struct DashboardPage {
     data: DashboardData,
     window_secs: u64,
 }
 
 /// `GET /dashboard`.
-pub async fn dashboard(State(state): State<AppState>) -> DashboardPage {
+pub(crate) async fn dashboard(State(state): State<AppState>) -> DashboardPage {
     let window_secs = state.middletier.get.settings().window.as_secs();
     DashboardPage {
         data: data(&state),

@@ -5,23 +5,29 @@
 //! # Layout
 //!
 //! - [`config`]: the flags.
-//! - [`middletier`]: the `RSSGet`/`RSSAdd`/`RSSDel` commands and their fallbacks.
+//! - [`middletier`]: the `RSSGet`/`RSSAdd`/`RSSDel` commands.
+//! - [`fallback`]: `RSSGet`'s fallback, each user's last good answer.
 //! - [`ui`]: the reader page and its forms (askama templates in `templates/`).
 //! - [`api`]: the JSON API.
 //! - [`dashboard`]: `/hystrix.stream` and `/dashboard`.
+//! - [`error`]: the one error type, its HTTP mapping, and the extractors
+//!   that reject with it.
 //! - [`security`]: CSRF tokens and security headers.
 //! - [`user`]: who the current user is.
 //! - [`assets`]: CSS, JavaScript and the icon, served by the edge itself.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod api;
-pub mod assets;
+mod api;
+mod assets;
 pub mod config;
-pub mod dashboard;
-pub mod middletier;
-pub mod security;
-pub mod ui;
-pub mod user;
+mod dashboard;
+mod error;
+mod fallback;
+mod middletier;
+mod security;
+mod ui;
+mod user;
 
 use std::time::Duration;
 
@@ -34,6 +40,7 @@ use common::resilience::Command;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
@@ -43,6 +50,7 @@ use middletier::Middletier;
 
 /// The registry's name for this service, and its VIP.
 pub const APP_NAME: &str = "EDGE";
+/// The edge's VIP in the registry.
 pub const VIP: &str = "edge";
 /// The VIP the edge calls.
 pub const MIDDLETIER_VIP: &str = "middletier";
@@ -52,7 +60,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub middletier: Middletier,
     pub auth_proxy_header: Option<String>,
     pub hystrix_interval: Duration,
@@ -61,7 +69,7 @@ pub struct AppState {
     pub streams_stop: CancellationToken,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/", get(ui::index))
         .route("/subscriptions", post(ui::add))
@@ -75,8 +83,8 @@ pub fn router(state: AppState) -> Router {
         .route("/dashboard/data", get(dashboard::dashboard_data))
         .route("/assets/{name}", get(assets::asset))
         .route("/healthcheck", get(healthcheck))
-        .fallback(|| async { not_found() })
-        .method_not_allowed_fallback(|| async { method_not_allowed() })
+        .fallback(|| async { error::Error::NotFound })
+        .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .with_state(state);
     let routes = common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_BODY_BYTES)
         // The fastest level: a page of feeds shrinks about tenfold either
@@ -84,22 +92,6 @@ pub fn router(state: AppState) -> Router {
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
     common::security::apply(routes, security::CONTENT_SECURITY_POLICY)
         .layer(TraceLayer::new_for_http())
-}
-
-fn not_found() -> impl axum::response::IntoResponse {
-    let message = "no such page: the reader is at /, the API at /api/subscriptions";
-    (
-        axum::http::StatusCode::NOT_FOUND,
-        Json(common::api::ErrorBody::new(message)),
-    )
-}
-
-fn method_not_allowed() -> impl axum::response::IntoResponse {
-    let message = "method not allowed here: the API takes GET, POST and DELETE on /api/subscriptions; forms post to /subscriptions";
-    (
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        Json(common::api::ErrorBody::new(message)),
-    )
 }
 
 /// The edge is healthy when it serves; the middletier's state is reported
@@ -120,10 +112,13 @@ async fn healthcheck(
 /// Why the edge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The listener could not be bound.
     #[error(transparent)]
     Bind(#[from] common::server::BindError),
+    /// The HTTP client could not be built.
     #[error("could not set up an HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    /// The discovery client could not be set up.
     #[error(transparent)]
     Discovery(#[from] common::config::DiscoverySetupError),
 }
@@ -137,7 +132,17 @@ pub struct Application {
     port: u16,
 }
 
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("discovery", &self.discovery)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Application {
+    /// Binds the listener and builds everything the edge serves with.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let (listener, port) =
             common::server::bind("edge", &config.server.host, config.port, config.port_hint)
@@ -177,6 +182,7 @@ impl Application {
         })
     }
 
+    /// The port actually bound (useful with `--port 0`).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -185,13 +191,14 @@ impl Application {
     /// deregisters and drains (see [`common::server::serve_registered`]).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let stop_fetching = CancellationToken::new();
-        let fetcher = self.discovery.spawn_fetcher(stop_fetching.clone());
+        // Background tasks end with this future, even if it is dropped.
+        let fetcher = AbortOnDropHandle::new(self.discovery.spawn_fetcher(stop_fetching.clone()));
         let streams_stop = self.state.streams_stop.clone();
         let stop_streams = shutdown.clone();
-        tokio::spawn(async move {
+        let _streams = AbortOnDropHandle::new(tokio::spawn(async move {
             stop_streams.cancelled().await;
             streams_stop.cancel();
-        });
+        }));
         let served = common::server::serve_registered(
             self.listener,
             router(self.state),

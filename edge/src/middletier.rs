@@ -13,7 +13,6 @@
 //! is the user's error: it is shown to them and not held against the
 //! middletier's breaker.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -25,11 +24,7 @@ use common::resilience::{Command, CommandError, Failure, Outcome};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::time::Instant;
 
-/// Bounds on the fallback's memory: the users whose last good answer is
-/// kept, and their total size. Beyond either, arbitrary answers are
-/// forgotten; the fallback for those users is then an empty list.
-const SAVED_USERS: usize = 10_000;
-const SAVED_BYTES: usize = 64 * 1024 * 1024;
+use crate::fallback::LastGood;
 
 /// The largest answer the edge reads from the middletier. The middletier's
 /// own limits (100 feeds of 50 items) keep real answers far below this.
@@ -41,7 +36,7 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 
 /// Why a call to the middletier did not give the answer we wanted.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CallFailure {
+pub(crate) enum CallFailure {
     /// The middletier answered with an error; `message` is its `{"error"}`.
     #[error("the feed service answered HTTP {status}: {message}")]
     Status {
@@ -66,7 +61,7 @@ pub enum CallFailure {
 /// `"degraded"` added, without decoding and re-encoding a thousand items;
 /// the page parses it with [`Read::feeds`].
 #[derive(Debug, Clone)]
-pub struct Read {
+pub(crate) struct Read {
     pub body: Bytes,
     /// Why the live answer was not available, when it was not.
     pub degraded: Option<String>,
@@ -75,7 +70,7 @@ pub struct Read {
 impl Read {
     /// The feeds, decoded. A body that will not decode (it was checked
     /// when it arrived, so this does not happen) reads as no feeds.
-    pub fn feeds(&self, user: &UserId) -> UserFeeds {
+    pub(crate) fn feeds(&self, user: &UserId) -> UserFeeds {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| empty(user))
     }
 }
@@ -106,9 +101,9 @@ fn check_shape(body: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Why a change was not made.
+/// Why a change was not made (or may not have been).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// The middletier refused it (the user's mistake): status and reason.
     #[error("{message}")]
     Refused {
@@ -116,12 +111,18 @@ pub enum WriteError {
         message: String,
         retry_after: Option<u64>,
     },
-    /// It did not happen: the middletier could not be reached or failed.
-    #[error("not saved: {0}")]
-    NotSaved(String),
     /// This user made too many changes just now; try again after `wait`.
     #[error("you are changing your feeds too fast; wait {} s and try again", .0.as_secs().max(1))]
     TooFast(std::time::Duration),
+    /// It did not happen: no middletier could take it (none registered or
+    /// reachable, the breaker open, the bulkhead full, or the middletier
+    /// said it cannot serve now).
+    #[error("not saved: {0}")]
+    Unavailable(String),
+    /// The middletier answered, but badly (a 5xx, or an answer we cannot
+    /// read); the message says whether the change may have happened.
+    #[error("{0}")]
+    BadReply(String),
     /// No answer in time: it may or may not have happened.
     #[error(
         "the feed service did not answer in time, so the change may not have been saved; reload to check"
@@ -131,7 +132,7 @@ pub enum WriteError {
 
 /// Calls to the middle tier. Cheap to clone.
 #[derive(Clone)]
-pub struct Middletier {
+pub(crate) struct Middletier {
     client: BalancedClient,
     pub get: Command,
     pub add: Command,
@@ -142,7 +143,7 @@ pub struct Middletier {
 }
 
 impl Middletier {
-    pub fn new(
+    pub(crate) fn new(
         client: BalancedClient,
         [get, add, del]: [Command; 3],
         writes: Option<WriteLimiter>,
@@ -152,7 +153,7 @@ impl Middletier {
             get,
             add,
             del,
-            saved: Arc::new(Mutex::new(LastGood::new(SAVED_USERS, SAVED_BYTES))),
+            saved: Arc::new(Mutex::new(LastGood::default())),
             writes: writes.map(Arc::new),
         }
     }
@@ -165,16 +166,16 @@ impl Middletier {
         }
     }
 
-    pub fn client(&self) -> &BalancedClient {
+    pub(crate) fn client(&self) -> &BalancedClient {
         &self.client
     }
 
-    pub fn commands(&self) -> [&Command; 3] {
+    pub(crate) fn commands(&self) -> [&Command; 3] {
         [&self.get, &self.add, &self.del]
     }
 
     /// `RSSGet`: the user's feeds, or the fallback.
-    pub async fn read(&self, user: &UserId) -> Read {
+    pub(crate) async fn read(&self, user: &UserId) -> Read {
         let path = user_path(user);
         // The command runs the call as a task of its own: it gets its own
         // handle on the middletier (a clone shares everything).
@@ -216,7 +217,7 @@ impl Middletier {
     }
 
     /// `RSSAdd`.
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         &self,
         user: &UserId,
         url: &FeedUrl,
@@ -226,7 +227,7 @@ impl Middletier {
     }
 
     /// `RSSDel`.
-    pub async fn unsubscribe(
+    pub(crate) async fn unsubscribe(
         &self,
         user: &UserId,
         url: &FeedUrl,
@@ -345,57 +346,6 @@ impl Middletier {
     }
 }
 
-/// Each user's last good answer, for `RSSGet`'s fallback, held within a
-/// count and a byte budget so a fallback cannot cost the edge its memory.
-///
-/// Eviction picks an arbitrary entry rather than the oldest: the fallback is
-/// best effort, and any bound is what matters. An answer larger than a
-/// quarter of the budget is not kept, so one huge list cannot push out
-/// everyone else's.
-#[derive(Debug)]
-struct LastGood {
-    answers: HashMap<UserId, Bytes>,
-    bytes: usize,
-    max_users: usize,
-    max_bytes: usize,
-}
-
-impl LastGood {
-    fn new(max_users: usize, max_bytes: usize) -> Self {
-        Self {
-            answers: HashMap::new(),
-            bytes: 0,
-            max_users,
-            max_bytes,
-        }
-    }
-
-    fn get(&self, user: &UserId) -> Option<Bytes> {
-        self.answers.get(user).cloned()
-    }
-
-    fn insert(&mut self, user: UserId, body: Bytes) {
-        self.remove(&user);
-        if body.len() > self.max_bytes / 4 {
-            return;
-        }
-        while self.answers.len() >= self.max_users || self.bytes + body.len() > self.max_bytes {
-            let Some(victim) = self.answers.keys().next().cloned() else {
-                break;
-            };
-            self.remove(&victim);
-        }
-        self.bytes += body.len();
-        self.answers.insert(user, body);
-    }
-
-    fn remove(&mut self, user: &UserId) {
-        if let Some(old) = self.answers.remove(user) {
-            self.bytes -= old.len();
-        }
-    }
-}
-
 fn user_path(user: &UserId) -> String {
     // User ids are validated to URL-safe characters; no escaping needed.
     format!("/middletier/rss/user/{user}")
@@ -417,7 +367,7 @@ fn unreachable(error: &CallError) -> CallFailure {
 }
 
 /// A command failure as a person reads it.
-pub fn describe(error: &CommandError<CallFailure>) -> String {
+pub(crate) fn describe(error: &CommandError<CallFailure>) -> String {
     match error {
         CommandError::BadRequest(e) | CommandError::Error(e) => e.to_string(),
         CommandError::Timeout(limit) => format!("the feed service did not answer within {} s", limit.as_secs_f64()),
@@ -443,7 +393,17 @@ fn write_error(error: CommandError<CallFailure>) -> WriteError {
         CommandError::Timeout(_) | CommandError::Error(CallFailure::TimedOut(_)) => {
             WriteError::Unknown
         }
-        other => WriteError::NotSaved(describe(&other)),
+        // The middletier says it cannot serve now (its store is down).
+        CommandError::Error(failure @ CallFailure::Status { status: 503, .. }) => {
+            WriteError::Unavailable(failure.to_string())
+        }
+        CommandError::Error(failure @ CallFailure::Status { .. }) => {
+            WriteError::BadReply(format!("not saved: {failure}"))
+        }
+        CommandError::Error(CallFailure::Body(reason)) => WriteError::BadReply(format!(
+            "the feed service's answer could not be read ({reason}), so the change may or may not have been saved; reload to check"
+        )),
+        other => WriteError::Unavailable(describe(&other)),
     }
 }
 
@@ -461,44 +421,6 @@ mod tests {
         );
         assert!(check_shape(br#"{"user": "u"}"#).is_err());
         assert!(check_shape(b"<html>").is_err());
-    }
-
-    #[test]
-    fn the_fallback_cache_keeps_within_its_count_and_byte_budget() {
-        let user = |n: usize| UserId::parse(&format!("user{n}")).unwrap();
-        let body = |len: usize| Bytes::from(vec![b' '; len]);
-        let mut saved = LastGood::new(3, 100);
-
-        for n in 0..10 {
-            saved.insert(user(n), body(10));
-            assert!(saved.answers.len() <= 3);
-        }
-        assert_eq!(saved.bytes, 30);
-        assert!(saved.get(&user(9)).is_some(), "the newest answer is kept");
-
-        saved.insert(user(10), body(25));
-        saved.insert(user(11), body(25));
-        saved.insert(user(12), body(25));
-        assert!(saved.bytes <= 100);
-        assert_eq!(
-            saved.bytes,
-            saved.answers.values().map(Bytes::len).sum::<usize>()
-        );
-
-        saved.insert(user(13), body(26));
-        assert!(
-            saved.get(&user(13)).is_none(),
-            "an answer over a quarter of the budget is not kept"
-        );
-        assert_eq!(saved.answers.len(), 3, "and pushes nothing else out");
-
-        saved.insert(user(12), body(5));
-        saved.remove(&user(12));
-        saved.remove(&user(12));
-        assert_eq!(
-            saved.bytes,
-            saved.answers.values().map(Bytes::len).sum::<usize>()
-        );
     }
 
     #[test]

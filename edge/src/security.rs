@@ -17,14 +17,14 @@
 
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
-pub const CSRF_COOKIE: &str = "csrf";
+pub(crate) const CSRF_COOKIE: &str = "csrf";
 
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'; object-src 'none'";
 
 /// The request's CSRF token, or a new one (added to the jar to be set).
-pub fn csrf_token(jar: CookieJar) -> (CookieJar, String) {
+pub(crate) fn csrf_token(jar: CookieJar) -> (CookieJar, String) {
     if let Some(cookie) = jar.get(CSRF_COOKIE)
         && is_well_formed(cookie.value())
     {
@@ -41,7 +41,7 @@ pub fn csrf_token(jar: CookieJar) -> (CookieJar, String) {
 }
 
 /// Whether a submitted form token matches the cookie's.
-pub fn csrf_ok(jar: &CookieJar, submitted: &str) -> bool {
+pub(crate) fn csrf_ok(jar: &CookieJar, submitted: &str) -> bool {
     match jar.get(CSRF_COOKIE) {
         Some(cookie) if is_well_formed(cookie.value()) => {
             constant_time_eq(cookie.value().as_bytes(), submitted.as_bytes())

@@ -5,17 +5,17 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
-use axum::http::{StatusCode, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use common::api::{FeedUrl, FeedView, Item};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::error::{CheckedForm, HasCsrf};
 use crate::middletier::WriteError;
-use crate::security::{csrf_ok, csrf_token};
+use crate::security::csrf_token;
 use crate::user::CurrentUser;
 
 /// Items shown per feed on the page.
@@ -59,13 +59,22 @@ struct ItemLine {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "message.html")]
-struct MessagePage {
+pub(crate) struct MessagePage {
     title: &'static str,
     text: String,
 }
 
+/// A page with one message: what a refused form post gets (see
+/// [`crate::error`]).
+pub(crate) fn message_page(title: &'static str, text: &str) -> MessagePage {
+    MessagePage {
+        title,
+        text: sentence(text),
+    }
+}
+
 /// `GET /`: the page.
-pub async fn index(
+pub(crate) async fn index(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     jar: CookieJar,
@@ -86,22 +95,24 @@ pub async fn index(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct SubscriptionForm {
+pub(crate) struct SubscriptionForm {
     url: String,
     csrf: String,
 }
 
+impl HasCsrf for SubscriptionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /subscriptions`: add, then back to the page.
-pub async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     jar: CookieJar,
-    form: Result<Form<SubscriptionForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<SubscriptionForm>,
 ) -> Response {
-    let form = match checked(&jar, form) {
-        Ok(form) => form,
-        Err(refusal) => return refusal.into_response(),
-    };
     let flash = match FeedUrl::parse(&form.url) {
         Err(invalid) => Flash::error(format!("Couldn't add that feed: {invalid}")),
         Ok(url) => match state.middletier.subscribe(&user, &url).await {
@@ -121,16 +132,12 @@ pub async fn add(
 }
 
 /// `POST /subscriptions/delete`: delete, then back to the page.
-pub async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     jar: CookieJar,
-    form: Result<Form<SubscriptionForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<SubscriptionForm>,
 ) -> Response {
-    let form = match checked(&jar, form) {
-        Ok(form) => form,
-        Err(refusal) => return refusal.into_response(),
-    };
     let flash = match FeedUrl::parse(&form.url) {
         Err(invalid) => Flash::error(format!("Couldn't delete that feed: {invalid}")),
         Ok(url) => match state.middletier.unsubscribe(&user, &url).await {
@@ -145,63 +152,6 @@ pub async fn delete(
         },
     };
     (set_flash(jar, &flash), Redirect::to("/")).into_response()
-}
-
-/// The form, if it is complete and carries the right CSRF token.
-fn checked(
-    jar: &CookieJar,
-    form: Result<Form<SubscriptionForm>, FormRejection>,
-) -> Result<SubscriptionForm, FormRefusal> {
-    let form = match form {
-        Ok(Form(form)) => form,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(FormRefusal::TooLarge);
-        }
-        Err(_) => return Err(FormRefusal::Incomplete),
-    };
-    if !csrf_ok(jar, &form.csrf) {
-        return Err(FormRefusal::BadToken);
-    }
-    Ok(form)
-}
-
-/// Why a form post was refused before anything was done.
-enum FormRefusal {
-    Incomplete,
-    TooLarge,
-    BadToken,
-}
-
-impl IntoResponse for FormRefusal {
-    fn into_response(self) -> Response {
-        let (status, title, text) = match self {
-            FormRefusal::Incomplete => (
-                StatusCode::BAD_REQUEST,
-                "Incomplete form",
-                "The form arrived incomplete. Go back to the reader and try again.",
-            ),
-            FormRefusal::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Form too large",
-                "The form is larger than the reader accepts. A feed URL is at most 2048 characters; \
-                 go back to the reader and try again.",
-            ),
-            FormRefusal::BadToken => (
-                StatusCode::FORBIDDEN,
-                "Form expired",
-                "The form's security token did not match (the page may be old, or the form came from another site). \
-                 Go back to the reader, reload it, and try again.",
-            ),
-        };
-        (
-            status,
-            MessagePage {
-                title,
-                text: text.to_owned(),
-            },
-        )
-            .into_response()
-    }
 }
 
 /// Capitalizes the first letter and ends with a full stop.
@@ -305,7 +255,7 @@ fn item_line(item: &Item) -> ItemLine {
 /// drops every element (and the content of scripts and styles), keeping
 /// text only; the template escapes it again when it is written out. A space
 /// goes before each tag first, so "<p>a</p><p>b</p>" reads "a b", not "ab".
-pub fn summary(html: &str) -> String {
+pub(crate) fn summary(html: &str) -> String {
     let spaced = html.replace('<', " <");
     let text = ammonia::Builder::empty().clean(&spaced).to_string();
     let text = unescape(&text);

@@ -5,7 +5,7 @@
 
 use common::discovery::eureka::InstanceRecord;
 use libfuzzer_sys::fuzz_target;
-use registry::api::parse_body_as;
+use registry::parse_body_as;
 use registry::leases::LeaseTable;
 use registry::records::{Format, encode_delta, encode_full};
 

@@ -1,4 +1,5 @@
-//! The middletier REST API (DESIGN.md), compatible with the 2013 recipe:
+//! The middletier REST API (docs/ARCHITECTURE.md, "Middletier"),
+//! compatible with the 2013 recipe:
 //!
 //! | call | does |
 //! |---|---|
@@ -35,7 +36,7 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     store: Arc<dyn SubscriptionStore>,
     feeds: Feeds,
     max_subscriptions: usize,
@@ -44,7 +45,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn SubscriptionStore>,
         feeds: Feeds,
         max_subscriptions: usize,
@@ -69,7 +70,7 @@ impl AppState {
 
 /// The API's routes; with `faults`, also `/admin/faults` and the injected
 /// latency on `/middletier/...` (see [`crate::faults`]).
-pub fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
+pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
     let mut users = Router::new().route(
         "/middletier/rss/user/{user}",
         get(list).post(subscribe).delete(unsubscribe),
@@ -204,7 +205,7 @@ fn url_from(query: Option<&str>, method: &'static str) -> Result<FeedUrl, ApiErr
 
 /// Everything that can go wrong in a request, and its HTTP form.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     #[error(

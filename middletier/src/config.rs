@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use common::config::{DiscoveryArgs, ServerArgs, Tool, parse_bytes, parse_duration};
+use common::config::{DiscoveryArgs, Secret, ServerArgs, Tool, parse_bytes, parse_duration};
 use scylla::frame::types::Consistency;
 
 use crate::feeds::FeedSettings;
@@ -31,6 +31,7 @@ pub enum StoreKind {
     Cassandra,
 }
 
+/// The middletier's flags.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "middletier",
@@ -47,12 +48,15 @@ pub struct Config {
     #[arg(skip = PORT_HINT)]
     pub port_hint: &'static str,
 
+    /// Listen address, logging, read timeouts and drain.
     #[command(flatten)]
     pub server: ServerArgs,
 
+    /// A tool to run instead of the service (`healthcheck`).
     #[command(subcommand)]
     pub tool: Option<Tool>,
 
+    /// Where the registry is, and the timings of talking to it.
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
 
@@ -64,6 +68,7 @@ pub struct Config {
     #[arg(long, env = "RSS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// The Cassandra store's settings.
     #[command(flatten)]
     pub cassandra: CassandraArgs,
 
@@ -99,6 +104,7 @@ pub struct Config {
     #[arg(long, env = "RSS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
 
+    /// The feed pipeline's settings.
     #[command(flatten)]
     pub feeds: FeedArgs,
 }
@@ -142,10 +148,11 @@ pub struct CassandraArgs {
 
     /// Password for --cassandra-username.
     #[arg(long, env = "RSS_CASSANDRA_PASSWORD", hide_env_values = true)]
-    pub cassandra_password: Option<String>,
+    pub cassandra_password: Option<Secret>,
 }
 
 impl CassandraArgs {
+    /// The store settings these flags describe.
     pub fn settings(&self) -> CassandraSettings {
         CassandraSettings {
             nodes: self
@@ -219,6 +226,7 @@ pub struct FeedArgs {
 }
 
 impl FeedArgs {
+    /// The pipeline settings these flags describe.
     pub fn settings(&self) -> FeedSettings {
         FeedSettings {
             fetch: FetchSettings {

@@ -34,14 +34,14 @@ use crate::store::{StoreError, Subscription, SubscriptionStore};
 
 /// The faults in force. Shared by the routes, the middleware and the store.
 #[derive(Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     latency_ms: AtomicU64,
     store_down: AtomicBool,
 }
 
 /// The body of `GET`/`PUT /admin/faults`; fields left out are unchanged.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct FaultSettings {
+pub(crate) struct FaultSettings {
     pub latency_ms: Option<u64>,
     pub store_down: Option<bool>,
 }
@@ -66,7 +66,7 @@ impl Faults {
 }
 
 /// `GET /admin/faults` and `PUT /admin/faults`.
-pub fn routes(faults: Arc<Faults>) -> Router {
+pub(crate) fn routes(faults: Arc<Faults>) -> Router {
     Router::new()
         .route(
             "/admin/faults",
@@ -81,7 +81,11 @@ pub fn routes(faults: Arc<Faults>) -> Router {
 }
 
 /// Middleware: delays each request by the injected latency.
-pub async fn delay(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
+pub(crate) async fn delay(
+    State(faults): State<Arc<Faults>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let ms = faults.latency_ms.load(Ordering::Relaxed);
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -91,13 +95,13 @@ pub async fn delay(State(faults): State<Arc<Faults>>, request: Request, next: Ne
 
 /// A store that fails while `store_down` is on, and otherwise passes every
 /// call to the real one.
-pub struct Faulty<S> {
+pub(crate) struct Faulty<S> {
     inner: S,
     faults: Arc<Faults>,
 }
 
 impl<S> Faulty<S> {
-    pub fn new(inner: S, faults: Arc<Faults>) -> Self {
+    pub(crate) fn new(inner: S, faults: Arc<Faults>) -> Self {
         Self { inner, faults }
     }
 

@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: flags and their defaults.
-//! - [`api`]: the REST API of DESIGN.md (`/middletier/rss/user/{user}`,
+//! - [`api`]: the REST API of docs/ARCHITECTURE.md (`/middletier/rss/user/{user}`,
 //!   `/healthcheck`, `/metrics`) and its one error type.
 //! - [`feeds`]: the feed pipeline: SSRF [`feeds::guard`], HTTP
 //!   [`feeds::fetch`], the pure [`feeds::parse`] normalizer and the
@@ -16,10 +16,11 @@
 //! `build(config)` → `port()` → `run_until_stopped(shutdown)`, so the binary,
 //! the all-in-one process and tests start it the same way.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod api;
+mod api;
 pub mod config;
-pub mod faults;
+mod faults;
 pub mod feeds;
 pub mod store;
 
@@ -38,20 +39,26 @@ use store::{CassandraStore, FileStore, MemoryStore, Metered, SubscriptionStore};
 /// Why the middletier could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The listener could not be bound.
     #[error(transparent)]
     Bind(#[from] common::server::BindError),
+    /// The HTTP client could not be built.
     #[error("could not set up an HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    /// The discovery client could not be set up.
     #[error(transparent)]
     Discovery(#[from] common::config::DiscoverySetupError),
+    /// The file store could not open its directory.
     #[error(transparent)]
     FileStore(#[from] store::file::OpenError),
+    /// The Cassandra settings cannot be used.
     #[error("cannot use the Cassandra store: {0}")]
     Cassandra(String),
 }
 
 /// The registry's name for this service, and the VIP callers look up.
 pub const APP_NAME: &str = "MIDDLETIER";
+/// The VIP the edge calls.
 pub const VIP: &str = "middletier";
 
 /// A middletier, bound and ready to serve.
@@ -64,7 +71,18 @@ pub struct Application {
     store: Arc<dyn SubscriptionStore>,
 }
 
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .field("store", &self.store.name())
+            .field("discovery", &self.discovery)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Application {
+    /// Opens the store, builds the feed pipeline and binds the listener.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let faults = config.enable_fault_injection.then(|| {
             tracing::warn!(

@@ -4,8 +4,7 @@
 //! Like a Eureka server it speaks JSON and XML: request bodies in either
 //! (by `Content-Type`, or by their first character when it is missing), and
 //! responses in JSON when `Accept` asks for it, XML otherwise. Full fetches
-//! and deltas are cached per registry version and format, gzipped once, so
-//! serving thousands of polling clients costs a copy, not a render.
+//! and deltas come from the response cache in [`crate::state`].
 //!
 //! Every path also answers with a trailing slash (`apps/`), as Eureka's
 //! Jersey servers do: standard clients (py-eureka-client,
@@ -16,27 +15,24 @@
 //! and a browser must never run any of it (see [`crate::xml`] for the other
 //! half of that defence).
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use common::api::ErrorBody;
-use common::discovery::client::now_ms;
 use common::discovery::eureka::{InstanceRecord, Status};
+use common::discovery::now_ms;
 use serde_json::{Value, json};
 use tower::Layer;
 use tower_http::compression::CompressionLayer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::leases::{LeaseTable, RegisterError, Renewal};
+use crate::leases::{RegisterError, Renewal};
 use crate::records::Format;
+use crate::state::{AppState, Kind, content_type};
 use crate::xml::{XmlError, from_xml};
 use crate::{page, records};
 
@@ -47,136 +43,6 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 /// own, which allows its stylesheet).
 const API_POLICY: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-/// Shared by all handlers. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    table: Arc<RwLock<LeaseTable>>,
-    cache: Arc<Mutex<ResponseCache>>,
-    /// Per app and status, the label sets last reported, so an app that
-    /// disappears is reported as 0 rather than frozen at its last count.
-    reported: Arc<Mutex<Vec<(String, Status)>>>,
-    pub(crate) started_ms: u64,
-}
-
-impl AppState {
-    pub fn new(table: LeaseTable) -> Self {
-        Self {
-            table: Arc::new(RwLock::new(table)),
-            cache: Arc::default(),
-            reported: Arc::default(),
-            started_ms: now_ms(),
-        }
-    }
-
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, LeaseTable> {
-        self.table.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, LeaseTable> {
-        self.table.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Removes expired leases (the eviction task calls this).
-    pub fn evict(&self) -> usize {
-        let evicted = self.write().evict(now_ms());
-        for lease in &evicted {
-            tracing::warn!(app = %lease.app, id = %lease.id, lease_secs = lease.duration_secs,
-                "evicted: no heartbeat within its lease");
-        }
-        metrics::counter!("registry_evictions_total").increment(evicted.len() as u64);
-        if !evicted.is_empty() {
-            self.update_gauges();
-        }
-        evicted.len()
-    }
-
-    /// `registry_instances{app, status}` from the table.
-    fn update_gauges(&self) {
-        let counts = self.read().counts();
-        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in reported.iter().filter(|k| !counts.contains_key(*k)) {
-            metrics::gauge!("registry_instances", "app" => key.0.clone(), "status" => key.1.as_str()).set(0.0);
-        }
-        for ((app, status), n) in &counts {
-            metrics::gauge!("registry_instances", "app" => app.clone(), "status" => status.as_str()).set(*n as f64);
-        }
-        *reported = counts.into_keys().collect();
-    }
-
-    /// The cached rendering of `kind` in `format`, rendered if the table
-    /// changed since.
-    fn cached(&self, kind: Kind, format: Format) -> Arc<Cached> {
-        let table = self.read();
-        let tag = table.state_tag();
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(hit) = cache.get(&(kind, format)).filter(|c| c.tag == tag) {
-            return hit.clone();
-        }
-        let body = match kind {
-            Kind::Full => records::encode_full(&table, format),
-            Kind::Delta => records::encode_delta(&table, format),
-        };
-        drop(table);
-        let fresh = Arc::new(Cached {
-            tag,
-            format,
-            body: Bytes::from(body),
-            gzipped: OnceLock::new(),
-        });
-        cache.insert((kind, format), fresh.clone());
-        fresh
-    }
-}
-
-/// Rendered full fetches and deltas, per format, tagged with the table
-/// state they were rendered from.
-type ResponseCache = HashMap<(Kind, Format), Arc<Cached>>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Full,
-    Delta,
-}
-
-/// A rendered body and, once someone asked for it, its gzipped twin.
-struct Cached {
-    tag: (u64, u64),
-    format: Format,
-    body: Bytes,
-    gzipped: OnceLock<Bytes>,
-}
-
-impl Cached {
-    fn respond(&self, headers: &HeaderMap) -> Response {
-        let accepts_gzip = headers
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("gzip"));
-        let content_type = (header::CONTENT_TYPE, content_type(self.format));
-        let vary = (
-            header::VARY,
-            HeaderValue::from_static("accept, accept-encoding"),
-        );
-        if accepts_gzip {
-            let body = self.gzipped.get_or_init(|| gzip(&self.body)).clone();
-            let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            ([content_type, vary, encoding], body).into_response()
-        } else {
-            ([content_type, vary], self.body.clone()).into_response()
-        }
-    }
-}
-
-fn gzip(body: &[u8]) -> Bytes {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    Bytes::from(encoder.finish().unwrap_or_default())
-}
 
 /// JSON when the client asks for it; XML otherwise, as Eureka does.
 fn negotiate(headers: &HeaderMap) -> Format {
@@ -191,13 +57,6 @@ fn negotiate(headers: &HeaderMap) -> Format {
     }
 }
 
-fn content_type(format: Format) -> HeaderValue {
-    HeaderValue::from_static(match format {
-        Format::Json => "application/json",
-        Format::Xml => "application/xml",
-    })
-}
-
 /// `{root: value}` in the negotiated format.
 fn respond(headers: &HeaderMap, root: &str, value: &Value) -> Response {
     let format = negotiate(headers);
@@ -208,7 +67,7 @@ fn respond(headers: &HeaderMap, root: &str, value: &Value) -> Response {
         .into_response()
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let eureka = Router::new()
         .route("/apps", get(all_apps))
         .route("/apps/delta", get(delta))
@@ -446,21 +305,35 @@ pub enum ApiError {
     #[error(
         "cannot read the body: {0}; send {{\"instance\": {{...}}}} as JSON or <instance>...</instance> as XML"
     )]
+    /// The body is neither a readable JSON nor XML record.
     BadBody(String),
+    /// The XML is malformed or hostile.
     #[error(transparent)]
     Xml(#[from] XmlError),
+    /// The record lacks what a registration needs.
     #[error("registration refused: {0}")]
     Register(#[from] RegisterError),
+    /// The app is not registered.
     #[error("no application {0} is registered")]
     NoSuchApp(String),
+    /// The instance is not registered.
     #[error("no instance {id} of {app} is registered")]
-    NoSuchInstance { app: String, id: String },
+    NoSuchInstance {
+        /// The application in the path.
+        app: String,
+        /// The instance id in the path.
+        id: String,
+    },
+    /// No instance serves the VIP.
     #[error("no instance serves VIP {0}")]
     NoSuchVip(String),
+    /// A status override that is not a status.
     #[error("{}", match .0 { Some(v) => format!("{v:?} is not a status; use UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN"), None => "missing ?value=<status>".to_owned() })]
     BadStatus(Option<String>),
+    /// No such path.
     #[error("no such path; the Eureka API is under /eureka/v2/ and /eureka/")]
     NoSuchPath,
+    /// A method the path does not take.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
 }
@@ -489,7 +362,10 @@ mod tests {
     fn json_is_chosen_only_when_asked_for() {
         let mut headers = HeaderMap::new();
         assert_eq!(negotiate(&headers), Format::Xml);
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::ACCEPT,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
         assert_eq!(negotiate(&headers), Format::Json);
     }
 

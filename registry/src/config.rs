@@ -5,8 +5,10 @@ use std::time::Duration;
 use clap::Parser;
 use common::config::{ServerArgs, Tool, parse_duration};
 
+/// The flag and variable that set the port, for error messages.
 pub const PORT_HINT: &str = "--port / RSS_REGISTRY_PORT";
 
+/// The registry's flags.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "registry",
@@ -23,9 +25,11 @@ pub struct Config {
     #[arg(skip = PORT_HINT)]
     pub port_hint: &'static str,
 
+    /// Listen address, logging, read timeouts and drain.
     #[command(flatten)]
     pub server: ServerArgs,
 
+    /// A tool to run instead of the service (`healthcheck`).
     #[command(subcommand)]
     pub tool: Option<Tool>,
 

@@ -14,12 +14,15 @@ use common::discovery::eureka::{ActionType, InstanceRecord, Status, reconcile_ha
 
 /// Eureka's defaults when a record does not say.
 pub const DEFAULT_DURATION_SECS: u64 = 90;
+/// Eureka's default renewal interval, when a record does not say.
 pub const DEFAULT_RENEWAL_SECS: u64 = 30;
 
 /// One registered instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
+    /// The application, upper case.
     pub app: String,
+    /// The instance id.
     pub id: String,
     /// The record as the instance sent it (unknown fields included).
     pub record: InstanceRecord,
@@ -27,11 +30,15 @@ pub struct Lease {
     pub status: Status,
     /// An operator's override (`PUT .../status`), which wins over `status`.
     pub overridden: Option<Status>,
+    /// When it first registered (ms since epoch).
     pub registered_ms: u64,
+    /// When it last renewed (ms since epoch).
     pub last_renewal_ms: u64,
     /// When the instance first reported `UP`.
     pub service_up_ms: Option<u64>,
+    /// How long the lease lasts without a renewal.
     pub duration_secs: u64,
+    /// How often the instance says it renews.
     pub renewal_interval_secs: u64,
     /// The instance's own "my record changed" time (`lastDirtyTimestamp`).
     pub last_dirty_ms: u64,
@@ -53,6 +60,7 @@ impl Lease {
             .saturating_add(self.duration_secs.saturating_mul(1000))
     }
 
+    /// The VIPs it serves, lower case.
     pub fn vips(&self) -> impl Iterator<Item = String> + '_ {
         self.record.vip_address().into_iter().flat_map(|v| {
             v.split(',')
@@ -65,12 +73,20 @@ impl Lease {
 /// Why a registration was refused. Shown to the registering client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
+    /// No id to list it under.
     #[error("the instance has neither instanceId nor hostName")]
     NoId,
+    /// No address to call it at.
     #[error("the instance has neither hostName nor ipAddr, so nobody could call it")]
     NoAddress,
+    /// The record's app and the path's disagree.
     #[error("the instance says app {record:?} but was posted to /apps/{path}")]
-    AppMismatch { record: String, path: String },
+    AppMismatch {
+        /// The app the record names.
+        record: String,
+        /// The app in the path.
+        path: String,
+    },
 }
 
 /// A change remembered for deltas. Added and modified instances are read
@@ -79,16 +95,22 @@ pub enum RegisterError {
 /// here, since the table no longer has it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// When it happened (ms since epoch).
     pub at_ms: u64,
+    /// The application.
     pub app: String,
+    /// The instance id.
     pub id: String,
+    /// What happened.
     pub action: ActionType,
+    /// The lease as it was, for a deletion.
     pub deleted: Option<Lease>,
 }
 
 /// Outcome of a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
+    /// The lease was extended.
     Renewed,
     /// Unknown instance, or the instance has a newer record than ours:
     /// either way it must register (again).
@@ -271,6 +293,7 @@ impl LeaseTable {
         evicted
     }
 
+    /// Bumped by every change; `versions__delta`.
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -280,18 +303,22 @@ impl LeaseTable {
         (self.version, self.generation)
     }
 
+    /// Every lease.
     pub fn leases(&self) -> impl Iterator<Item = &Lease> {
         self.apps.values().flat_map(BTreeMap::values)
     }
 
+    /// Each application and its leases, by name.
     pub fn apps(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, Lease>)> {
         self.apps.iter()
     }
 
+    /// The leases of `app`.
     pub fn app(&self, app: &str) -> Option<&BTreeMap<String, Lease>> {
         self.apps.get(&app.to_ascii_uppercase())
     }
 
+    /// One lease.
     pub fn lease(&self, app: &str, id: &str) -> Option<&Lease> {
         self.app(app)?.get(id)
     }
@@ -301,10 +328,12 @@ impl LeaseTable {
         self.leases().find(|l| l.id == id)
     }
 
+    /// How many leases there are.
     pub fn len(&self) -> usize {
         self.apps.values().map(BTreeMap::len).sum()
     }
 
+    /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.apps.is_empty()
     }

@@ -14,27 +14,34 @@
 //! - [`leases`]: the lease table (pure; time passed in).
 //! - [`records`]: leases rendered as Eureka records.
 //! - [`xml`]: Eureka's XML ↔ the JSON shape.
-//! - [`api`]: the REST API, content negotiation, response cache.
+//! - [`state`]: the shared lease table and the response cache.
+//! - [`api`]: the REST API and content negotiation.
 //! - [`page`]: the HTML home page.
 //! - [`config`]: the flags.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-pub mod api;
+mod api;
 pub mod config;
 pub mod leases;
-pub mod page;
+mod page;
 pub mod records;
+mod state;
 pub mod xml;
+
+pub use api::{ApiError, parse_body_as};
 
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
-use api::AppState;
 use config::Config;
 use leases::LeaseTable;
+use state::AppState;
 
+/// A registry, bound and ready to serve.
 /// A registry, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
@@ -44,7 +51,16 @@ pub struct Application {
     port: u16,
 }
 
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Application {
+    /// Binds the listener and builds the lease table.
     pub async fn build(config: Config) -> Result<Self, common::server::BindError> {
         let retention_ms = u64::try_from(config.delta_retention.as_millis()).unwrap_or(u64::MAX);
         let state = AppState::new(LeaseTable::new(retention_ms));
@@ -64,17 +80,19 @@ impl Application {
         })
     }
 
+    /// The port actually bound (useful with `--port 0`).
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// Serves, and evicts expired leases, until `shutdown` fires.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let evictor = tokio::spawn(evict_periodically(
+        // Ends with this future, even if it is dropped.
+        let evictor = AbortOnDropHandle::new(tokio::spawn(evict_periodically(
             self.state.clone(),
             self.eviction_interval,
             shutdown.clone(),
-        ));
+        )));
         let served =
             common::server::serve(self.listener, api::router(self.state), self.serve, shutdown)
                 .await;

@@ -7,14 +7,14 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use common::discovery::client::now_ms;
 use common::discovery::eureka::Status;
+use common::discovery::now_ms;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "home.html")]
-pub struct Home {
+pub(crate) struct Home {
     apps: Vec<AppRow>,
     instance_count: usize,
     renewals_last_minute: u64,
@@ -46,7 +46,7 @@ struct InstanceRow {
 const PAGE_POLICY: &str = "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// `/registry.css`.
-pub async fn stylesheet() -> impl axum::response::IntoResponse {
+pub(crate) async fn stylesheet() -> impl axum::response::IntoResponse {
     (
         [
             (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
@@ -56,7 +56,7 @@ pub async fn stylesheet() -> impl axum::response::IntoResponse {
     )
 }
 
-pub async fn home(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+pub(crate) async fn home(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_SECURITY_POLICY, PAGE_POLICY)],
         render(&state),

@@ -91,7 +91,9 @@ pub fn instance(lease: &Lease) -> Value {
 /// JSON, or Eureka's XML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
+    /// `application/json`.
     Json,
+    /// Eureka's XML, `application/xml`.
     Xml,
 }
 

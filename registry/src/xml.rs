@@ -25,12 +25,16 @@ const MAX_DEPTH: usize = 32;
 /// Why an XML body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
+    /// Not well-formed.
     #[error("malformed XML: {0}")]
     Malformed(String),
+    /// It has a DOCTYPE.
     #[error("DTDs are not accepted")]
     Doctype,
+    /// Nested too deep.
     #[error("XML nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// No element at all.
     #[error("the XML document is empty")]
     Empty,
 }

@@ -1,8 +1,12 @@
 //! API behaviour, in-process: each service is built on port 0 inside the
-//! test process (`Application::build`, as its binary does) and driven over
-//! real HTTP on 127.0.0.1. No child processes: these tests are about what
-//! the services answer, not about signals or binaries (see `tests/e2e.rs`
-//! and friends for those).
+//! test process (`Application::build`, as its binary does; see
+//! [`helpers`]) and driven over real HTTP on 127.0.0.1, with a real local
+//! feed server. Real processes are for what needs them (signals, exit
+//! codes, crashes, the all-in-one binary, the browser): `tests/e2e.rs` and
+//! the other test files.
+//!
+//! The services in this binary share the process's metrics recorder, so
+//! tests check that a series exists, not its value.
 
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
 #![allow(clippy::unwrap_used)]
@@ -12,6 +16,8 @@ mod support;
 
 mod discovery;
 mod edge;
+mod fetch;
 mod helpers;
+mod hostile_requests;
 mod middletier;
 mod registry;

@@ -1,10 +1,446 @@
-//! The middletier's API and feed pipeline.
+//! The middletier: its API, and its feed pipeline reading a real local
+//! HTTP server (fetching, caching, conditional GET, errors a person can
+//! read), in-process.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::spawn_middletier;
+use crate::helpers::{TestMiddletier, send, spawn_middletier, spawn_strict_middletier};
 use crate::support::feed_server::FeedServer;
+use crate::support::web::subscription_urls;
+
+/// A middletier allowed to read the local feed server, with fast timings.
+async fn middletier(extra: &[&str]) -> TestMiddletier {
+    let mut args = vec![
+        "--feed-timeout",
+        "1s",
+        "--feed-connect-timeout",
+        "1s",
+        "--feed-wait",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    spawn_middletier(&args).await
+}
+
+fn subscription<'a>(feeds: &'a Value, url: &str) -> &'a Value {
+    feeds["subscriptions"]
+        .as_array()
+        .expect("subscriptions is an array")
+        .iter()
+        .find(|s| s["url"] == url)
+        .unwrap_or_else(|| panic!("{url} missing from {feeds:#}"))
+}
+
+fn titles(feed: &Value) -> Vec<&str> {
+    feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn subscribing_then_reading_returns_parsed_rss_and_atom_items() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let rss = feeds.url("/fixtures/rss2.xml");
+    let atom = feeds.url("/fixtures/atom.xml");
+
+    let (status, body) = api.subscribe("alice", &rss).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscribed"], true);
+    assert_eq!(api.subscribe("alice", &atom).await.0, StatusCode::OK);
+
+    let (status, body) = api.feeds("alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"], "alice");
+    assert_eq!(
+        subscription_urls(&body),
+        [rss.as_str(), atom.as_str()],
+        "in the order subscribed"
+    );
+
+    let rss_feed = subscription(&body, &rss);
+    assert_eq!(rss_feed["title"], "Recipe Kitchen");
+    assert_eq!(rss_feed["error"], Value::Null);
+    assert_eq!(titles(rss_feed)[0], "Circuit breakers, explained");
+    let first = &rss_feed["items"][0];
+    assert_eq!(
+        first["link"],
+        format!("http://{}/posts/breakers.html", feeds.addr)
+    );
+    assert_eq!(first["published"], "2024-01-02T09:30:00Z");
+
+    let atom_feed = subscription(&body, &atom);
+    assert_eq!(atom_feed["title"], "Atom Log");
+    assert_eq!(
+        titles(atom_feed),
+        ["HTML summary", "Plain text summary", "XHTML content"]
+    );
+
+    // Other users see nothing of alice's.
+    let (_, bob) = api.feeds("bob").await;
+    assert_eq!(bob["subscriptions"], Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn a_second_read_within_the_ttl_does_not_touch_the_publisher() {
+    let feeds = FeedServer::start();
+    let api = middletier(&["--feed-cache-ttl", "5m"]).await;
+    api.subscribe("alice", &feeds.url("/fixtures/rss2.xml"))
+        .await;
+    api.subscribe("bob", &feeds.url("/fixtures/rss2.xml")).await;
+
+    for user in ["alice", "alice", "bob", "alice"] {
+        let (_, body) = api.feeds(user).await;
+        assert_eq!(titles(&body["subscriptions"][0]).len(), 4);
+    }
+    assert_eq!(
+        feeds.hits("/fixtures/rss2.xml"),
+        1,
+        "one fetch serves every reader within the TTL"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_readers_of_a_stale_feed_cause_one_fetch() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let slow = feeds.url("/slow/300/rss2.xml");
+    for user in 0..20 {
+        // Subscribing prefetches: that is the one fetch.
+        api.subscribe(&format!("user{user}"), &slow).await;
+    }
+    let reads = (0..20).map(|user| {
+        let api = &api;
+        async move { api.feeds(&format!("user{user}")).await }
+    });
+    for (status, body) in futures::future::join_all(reads).await {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["subscriptions"][0]["error"], Value::Null, "{body}");
+    }
+    assert_eq!(feeds.hits("/slow/300/rss2.xml"), 1);
+}
+
+#[tokio::test]
+async fn after_the_ttl_a_304_is_honoured_and_the_cached_copy_served() {
+    let feeds = FeedServer::start();
+    let api = middletier(&["--feed-cache-ttl", "300ms"]).await;
+    let url = feeds.url("/etag/rss2.xml");
+    api.subscribe("alice", &url).await;
+    let (_, first) = api.feeds("alice").await;
+    assert_eq!(titles(&first["subscriptions"][0]).len(), 4);
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, second) = api.feeds("alice").await;
+    assert_eq!(
+        feeds.hits("/etag/rss2.xml"),
+        2,
+        "the TTL expired, so the publisher was asked again"
+    );
+    assert_eq!(
+        feeds.not_modified("/etag/rss2.xml"),
+        1,
+        "with a conditional GET it answered 304"
+    );
+    assert_eq!(
+        second["subscriptions"][0], first["subscriptions"][0],
+        "the cached copy is served"
+    );
+}
+
+#[tokio::test]
+async fn a_feed_that_fails_keeps_its_entry_with_a_readable_error() {
+    let feeds = FeedServer::start();
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let api = middletier(&["--feed-max-bytes", "256KiB"]).await;
+    let cases = [
+        (feeds.url("/fixtures/rss2.xml"), None),
+        (feeds.url("/status/404"), Some("HTTP 404")),
+        (feeds.url("/status/500"), Some("HTTP 500")),
+        (
+            feeds.url("/slow/3000/rss2.xml"),
+            Some("timed out after 1 s"),
+        ),
+        (feeds.url("/big/1048576"), Some("larger than 256 KiB")),
+        (
+            feeds.url("/big-declared/1048576"),
+            Some("larger than 256 KiB"),
+        ),
+        (feeds.url("/gzip-bomb"), Some("larger than 256 KiB")),
+        (
+            feeds.url("/fixtures/page.html"),
+            Some("not an RSS or Atom feed"),
+        ),
+        (feeds.url("/fixtures/malformed.xml"), Some("malformed")),
+        (
+            feeds.url("/fixtures/xxe.xml"),
+            Some("declares XML entities"),
+        ),
+        (
+            feeds.url("/fixtures/billion-laughs.xml"),
+            Some("declares XML entities"),
+        ),
+        (
+            feeds.url("/redirect/6/rss2.xml"),
+            Some("more than 5 redirects"),
+        ),
+        (
+            format!("http://127.0.0.1:{closed_port}/feed.xml"),
+            Some("could not connect"),
+        ),
+    ];
+    for (url, _) in &cases {
+        let (status, body) = api.subscribe("alice", url).await;
+        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+    }
+
+    let (status, body) = api.feeds("alice").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "one bad feed never fails the whole page"
+    );
+    assert_eq!(
+        body["subscriptions"].as_array().unwrap().len(),
+        cases.len(),
+        "no feed is dropped"
+    );
+    for (url, expected) in &cases {
+        let feed = subscription(&body, url);
+        match expected {
+            None => {
+                assert_eq!(feed["error"], Value::Null, "{url}: {feed}");
+                assert!(!titles(feed).is_empty());
+            }
+            Some(reason) => {
+                let error = feed["error"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{url} has no error: {feed}"));
+                assert!(
+                    error.contains(reason),
+                    "{url}: expected {reason:?}, got {error:?}"
+                );
+                assert!(!error.contains("root:"), "nothing from /etc/passwd leaks");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirects_within_the_limit_are_followed() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let url = feeds.url("/redirect/5/atom.xml");
+    api.subscribe("alice", &url).await;
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(subscription(&body, &url)["title"], "Atom Log");
+}
+
+#[tokio::test]
+async fn non_utf8_feeds_are_decoded() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let latin1 = feeds.url("/fixtures/latin1.xml");
+    let utf16 = feeds.url("/fixtures/utf16.xml");
+    api.subscribe("alice", &latin1).await;
+    api.subscribe("alice", &utf16).await;
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(subscription(&body, &latin1)["title"], "Café Crème");
+    assert_eq!(titles(subscription(&body, &utf16)), ["日本語のタイトル"]);
+}
+
+#[tokio::test]
+async fn unsubscribing_removes_the_feed_and_is_idempotent() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let rss = feeds.url("/fixtures/rss2.xml");
+    let atom = feeds.url("/fixtures/atom.xml");
+    api.subscribe("alice", &rss).await;
+    api.subscribe("alice", &atom).await;
+
+    let (status, body) = api.unsubscribe("alice", &rss).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subscribed"], false);
+    assert_eq!(
+        api.unsubscribe("alice", &rss).await.0,
+        StatusCode::OK,
+        "again is fine"
+    );
+
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(subscription_urls(&body), [atom]);
+}
+
+#[tokio::test]
+async fn subscribing_twice_keeps_one_entry() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let rss = feeds.url("/fixtures/rss2.xml");
+    assert_eq!(api.subscribe("alice", &rss).await.0, StatusCode::OK);
+    assert_eq!(api.subscribe("alice", &rss).await.0, StatusCode::OK);
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(body["subscriptions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_that_says_what_to_do() {
+    let api = middletier(&["--max-subscriptions", "2"]).await;
+    let long_url = format!("https://example.com/{}", "a".repeat(2100));
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "bad user!",
+            "https://example.com/feed".into(),
+            StatusCode::BAD_REQUEST,
+            "user id",
+        ),
+        (
+            "alice",
+            "ftp://example.com/feed".into(),
+            StatusCode::BAD_REQUEST,
+            "http://",
+        ),
+        (
+            "alice",
+            "example.com/feed".into(),
+            StatusCode::BAD_REQUEST,
+            "absolute URL",
+        ),
+        ("alice", long_url, StatusCode::BAD_REQUEST, "2048"),
+        ("alice", String::new(), StatusCode::BAD_REQUEST, "empty"),
+    ];
+    for (user, url, status, hint) in cases {
+        let (got, body) = api.subscribe(user, &url).await;
+        assert_eq!(got, status, "{user} {url}: {body}");
+        let message = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message: {body}"));
+        assert!(
+            message.contains(hint),
+            "{message:?} should mention {hint:?}"
+        );
+    }
+
+    let missing = send(api.http.post(api.url("/middletier/rss/user/alice"))).await;
+    assert_eq!(missing.0, StatusCode::BAD_REQUEST);
+    assert!(
+        missing.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("`url` query parameter")
+    );
+
+    let (status, body) = api.get("/no/such/thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    let wrong_method = send(api.http.put(api.url("/middletier/rss/user/alice"))).await;
+    assert_eq!(wrong_method.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.1["error"].is_string());
+
+    // The subscription limit: the third distinct feed is refused, a repeat is not.
+    assert_eq!(
+        api.subscribe("alice", "https://one.example/feed").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.subscribe("alice", "https://two.example/feed").await.0,
+        StatusCode::OK
+    );
+    let (status, body) = api.subscribe("alice", "https://three.example/feed").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"].as_str().unwrap().contains("delete one"));
+    assert_eq!(
+        api.subscribe("alice", "https://one.example/feed").await.0,
+        StatusCode::OK
+    );
+
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(
+        body["subscriptions"].as_array().unwrap().len(),
+        2,
+        "no refused call changed anything"
+    );
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_allowed() {
+    let feeds = FeedServer::start();
+    let api = spawn_strict_middletier(&[]).await;
+    let refused = [
+        (feeds.url("/fixtures/rss2.xml"), "loopback"),
+        (
+            format!("http://localhost:{}/fixtures/rss2.xml", feeds.addr.port()),
+            "loopback",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "link-local",
+        ),
+        ("http://10.0.0.1/feed".to_owned(), "private"),
+        ("http://192.168.1.1/feed".to_owned(), "private"),
+        ("http://[::1]/feed".to_owned(), "loopback"),
+        ("http://[fd00::1]/feed".to_owned(), "unique-local"),
+        ("http://0.0.0.0/feed".to_owned(), "unspecified"),
+    ];
+    for (url, kind) in &refused {
+        let (status, body) = api.subscribe("alice", url).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.contains(kind) && message.contains("--allow-private-feeds"),
+            "{message}"
+        );
+    }
+    let (_, body) = api.feeds("alice").await;
+    assert_eq!(body["subscriptions"], Value::Array(vec![]));
+    assert_eq!(feeds.hits("/fixtures/rss2.xml"), 0, "nothing was fetched");
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served() {
+    let feeds = FeedServer::start();
+    let api = middletier(&[]).await;
+    let (status, body) = api.get("/healthcheck").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "UP");
+    assert_eq!(body["store"], "memory");
+
+    api.subscribe("alice", &feeds.url("/fixtures/rss2.xml"))
+        .await;
+    api.subscribe("alice", &feeds.url("/status/404")).await;
+    api.feeds("alice").await;
+    api.feeds("alice").await;
+
+    let metrics = api
+        .http
+        .get(api.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"http_requests_total{service="middletier",method="GET",route="/middletier/rss/user/{user}",status="200"}"#,
+        r#"http_request_duration_seconds_bucket{service="middletier",method="GET",route="/middletier/rss/user/{user}",le="#,
+        r#"feed_fetches_total{outcome="ok"}"#,
+        r#"feed_fetches_total{outcome="http_status"}"#,
+        r#"feed_cache_requests_total{result="hit"}"#,
+        "feed_fetches_in_flight",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+}
 
 /// A publisher that accepts connections and never answers.
 struct Hanging {
@@ -26,14 +462,8 @@ async fn hanging_publisher() -> Hanging {
 
 #[tokio::test]
 async fn one_users_hanging_feeds_do_not_hold_up_another_users_new_feed() {
-    let middletier = spawn_middletier(&[
-        // Hanging fetches hold their slot for this long.
-        "--feed-timeout",
-        "60s",
-        "--user-write-rate",
-        "0",
-    ])
-    .await;
+    // Hanging fetches hold their slot for this long.
+    let middletier = spawn_middletier(&["--feed-timeout", "60s"]).await;
     // 100 feeds that never answer, on ten publishers (so no one host's
     // limit is what protects everyone else).
     let mut publishers = Vec::new();
@@ -43,14 +473,17 @@ async fn one_users_hanging_feeds_do_not_hold_up_another_users_new_feed() {
     for n in 0..100 {
         let port = publishers[n % 10].port;
         let feed = format!("http://127.0.0.1:{port}/feed-{n}.xml");
-        assert_eq!(middletier.subscribe("mallory", &feed).await, StatusCode::OK);
+        assert_eq!(
+            middletier.subscribe("mallory", &feed).await.0,
+            StatusCode::OK
+        );
     }
     let (status, _) = middletier.feeds("mallory").await;
     assert_eq!(status, StatusCode::OK);
 
     let server = FeedServer::start();
     let good = server.url("/fixtures/rss2.xml");
-    assert_eq!(middletier.subscribe("alice", &good).await, StatusCode::OK);
+    assert_eq!(middletier.subscribe("alice", &good).await.0, StatusCode::OK);
     let (status, alice) = middletier.feeds("alice").await;
     assert_eq!(status, StatusCode::OK);
     let feed = &alice["subscriptions"][0];
@@ -64,7 +497,7 @@ async fn a_304_to_a_request_that_was_not_conditional_is_reported_as_such() {
     let middletier = spawn_middletier(&[]).await;
     let server = FeedServer::start();
     let feed = server.url("/status/304");
-    assert_eq!(middletier.subscribe("alice", &feed).await, StatusCode::OK);
+    assert_eq!(middletier.subscribe("alice", &feed).await.0, StatusCode::OK);
     let (_, body) = middletier.feeds("alice").await;
     let error = body["subscriptions"][0]["error"]
         .as_str()

@@ -57,7 +57,7 @@ struct Shared {
 
 /// The running server. It runs on a thread of its own (so it serves sync
 /// and async tests alike) and stops when dropped.
-pub struct FeedServer {
+pub(crate) struct FeedServer {
     pub addr: SocketAddr,
     shared: Shared,
     /// Dropping the sender ends the server thread.
@@ -65,7 +65,7 @@ pub struct FeedServer {
 }
 
 impl FeedServer {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let shared = Shared::default();
         let app = router(shared.clone());
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -100,31 +100,31 @@ impl FeedServer {
     }
 
     /// `http://127.0.0.1:{port}{path}`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// Requests seen for `path` (any status).
-    pub fn hits(&self, path: &str) -> usize {
+    pub(crate) fn hits(&self, path: &str) -> usize {
         let counters = self.shared.counters.lock().unwrap();
         counters.hits.get(path).copied().unwrap_or(0)
     }
 
     /// 304 answers given for `path`.
-    pub fn not_modified(&self, path: &str) -> usize {
+    pub(crate) fn not_modified(&self, path: &str) -> usize {
         let counters = self.shared.counters.lock().unwrap();
         counters.not_modified.get(path).copied().unwrap_or(0)
     }
 
     /// A request header of the last request for `path`.
-    pub fn last_header(&self, path: &str, name: &str) -> Option<String> {
+    pub(crate) fn last_header(&self, path: &str, name: &str) -> Option<String> {
         let counters = self.shared.counters.lock().unwrap();
         let value = counters.last_headers.get(path)?.get(name)?;
         Some(value.to_str().ok()?.to_owned())
     }
 
     /// Sets the item titles `/mutable` serves.
-    pub fn set_mutable(&self, titles: &[&str]) {
+    pub(crate) fn set_mutable(&self, titles: &[&str]) {
         *self.shared.mutable.lock().unwrap() = titles.iter().map(|t| t.to_string()).collect();
     }
 }
@@ -353,7 +353,7 @@ async fn mutable(State(shared): State<Shared>) -> Response {
 
 /// An RSS document of `n` items that look like a blog's: a title, a link, a
 /// date and a paragraph or two of HTML.
-pub fn generated_rss(n: usize) -> String {
+pub(crate) fn generated_rss(n: usize) -> String {
     let mut body = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\"><channel><title>Generated</title><link>https://gen.example/</link><description>bench</description>",
     );
@@ -382,7 +382,7 @@ async fn generated(Path(n): Path<usize>) -> Response {
 }
 
 /// The Atom twin of [`generated_rss`].
-pub fn generated_atom(n: usize) -> String {
+pub(crate) fn generated_atom(n: usize) -> String {
     let mut body = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><feed xmlns=\"http://www.w3.org/2005/Atom\"><title>Generated</title>\
          <id>urn:gen</id><updated>2024-01-01T00:00:00Z</updated><link href=\"https://gen.example/\"/>",

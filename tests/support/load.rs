@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// What the readers saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub live: usize,
     /// Answered from the fallback (`"degraded": true`).
     pub degraded: usize,
@@ -18,7 +18,7 @@ pub struct Tally {
 }
 
 /// Readers in the background until [`Load::stop`].
-pub struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
     degraded: Arc<AtomicUsize>,
@@ -29,14 +29,19 @@ pub struct Load {
 impl Load {
     /// `readers` tasks each reading `GET /api/subscriptions` every `pause`,
     /// expecting `expected_titles` when live.
-    pub fn start(edge: &str, readers: usize, pause: Duration, expected_titles: &[&str]) -> Load {
+    pub(crate) fn start(
+        edge: &str,
+        readers: usize,
+        pause: Duration,
+        expected_titles: &[&str],
+    ) -> Load {
         let expected: Vec<String> = expected_titles.iter().map(|s| s.to_string()).collect();
         Self::spawn(edge, readers, pause, Some(expected))
     }
 
     /// Like [`Load::start`], for feeds that change while it runs: any live
     /// answer counts as live.
-    pub fn start_any(edge: &str, readers: usize, pause: Duration) -> Load {
+    pub(crate) fn start_any(edge: &str, readers: usize, pause: Duration) -> Load {
         Self::spawn(edge, readers, pause, None)
     }
 
@@ -86,7 +91,7 @@ impl Load {
         }
     }
 
-    pub fn tally(&self) -> Tally {
+    pub(crate) fn tally(&self) -> Tally {
         Tally {
             live: self.live.load(Ordering::Relaxed),
             degraded: self.degraded.load(Ordering::Relaxed),
@@ -95,7 +100,7 @@ impl Load {
     }
 
     /// Stops the readers and returns the final tally.
-    pub async fn stop(self) -> Tally {
+    pub(crate) async fn stop(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
             let _ = task.await;

@@ -7,12 +7,12 @@
 // Test harness: failing loudly on surprises is right.
 #![allow(clippy::unwrap_used)]
 
-pub mod feed_server;
-pub mod load;
-pub mod peers;
-pub mod process;
-pub mod stack;
-pub mod web;
+pub(crate) mod feed_server;
+pub(crate) mod load;
+pub(crate) mod peers;
+pub(crate) mod process;
+pub(crate) mod stack;
+pub(crate) mod web;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,7 +20,11 @@ use std::time::Duration;
 /// Polls `probe` every 100 ms until it gives `Some`, for at most `within`;
 /// panics saying what never happened otherwise. Tests wait for outcomes,
 /// not for fixed times, so a slow machine makes them slower, not red.
-pub async fn eventually<T, Fut>(what: &str, within: Duration, mut probe: impl FnMut() -> Fut) -> T
+pub(crate) async fn eventually<T, Fut>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Fut,
+) -> T
 where
     Fut: Future<Output = Option<T>>,
 {

@@ -58,7 +58,7 @@ fn run_script(script: &str, args: &[&str], key: &str) -> String {
 
 /// A running Cassandra cluster.
 #[derive(Debug)]
-pub struct Cassandra {
+pub(crate) struct Cassandra {
     /// `host:port,...`, as `--cassandra-nodes` takes it.
     pub nodes: String,
     /// Where `scripts/cassandra.sh` keeps it, for `stop` and `start`.
@@ -66,7 +66,7 @@ pub struct Cassandra {
 }
 
 /// The test cluster (one node), started on first use if need be.
-pub fn cassandra() -> &'static Cassandra {
+pub(crate) fn cassandra() -> &'static Cassandra {
     static CLUSTER: OnceLock<Cassandra> = OnceLock::new();
     CLUSTER.get_or_init(|| {
         let dir = std::env::var_os("RSS_TEST_CASSANDRA_DIR")
@@ -86,7 +86,7 @@ pub fn cassandra() -> &'static Cassandra {
 
 impl Cassandra {
     /// Stops every node cleanly (the outage tests).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         run_script_status(
             "cassandra.sh",
             &["stop", "--dir", &self.dir.to_string_lossy()],
@@ -94,7 +94,7 @@ impl Cassandra {
     }
 
     /// Starts it again and waits until CQL answers.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         run_script(
             "cassandra.sh",
             &["start", "--dir", &self.dir.to_string_lossy()],
@@ -114,7 +114,7 @@ fn run_script_status(script: &str, args: &[&str]) {
 }
 
 /// A keyspace name no other test uses.
-pub fn fresh_keyspace(prefix: &str) -> String {
+pub(crate) fn fresh_keyspace(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
@@ -130,7 +130,7 @@ pub fn fresh_keyspace(prefix: &str) -> String {
 
 /// The Eureka server's base URL (`http://127.0.0.1:8762/eureka/`), started
 /// on first use if need be.
-pub fn eureka_url() -> &'static str {
+pub(crate) fn eureka_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| match std::env::var("RSS_TEST_EUREKA_URL") {
         Ok(url) if !url.trim().is_empty() => url,
@@ -139,7 +139,7 @@ pub fn eureka_url() -> &'static str {
 }
 
 /// The Java Eureka client's jar (interop/eureka-client), built if need be.
-pub fn java_eureka_client() -> PathBuf {
+pub(crate) fn java_eureka_client() -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| run_script_status("eureka.sh", &["build"]));
     root().join("interop/eureka-client/target/eureka-client.jar")

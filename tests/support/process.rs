@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 
 /// A memory figure of a process from `/proc/{pid}/status`, in MiB:
 /// `VmRSS` (now) or `VmHWM` (peak). 0 if it cannot be read.
-pub fn memory_mib(pid: u32, field: &str) -> f64 {
+pub(crate) fn memory_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -34,7 +34,7 @@ pub fn memory_mib(pid: u32, field: &str) -> f64 {
 /// `rss-recipes`), built first unless `RSS_TEST_PREBUILT` says the test
 /// command already did (cargo only builds a package's binaries for that
 /// package's own tests, and these tests belong to the root package).
-pub fn bin_path(name: &str) -> PathBuf {
+pub(crate) fn bin_path(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     if std::env::var_os("RSS_TEST_PREBUILT").is_none() {
         BUILD.call_once(|| {
@@ -65,7 +65,7 @@ pub fn bin_path(name: &str) -> PathBuf {
 }
 
 /// A running service process.
-pub struct Service {
+pub(crate) struct Service {
     pub name: String,
     /// The port of the first `listening` event.
     pub port: u16,
@@ -83,13 +83,13 @@ impl Service {
     /// Starts `bin` with `args` on a free port and waits until it listens.
     /// Every `RSS_*` variable of the test environment is removed first, so
     /// only what the test passes configures the service.
-    pub fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Service {
+    pub(crate) fn start(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> Service {
         Self::start_on(bin, 0, args, envs)
     }
 
     /// Like [`Service::start`], on a given port (to restart a service where
     /// its clients expect it).
-    pub fn start_on(bin: &str, port: u16, args: &[&str], envs: &[(&str, &str)]) -> Service {
+    pub(crate) fn start_on(bin: &str, port: u16, args: &[&str], envs: &[(&str, &str)]) -> Service {
         let mut command = Command::new(bin_path(bin));
         for (key, _) in std::env::vars() {
             if key.starts_with("RSS_") {
@@ -108,7 +108,7 @@ impl Service {
     }
 
     /// Starts a prepared command; it must log a `listening` event.
-    pub fn spawn(name: &str, mut command: Command) -> Service {
+    pub(crate) fn spawn(name: &str, mut command: Command) -> Service {
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
@@ -154,12 +154,12 @@ impl Service {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
     /// The port a named service logged as `listening` on (waits up to 30 s).
-    pub fn port_of(&self, service: &str) -> u16 {
+    pub(crate) fn port_of(&self, service: &str) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let found = self
@@ -180,28 +180,28 @@ impl Service {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends SIGTERM: the graceful stop `docker stop` and Ctrl-C ask for.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
     }
 
     /// SIGINT: what Ctrl-C in a terminal sends.
-    pub fn interrupt(&self) {
+    pub(crate) fn interrupt(&self) {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
     }
 
     /// SIGKILL: the process gets no chance to clean up.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// Waits up to `timeout` for the process to exit.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -213,7 +213,7 @@ impl Service {
     }
 
     /// Everything the process printed so far.
-    pub fn logs(&self) -> Vec<String> {
+    pub(crate) fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
 }

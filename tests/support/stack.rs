@@ -7,11 +7,11 @@ use super::feed_server::FeedServer;
 use super::process::Service;
 
 /// Fast but realistic timings for tests.
-pub const RENEWAL: &str = "500ms";
-pub const LEASE: &str = "2s";
-pub const FETCH: &str = "200ms";
+pub(crate) const RENEWAL: &str = "500ms";
+pub(crate) const LEASE: &str = "2s";
+pub(crate) const FETCH: &str = "200ms";
 
-pub struct Stack {
+pub(crate) struct Stack {
     pub feeds: FeedServer,
     pub registry: Service,
     pub middletiers: Vec<Service>,
@@ -24,13 +24,17 @@ pub struct Stack {
 impl Stack {
     /// Starts everything, every middletier with the same extra arguments,
     /// and waits until the edge knows every middletier.
-    pub async fn start(middletiers: usize, middletier_args: &[&str], edge_args: &[&str]) -> Stack {
+    pub(crate) async fn start(
+        middletiers: usize,
+        middletier_args: &[&str],
+        edge_args: &[&str],
+    ) -> Stack {
         let args: Vec<String> = middletier_args.iter().map(|s| s.to_string()).collect();
         Self::start_each(vec![args; middletiers], edge_args).await
     }
 
     /// Like [`Stack::start`], with arguments per middletier.
-    pub async fn start_each(middletier_args: Vec<Vec<String>>, edge_args: &[&str]) -> Stack {
+    pub(crate) async fn start_each(middletier_args: Vec<Vec<String>>, edge_args: &[&str]) -> Stack {
         let feeds = FeedServer::start();
         let registry = Service::start("registry", &["--eviction-interval", "200ms"], &[]);
         let registry_url = registry.url("/eureka/v2/");
@@ -64,7 +68,7 @@ impl Stack {
     }
 
     /// Starts one more middletier with the first middletier's arguments.
-    pub fn add_middletier(&mut self) -> &Service {
+    pub(crate) fn add_middletier(&mut self) -> &Service {
         let args = self.middletier_args.first().cloned().unwrap_or_default();
         let service = start_middletier(&self.registry.url("/eureka/v2/"), 0, &args);
         self.middletiers.push(service);
@@ -74,7 +78,7 @@ impl Stack {
 
     /// Starts middletier `index` again, on its old port with its old
     /// arguments (after it was stopped or killed).
-    pub fn restart_middletier(&mut self, index: usize) {
+    pub(crate) fn restart_middletier(&mut self, index: usize) {
         let port = self.middletiers[index].port;
         let service = start_middletier(
             &self.registry.url("/eureka/v2/"),
@@ -86,7 +90,7 @@ impl Stack {
 
     /// A command's row on the edge's dashboard (`RSSGet`, ...): its state,
     /// counts and latencies as the edge reports them.
-    pub async fn command(&self, name: &str) -> serde_json::Value {
+    pub(crate) async fn command(&self, name: &str) -> serde_json::Value {
         let data = super::web::get_json(self.edge.url("/dashboard/data")).await;
         data["commands"]
             .as_array()
@@ -99,7 +103,7 @@ impl Stack {
 
     /// Subscribes `user` to `feed` on every middletier directly (their
     /// `memory` and `file` stores are their own).
-    pub async fn subscribe_on_each_middletier(&self, user: &str, feed: &str) {
+    pub(crate) async fn subscribe_on_each_middletier(&self, user: &str, feed: &str) {
         for middletier in &self.middletiers {
             let response = reqwest::Client::new()
                 .post(middletier.url(&format!("/middletier/rss/user/{user}")))
@@ -112,7 +116,7 @@ impl Stack {
     }
 
     /// Waits until the edge's balancer lists `n` middletier instances.
-    pub async fn wait_until_edge_knows(&self, n: usize) {
+    pub(crate) async fn wait_until_edge_knows(&self, n: usize) {
         let url = self.edge.url("/dashboard/data");
         let what = format!("the edge sees {n} middletier(s)");
         super::eventually(&what, Duration::from_secs(15), || async {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, HeaderMap, LOCATION, SET_COOKIE};
 
-pub struct Page {
+pub(crate) struct Page {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
@@ -14,19 +14,19 @@ pub struct Page {
 
 impl Page {
     /// The value of the hidden `csrf` field.
-    pub fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let marker = r#"name="csrf" value=""#;
         let start = self.body.find(marker).expect("the page has a CSRF field") + marker.len();
         let end = self.body[start..].find('"').expect("closing quote");
         self.body[start..start + end].to_owned()
     }
 
-    pub fn location(&self) -> Option<&str> {
+    pub(crate) fn location(&self) -> Option<&str> {
         self.headers.get(LOCATION).and_then(|v| v.to_str().ok())
     }
 }
 
-pub struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     pub cookies: BTreeMap<String, String>,
@@ -34,7 +34,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    pub fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -48,24 +48,24 @@ impl Browser {
     }
 
     /// Sends this header with every request (e.g. an auth proxy's).
-    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Self {
         self.extra.push((name.to_owned(), value.to_owned()));
         self
     }
 
-    pub async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 
     /// Posts a form; `csrf` is added from the cookie-bound page token.
-    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let request = self.http.post(format!("{}{path}", self.base)).form(fields);
         self.send(request).await
     }
 
     /// Posts a form and follows the redirect back to the page.
-    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let csrf = self.get("/").await.csrf();
         let mut with_token: Vec<(&str, &str)> = fields.to_vec();
         with_token.push(("csrf", &csrf));
@@ -114,7 +114,7 @@ impl Browser {
 }
 
 /// The feed URLs of a `{"user", "subscriptions"}` answer, in order.
-pub fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
+pub(crate) fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
     body["subscriptions"]
         .as_array()
         .expect("a subscriptions list")
@@ -125,7 +125,7 @@ pub fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
 
 /// GETs `url` and decodes its JSON body. Asks for JSON explicitly, which
 /// the registry needs (it answers XML otherwise) and others ignore.
-pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+pub(crate) async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
     reqwest::Client::new()
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
@@ -138,7 +138,7 @@ pub async fn get_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
 }
 
 /// GETs `url` and returns its body as text (a page, or metrics).
-pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+pub(crate) async fn get_text(url: impl reqwest::IntoUrl) -> String {
     reqwest::get(url)
         .await
         .expect("the service answers")

@@ -19,6 +19,7 @@ pub struct BalancerSettings {
     pub attempt_timeout: Duration,
     /// How long an instance that refused a connection is skipped.
     pub cooldown: Duration,
+    /// Retries on the same and the next server (Ribbon's).
     pub retry: RetryPolicy,
     /// When the registry suddenly lists no instance (a registry restarted
     /// empty, before the instances re-register), keep calling the last
@@ -45,7 +46,9 @@ impl Default for BalancerSettings {
 /// A response, and who gave it.
 #[derive(Debug)]
 pub struct Served {
+    /// The instance's answer, its body not yet read.
     pub response: reqwest::Response,
+    /// The instance that answered.
     pub instance: ServiceInstance,
     /// 1 when the first attempt answered.
     pub attempts: u32,
@@ -54,16 +57,31 @@ pub struct Served {
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
+    /// The registry lists no `UP` instance of the VIP.
     #[error("no UP instance of {vip} is known")]
-    NoInstances { vip: String },
+    NoInstances {
+        /// The VIP called.
+        vip: String,
+    },
+    /// The attempts ran out of time.
     #[error("no instance of {vip} answered in time ({attempts} attempt(s))")]
-    Timeout { vip: String, attempts: u32 },
+    Timeout {
+        /// The VIP called.
+        vip: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// Every attempt failed to connect.
     #[error("could not reach any instance of {vip} ({attempts} attempt(s); last error: {last})")]
     Unreachable {
+        /// The VIP called.
         vip: String,
+        /// How many attempts were made.
         attempts: u32,
+        /// The last attempt's error.
         last: String,
     },
+    /// The request could not be built (a bug in the caller's closure).
     #[error("the request could not be built: {0}")]
     Request(String),
 }
@@ -80,7 +98,17 @@ pub struct BalancedClient {
     last_known: Arc<Mutex<(Vec<ServiceInstance>, Instant)>>,
 }
 
+impl std::fmt::Debug for BalancedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BalancedClient")
+            .field("vip", &self.vip)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BalancedClient {
+    /// A client for `vip`, choosing among the instances `discovery` knows.
     pub fn new(
         vip: &str,
         discovery: DiscoveryClient,
@@ -101,6 +129,7 @@ impl BalancedClient {
         })
     }
 
+    /// The VIP this client calls.
     pub fn vip(&self) -> &str {
         &self.vip
     }

@@ -44,6 +44,8 @@ pub struct LoadBalancer {
 }
 
 impl LoadBalancer {
+    /// A balancer that skips an instance for `cooldown` after its connection
+    /// failed.
     pub fn new(cooldown: Duration) -> Self {
         Self {
             cursor: AtomicUsize::new(0),
@@ -112,8 +114,11 @@ pub enum Failure {
 /// What to do after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
+    /// Retry on the server that just failed.
     SameServer,
+    /// Try another server.
     NextServer,
+    /// Stop: the call has failed.
     GiveUp,
 }
 

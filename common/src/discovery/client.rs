@@ -25,138 +25,38 @@
 //!   served (logged and counted in `discovery_registry_unreachable_total`);
 //! - **deregister** on graceful shutdown: `DOWN`, then `DELETE`, *before*
 //!   the listener closes, so callers stop choosing us while we still answer.
+//!
+//! The client is one type, in four files: this one (registering, renewing,
+//! leaving, and the background tasks), [`super::fetch`] (keeping the local
+//! copy of the registry), [`super::transport`] (talking to the registries
+//! in failover order), and [`super::registration`] (the record we send).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use url::Url;
 
-use super::eureka::{Status, parse_applications};
-use super::local::{LocalRegistry, ServiceInstance};
-
-/// The largest registry answer read: 10,000 instances are about 20 MiB of
-/// JSON; anything much larger is not a registry we should trust.
-pub const MAX_REGISTRY_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Timings and where the registry is. Defaults are Eureka's, except the
-/// fetch interval (Eureka: 30 s; here 5 s, so a new instance gets traffic
-/// sooner; a fetch of a small registry is cheap).
-#[derive(Debug, Clone)]
-pub struct DiscoverySettings {
-    /// Registry base URLs, e.g. `http://127.0.0.1:8761/eureka/v2/`. Empty:
-    /// no registry (the service runs standalone).
-    pub registry_urls: Vec<Url>,
-    pub renewal_interval: Duration,
-    pub lease_duration: Duration,
-    pub fetch_interval: Duration,
-    /// A full fetch at least this often, whatever the deltas say.
-    pub full_fetch_interval: Duration,
-    /// Per request to the registry.
-    pub request_timeout: Duration,
-}
-
-impl Default for DiscoverySettings {
-    fn default() -> Self {
-        Self {
-            registry_urls: Vec::new(),
-            renewal_interval: Duration::from_secs(30),
-            lease_duration: Duration::from_secs(90),
-            fetch_interval: Duration::from_secs(5),
-            full_fetch_interval: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(3),
-        }
-    }
-}
-
-/// Parses registry URLs, making each end in `/` so relative paths join
-/// under it (`.../eureka/v2` and `.../eureka/v2/` mean the same).
-pub fn parse_registry_urls(raw: &[String]) -> Result<Vec<Url>, String> {
-    raw.iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            let with_slash = if s.ends_with('/') { s.to_owned() } else { format!("{s}/") };
-            Url::parse(&with_slash)
-                .map_err(|e| format!("registry URL {s:?} is not valid ({e}); use e.g. http://127.0.0.1:8761/eureka/v2/"))
-        })
-        .collect()
-}
-
-/// Who this process is, as the registry will list it.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    /// Upper case, e.g. `MIDDLETIER`.
-    pub app: String,
-    /// e.g. `middletier`.
-    pub vip: String,
-    pub instance_id: String,
-    /// Where callers connect: the advertised host.
-    pub host: String,
-    pub ip: String,
-    pub port: u16,
-}
-
-impl Registration {
-    /// A registration with the conventional id `{host}:{vip}:{port}`.
-    pub fn new(app: &str, vip: &str, host: &str, port: u16, instance_id: Option<String>) -> Self {
-        Self {
-            app: app.to_ascii_uppercase(),
-            vip: vip.to_owned(),
-            instance_id: instance_id.unwrap_or_else(|| format!("{host}:{vip}:{port}")),
-            host: host.to_owned(),
-            ip: host.to_owned(),
-            port,
-        }
-    }
-
-    /// The record a standard Eureka client would send.
-    fn body(&self, status: Status, settings: &DiscoverySettings, dirty_ms: u64) -> Value {
-        let base = super::http_base(&self.host, self.port);
-        json!({"instance": {
-            "instanceId": self.instance_id,
-            "hostName": self.host,
-            "app": self.app,
-            "ipAddr": self.ip,
-            "status": status.as_str(),
-            "overriddenstatus": "UNKNOWN",
-            "port": {"$": self.port, "@enabled": "true"},
-            "securePort": {"$": 443, "@enabled": "false"},
-            "countryId": 1,
-            "dataCenterInfo": {
-                "@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo",
-                "name": "MyOwn"
-            },
-            "leaseInfo": {
-                "renewalIntervalInSecs": settings.renewal_interval.as_secs().max(1),
-                "durationInSecs": settings.lease_duration.as_secs().max(1)
-            },
-            "metadata": {"@class": "java.util.Collections$EmptyMap"},
-            "homePageUrl": format!("{base}/"),
-            "statusPageUrl": format!("{base}/healthcheck"),
-            "healthCheckUrl": format!("{base}/healthcheck"),
-            "vipAddress": self.vip,
-            "secureVipAddress": self.vip,
-            "isCoordinatingDiscoveryServer": "false",
-            "lastUpdatedTimestamp": dirty_ms.to_string(),
-            "lastDirtyTimestamp": dirty_ms.to_string()
-        }})
-    }
-}
+use super::eureka::Status;
+use super::local::LocalRegistry;
+use super::registration::Registration;
+use super::settings::DiscoverySettings;
 
 /// Why a registry call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
+    /// No registry URL is configured: the service runs on its own.
     #[error("no registry is configured")]
     Disabled,
+    /// No registry answered; the message names the last one tried and why.
     #[error("no registry answered ({0})")]
     Unreachable(String),
+    /// The registry answered with an error status.
     #[error("the registry refused the request: HTTP {0}")]
     Refused(u16),
+    /// The registry's answer could not be read or was too large.
     #[error("the registry sent a body we cannot read: {0}")]
     BadBody(String),
 }
@@ -164,37 +64,49 @@ pub enum DiscoveryError {
 /// Registers, renews and fetches. Cheap to clone; clones share state.
 #[derive(Clone)]
 pub struct DiscoveryClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    http: reqwest::Client,
-    settings: DiscoverySettings,
-    registration: Option<Registration>,
-    status: RwLock<Status>,
+impl std::fmt::Debug for DiscoveryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoveryClient")
+            .field("registration", &self.inner.registration)
+            .field("status", &self.status())
+            .field("known_instances", &self.snapshot().len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
+    pub(super) settings: DiscoverySettings,
+    pub(super) registration: Option<Registration>,
+    pub(super) status: RwLock<Status>,
     /// When our record last changed (ms since epoch): sent as
     /// `lastDirtyTimestamp` so the registry can tell a stale copy.
-    dirty_ms: AtomicU64,
+    pub(super) dirty_ms: AtomicU64,
     /// The local copy, replaced whole on each fetch; readers clone the Arc.
-    local: RwLock<Arc<LocalRegistry>>,
+    pub(super) local: RwLock<Arc<LocalRegistry>>,
     /// Whether `local` came from a full fetch yet (deltas need a base).
-    has_full_copy: AtomicBool,
+    pub(super) has_full_copy: AtomicBool,
     /// Index of the registry URL that last answered; tried first.
-    preferred: AtomicUsize,
+    pub(super) preferred: AtomicUsize,
     /// When the last fetch started (ms since epoch), to rate-limit fetches
     /// made on demand.
-    last_fetch_ms: AtomicU64,
+    pub(super) last_fetch_ms: AtomicU64,
     /// When the last full fetch succeeded (ms since epoch).
-    last_full_ms: AtomicU64,
+    pub(super) last_full_ms: AtomicU64,
     /// When the last full fetch started, whatever its outcome: rate-limits
     /// the ones made on demand.
-    last_full_attempt_ms: AtomicU64,
+    pub(super) last_full_attempt_ms: AtomicU64,
     /// One fetch at a time: concurrent callers wait for it instead of each
     /// sending their own.
-    fetching: tokio::sync::Mutex<()>,
+    pub(super) fetching: tokio::sync::Mutex<()>,
 }
 
 impl DiscoveryClient {
+    /// A client with `settings`; with a `registration`, it can register
+    /// this process; without one, it only reads the registry.
     pub fn new(
         settings: DiscoverySettings,
         registration: Option<Registration>,
@@ -222,14 +134,17 @@ impl DiscoveryClient {
         })
     }
 
+    /// Whether a registry is configured.
     pub fn is_enabled(&self) -> bool {
         !self.inner.settings.registry_urls.is_empty()
     }
 
+    /// Who this process registers as, if it registers.
     pub fn registration(&self) -> Option<&Registration> {
         self.inner.registration.as_ref()
     }
 
+    /// The status this process reports (`STARTING` until it is ready).
     pub fn status(&self) -> Status {
         *self
             .inner
@@ -349,169 +264,6 @@ impl DiscoveryClient {
         }
     }
 
-    /// Fetches the whole registry now unless a full fetch started within
-    /// `min_age`: for callers that found no instance, or every instance
-    /// they know dead (it may have been replaced by one that a delta never
-    /// told us about, or registered a moment ago).
-    pub async fn fetch_full_if_older_than(&self, min_age: Duration) -> Result<(), DiscoveryError> {
-        let _one_at_a_time = self.inner.fetching.lock().await;
-        let age = now_ms().saturating_sub(self.inner.last_full_attempt_ms.load(Ordering::Relaxed));
-        if u128::from(age) < min_age.as_millis() {
-            return Ok(());
-        }
-        self.inner.last_fetch_ms.store(now_ms(), Ordering::Relaxed);
-        self.fetch_full().await
-    }
-
-    /// Refreshes the local copy: a delta when we have a base, else (or on a
-    /// hashcode mismatch, or when the last full fetch is older than
-    /// `full_fetch_interval`) a full fetch.
-    pub async fn fetch(&self) -> Result<(), DiscoveryError> {
-        let _one_at_a_time = self.inner.fetching.lock().await;
-        self.fetch_unlocked().await
-    }
-
-    async fn fetch_unlocked(&self) -> Result<(), DiscoveryError> {
-        let now = now_ms();
-        self.inner.last_fetch_ms.store(now, Ordering::Relaxed);
-        let full_age = now.saturating_sub(self.inner.last_full_ms.load(Ordering::Relaxed));
-        let full_is_due =
-            u128::from(full_age) >= self.inner.settings.full_fetch_interval.as_millis();
-        if self.inner.has_full_copy.load(Ordering::Acquire) && !full_is_due {
-            match self.fetch_delta().await {
-                Ok(true) => return Ok(()),
-                Ok(false) => {
-                    metrics::counter!("discovery_fetches_total", "kind" => "delta", "outcome" => "hash_mismatch")
-                        .increment(1);
-                    tracing::debug!("delta did not reconcile; fetching the whole registry");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        self.fetch_full().await
-    }
-
-    async fn fetch_full(&self) -> Result<(), DiscoveryError> {
-        self.inner
-            .last_full_attempt_ms
-            .store(now_ms(), Ordering::Relaxed);
-        let body = self.get_json("apps").await;
-        metrics::counter!("discovery_fetches_total", "kind" => "full", "outcome" => if body.is_ok() { "ok" } else { "error" })
-            .increment(1);
-        let apps =
-            parse_applications(&body?).map_err(|e| DiscoveryError::BadBody(e.to_string()))?;
-        self.replace_local(LocalRegistry::from_full(&apps));
-        self.inner.has_full_copy.store(true, Ordering::Release);
-        self.inner.last_full_ms.store(now_ms(), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Applies a delta; `Ok(false)` when the result does not match the
-    /// server's hashcode.
-    async fn fetch_delta(&self) -> Result<bool, DiscoveryError> {
-        let body = self.get_json("apps/delta").await;
-        if body.is_err() {
-            metrics::counter!("discovery_fetches_total", "kind" => "delta", "outcome" => "error")
-                .increment(1);
-        }
-        let delta =
-            parse_applications(&body?).map_err(|e| DiscoveryError::BadBody(e.to_string()))?;
-        let mut updated = (*self.snapshot()).clone();
-        updated.apply_delta(&delta);
-        if delta
-            .hashcode
-            .as_deref()
-            .is_some_and(|h| h != updated.hashcode())
-        {
-            return Ok(false);
-        }
-        metrics::counter!("discovery_fetches_total", "kind" => "delta", "outcome" => "ok")
-            .increment(1);
-        self.replace_local(updated);
-        Ok(true)
-    }
-
-    fn replace_local(&self, local: LocalRegistry) {
-        metrics::gauge!("discovery_known_instances").set(local.len() as f64);
-        *self
-            .inner
-            .local
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(local);
-    }
-
-    async fn get_json(&self, path: &str) -> Result<Value, DiscoveryError> {
-        let response = self
-            .send(|base, http| {
-                Ok(http
-                    .get(base.join(path)?)
-                    .header(reqwest::header::ACCEPT, "application/json"))
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(DiscoveryError::Refused(response.status().as_u16()));
-        }
-        let body = crate::limits::read_capped(response, MAX_REGISTRY_ANSWER_BYTES)
-            .await
-            .map_err(|e| match e {
-                crate::limits::ReadCappedError::TooLarge => DiscoveryError::BadBody(format!(
-                    "the answer is larger than {} MiB",
-                    MAX_REGISTRY_ANSWER_BYTES >> 20
-                )),
-                crate::limits::ReadCappedError::Transport(e) => {
-                    DiscoveryError::BadBody(crate::root_cause(&e))
-                }
-            })?;
-        serde_json::from_slice(&body).map_err(|e| DiscoveryError::BadBody(e.to_string()))
-    }
-
-    /// The local copy as last fetched.
-    pub fn snapshot(&self) -> Arc<LocalRegistry> {
-        self.inner
-            .local
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// `UP` instances of a VIP, from the local copy (no network).
-    pub fn up_instances(&self, vip: &str) -> Vec<ServiceInstance> {
-        self.snapshot().up_instances(vip)
-    }
-
-    /// Sends to the registries in order, starting with the one that last
-    /// answered; a transport error or a 5xx moves on to the next.
-    async fn send(
-        &self,
-        build: impl Fn(&Url, &reqwest::Client) -> Result<reqwest::RequestBuilder, url::ParseError>,
-    ) -> Result<reqwest::Response, DiscoveryError> {
-        let urls = &self.inner.settings.registry_urls;
-        if urls.is_empty() {
-            return Err(DiscoveryError::Disabled);
-        }
-        let first = self.inner.preferred.load(Ordering::Relaxed) % urls.len();
-        let mut last_error = String::new();
-        for offset in 0..urls.len() {
-            let index = (first + offset) % urls.len();
-            let request = match build(&urls[index], &self.inner.http) {
-                Ok(request) => request,
-                Err(e) => return Err(DiscoveryError::BadBody(e.to_string())),
-            };
-            match request.send().await {
-                Ok(response) if !response.status().is_server_error() => {
-                    self.inner.preferred.store(index, Ordering::Relaxed);
-                    return Ok(response);
-                }
-                Ok(response) => {
-                    last_error = format!("{} answered HTTP {}", urls[index], response.status())
-                }
-                Err(e) => last_error = format!("{}: {}", urls[index], crate::root_cause(&e)),
-            }
-        }
-        metrics::counter!("discovery_registry_unreachable_total").increment(1);
-        Err(DiscoveryError::Unreachable(last_error))
-    }
-
     /// Heartbeats every renewal interval until `shutdown`.
     pub fn spawn_heartbeat(&self, shutdown: CancellationToken) -> JoinHandle<()> {
         let client = self.clone();
@@ -556,66 +308,4 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registry_urls_get_a_trailing_slash() {
-        let urls = parse_registry_urls(&[
-            "http://a:8761/eureka/v2".into(),
-            " ".into(),
-            "http://b/eureka/".into(),
-        ])
-        .unwrap();
-        let urls: Vec<_> = urls.iter().map(Url::as_str).collect();
-        assert_eq!(urls, ["http://a:8761/eureka/v2/", "http://b/eureka/"]);
-        assert_eq!(
-            parse_registry_urls(&["http://a:8761/eureka/v2/".into()]).unwrap()[0]
-                .join("apps/X")
-                .unwrap()
-                .as_str(),
-            "http://a:8761/eureka/v2/apps/X"
-        );
-        assert!(parse_registry_urls(&["not a url".into()]).is_err());
-        assert!(
-            parse_registry_urls(&[String::new()]).unwrap().is_empty(),
-            "empty means standalone"
-        );
-    }
-
-    #[test]
-    fn an_ipv6_host_makes_valid_urls_in_the_record() {
-        let me = Registration::new("middletier", "middletier", "::1", 9191, None);
-        let body = me.body(Status::Up, &DiscoverySettings::default(), 42);
-        for field in ["homePageUrl", "statusPageUrl", "healthCheckUrl"] {
-            let url = body["instance"][field].as_str().unwrap();
-            assert!(url.starts_with("http://[::1]:9191/"), "{field}: {url}");
-            assert!(Url::parse(url).is_ok(), "{field}: {url}");
-        }
-    }
-
-    #[test]
-    fn the_registration_body_is_what_a_eureka_client_sends() {
-        let me = Registration::new("middletier", "middletier", "10.0.0.5", 9191, None);
-        let body = me.body(Status::Up, &DiscoverySettings::default(), 42);
-        let record = crate::discovery::eureka::InstanceRecord::from_envelope(body).unwrap();
-        assert_eq!(
-            record.instance_id().as_deref(),
-            Some("10.0.0.5:middletier:9191")
-        );
-        assert_eq!(record.app().as_deref(), Some("MIDDLETIER"));
-        assert_eq!(record.status(), Status::Up);
-        assert_eq!(record.port(), Some(9191));
-        assert!(record.port_enabled());
-        assert_eq!(record.lease_field("durationInSecs"), Some(90));
-        assert_eq!(record.lease_field("renewalIntervalInSecs"), Some(30));
-        assert_eq!(record.last_dirty_timestamp(), Some(42));
-        assert_eq!(
-            record.text("healthCheckUrl").as_deref(),
-            Some("http://10.0.0.5:9191/healthcheck")
-        );
-    }
 }

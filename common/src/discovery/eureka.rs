@@ -13,10 +13,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
+    /// Serving.
     Up,
+    /// Not serving (failing its health check, or leaving).
     Down,
+    /// Started, not serving yet.
     Starting,
+    /// Taken out of rotation by an operator's override.
     OutOfService,
+    /// Status not known (also Eureka's "no override").
     Unknown,
 }
 
@@ -40,6 +45,7 @@ impl Status {
         }
     }
 
+    /// The status as Eureka writes it (`UP`, `OUT_OF_SERVICE`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Up => "UP",
@@ -60,12 +66,16 @@ impl std::fmt::Display for Status {
 /// What happened to an instance, in a delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionType {
+    /// A new instance.
     Added,
+    /// A changed record (status, address, metadata).
     Modified,
+    /// An instance that left or was evicted.
     Deleted,
 }
 
 impl ActionType {
+    /// Reads Eureka's `ADDED`, `MODIFIED` or `DELETED`.
     pub fn parse(text: &str) -> Option<ActionType> {
         match text.trim().to_ascii_uppercase().as_str() {
             "ADDED" => Some(ActionType::Added),
@@ -75,6 +85,7 @@ impl ActionType {
         }
     }
 
+    /// The action as Eureka writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             ActionType::Added => "ADDED",
@@ -87,8 +98,10 @@ impl ActionType {
 /// Why a record cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
+    /// The body does not have the named top-level key.
     #[error("the body must be {{\"{0}\": {{...}}}}")]
     Envelope(&'static str),
+    /// A field every record must have is missing.
     #[error("the instance has no {0}")]
     Missing(&'static str),
 }
@@ -122,26 +135,32 @@ impl InstanceRecord {
         self.text("instanceId").or_else(|| self.text("hostName"))
     }
 
+    /// The `app` field, upper-cased as Eureka does.
     pub fn app(&self) -> Option<String> {
         self.text("app").map(|a| a.to_ascii_uppercase())
     }
 
+    /// The `hostName` field.
     pub fn host_name(&self) -> Option<String> {
         self.text("hostName")
     }
 
+    /// The `ipAddr` field.
     pub fn ip_addr(&self) -> Option<String> {
         self.text("ipAddr")
     }
 
+    /// The `vipAddress` field (possibly a comma-separated list).
     pub fn vip_address(&self) -> Option<String> {
         self.text("vipAddress")
     }
 
+    /// The `secureVipAddress` field.
     pub fn secure_vip_address(&self) -> Option<String> {
         self.text("secureVipAddress")
     }
 
+    /// The reported `status` (`UNKNOWN` when absent or unreadable).
     pub fn status(&self) -> Status {
         self.text("status")
             .map_or(Status::Unknown, |s| Status::parse(&s))
@@ -156,6 +175,7 @@ impl InstanceRecord {
             .filter(|s| *s != Status::Unknown)
     }
 
+    /// The `port`, whether given as a number, a string or `{"$": n}`.
     pub fn port(&self) -> Option<u16> {
         self.0
             .get("port")
@@ -168,6 +188,7 @@ impl InstanceRecord {
         enabled(self.0.get("port")).unwrap_or(true)
     }
 
+    /// The `securePort`, read like [`InstanceRecord::port`].
     pub fn secure_port(&self) -> Option<u16> {
         self.0
             .get("securePort")
@@ -175,6 +196,7 @@ impl InstanceRecord {
             .and_then(|n| u16::try_from(n).ok())
     }
 
+    /// Whether the secure port is `@enabled` (false when not said).
     pub fn secure_port_enabled(&self) -> bool {
         enabled(self.0.get("securePort")).unwrap_or(false)
     }
@@ -184,14 +206,17 @@ impl InstanceRecord {
         self.0.get("leaseInfo")?.get(key).and_then(number)
     }
 
+    /// The instance's `lastDirtyTimestamp` (ms since epoch).
     pub fn last_dirty_timestamp(&self) -> Option<u64> {
         self.0.get("lastDirtyTimestamp").and_then(number)
     }
 
+    /// The `actionType` of a delta's record.
     pub fn action_type(&self) -> Option<ActionType> {
         self.text("actionType").and_then(|a| ActionType::parse(&a))
     }
 
+    /// The `metadata` map, as strings (its `@class` marker left out).
     pub fn metadata(&self) -> Vec<(String, String)> {
         let Some(Value::Object(map)) = self.0.get("metadata") else {
             return Vec::new();
@@ -236,8 +261,11 @@ fn enabled(port: Option<&Value>) -> Option<bool> {
 /// `{"applications": {...}}` read into plain data.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applications {
+    /// `versions__delta`, if the registry sent it.
     pub version: Option<String>,
+    /// `apps__hashcode`, if the registry sent it.
     pub hashcode: Option<String>,
+    /// Each application's name and instance records.
     pub apps: Vec<(String, Vec<InstanceRecord>)>,
 }
 

@@ -8,12 +8,16 @@ use super::eureka::{ActionType, Applications, InstanceRecord, Status, reconcile_
 /// An instance a client can call.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceInstance {
+    /// The registry's `instanceId`.
     pub id: String,
+    /// The application name, upper case (`MIDDLETIER`).
     pub app: String,
     /// Host name or address to connect to (Eureka's `hostName`, as Ribbon
     /// uses by default).
     pub host: String,
+    /// The port to call.
     pub port: u16,
+    /// The instance's status, override included.
     pub status: Status,
     /// VIP addresses this instance serves (Eureka allows a comma list).
     pub vips: Vec<String>,
@@ -107,6 +111,7 @@ impl LocalRegistry {
         reconcile_hashcode(self.all().map(|i| i.status))
     }
 
+    /// Every instance of every application.
     pub fn all(&self) -> impl Iterator<Item = &ServiceInstance> {
         self.apps.values().flat_map(BTreeMap::values)
     }
@@ -121,10 +126,12 @@ impl LocalRegistry {
             .collect()
     }
 
+    /// How many instances the copy holds.
     pub fn len(&self) -> usize {
         self.apps.values().map(BTreeMap::len).sum()
     }
 
+    /// Whether the copy holds no instance.
     pub fn is_empty(&self) -> bool {
         self.apps.is_empty()
     }

@@ -10,7 +10,11 @@
 //!
 //! - [`eureka`]: the wire model (records, statuses, `apps__hashcode`).
 //! - [`local`]: the client's copy of the registry (pure data).
-//! - [`client`]: register, heartbeat, fetch; the I/O shell around them.
+//! - [`settings`]: where the registry is, and the timings.
+//! - [`registration`]: the record this process registers.
+//! - [`client`]: register, heartbeat, leave; the I/O shell around them,
+//!   with [`fetch`] (keeping the local copy fresh) and [`transport`]
+//!   (talking to the registries, with failover).
 //!
 //! # How fast changes are noticed, with the defaults
 //!
@@ -27,11 +31,17 @@
 
 pub mod client;
 pub mod eureka;
+pub mod fetch;
 pub mod local;
+pub mod registration;
+pub mod settings;
+pub mod transport;
 
-pub use client::{DiscoveryClient, DiscoverySettings, Registration};
+pub use client::{DiscoveryClient, DiscoveryError, now_ms};
 pub use eureka::Status;
 pub use local::{LocalRegistry, ServiceInstance};
+pub use registration::Registration;
+pub use settings::{DiscoverySettings, parse_registry_urls};
 
 use std::net::IpAddr;
 

@@ -25,9 +25,13 @@ use super::window::Health;
 /// The breaker's knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerSettings {
+    /// A disabled breaker never opens (Hystrix's `circuitBreaker.enabled`).
     pub enabled: bool,
+    /// Calls in the window before the breaker may open.
     pub volume_threshold: u64,
+    /// Error percentage in the window that opens it.
     pub error_threshold_percentage: u64,
+    /// How long an open breaker refuses calls before one trial.
     pub sleep_window: Duration,
 }
 
@@ -42,14 +46,25 @@ impl Default for BreakerSettings {
     }
 }
 
+/// Where the breaker is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Calls go through.
     Closed,
-    Open { since: Instant },
-    HalfOpen { since: Instant },
+    /// Calls are refused until the sleep window has passed.
+    Open {
+        /// When it opened.
+        since: Instant,
+    },
+    /// One trial call is running; the others are refused.
+    HalfOpen {
+        /// When the trial started.
+        since: Instant,
+    },
 }
 
 impl State {
+    /// `closed`, `open` or `half-open`.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Closed => "closed",
@@ -70,11 +85,15 @@ pub struct Permit {
 /// What a result did to the breaker, for logs and the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// Enough failures: the breaker opened.
     Opened,
+    /// The trial succeeded: the breaker closed.
     Closed,
+    /// The trial failed: open for another sleep window.
     Reopened,
 }
 
+/// The breaker's state machine (see the module docs).
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
     settings: BreakerSettings,
@@ -82,6 +101,7 @@ pub struct CircuitBreaker {
 }
 
 impl CircuitBreaker {
+    /// A closed breaker with `settings`.
     pub fn new(settings: BreakerSettings) -> Self {
         Self {
             settings,
@@ -89,10 +109,12 @@ impl CircuitBreaker {
         }
     }
 
+    /// Its settings.
     pub fn settings(&self) -> &BreakerSettings {
         &self.settings
     }
 
+    /// Its state now.
     pub fn state(&self) -> State {
         self.state
     }

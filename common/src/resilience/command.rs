@@ -43,12 +43,15 @@ pub struct CommandSettings {
     pub name: String,
     /// Hystrix's command group, e.g. `RSS`.
     pub group: String,
+    /// How long a call may take, retries included.
     pub timeout: Duration,
     /// The bulkhead: calls in flight at once.
     pub max_concurrent: u32,
+    /// The breaker's settings.
     pub breaker: BreakerSettings,
     /// The rolling statistical window (Hystrix: 10 s in 10 buckets).
     pub window: Duration,
+    /// Buckets in the window.
     pub window_buckets: u32,
 }
 
@@ -79,10 +82,15 @@ pub enum Failure<E> {
 /// Why a command did not produce the work's result.
 #[derive(Debug)]
 pub enum CommandError<E> {
+    /// The caller's mistake, passed through.
     BadRequest(E),
+    /// The dependency failed.
     Error(E),
+    /// No result within the timeout.
     Timeout(Duration),
+    /// The breaker is open: the call was not made.
     ShortCircuited,
+    /// The bulkhead is full: the call was not made.
     Rejected,
     /// The work's task was cancelled: the process is stopping.
     Cancelled,
@@ -109,34 +117,46 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for CommandError<E> {}
 /// A result from the work itself, or from the fallback (with the reason).
 #[derive(Debug)]
 pub enum Outcome<T, E> {
+    /// The work's own result.
     Primary(T),
+    /// The fallback's result, and why the work's was not available.
     Fallback(T, CommandError<E>),
 }
 
 /// A command's state at one moment, for the stream and the dashboard.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// The command's settings.
     pub settings: CommandSettings,
+    /// The breaker's state.
     pub state: State,
+    /// Hystrix's `isCircuitBreakerOpen`: open or half-open.
     pub is_open: bool,
     /// Rolling counts over the window.
     pub counts: Counts,
+    /// Totals and error percentage over the window.
     pub health: Health,
+    /// Calls in flight now.
     pub concurrent: u32,
+    /// The most calls in flight at once over the window.
     pub rolling_max_concurrent: u32,
     /// Milliseconds; Hystrix's percentiles 0, 25, 50, 75, 90, 95, 99, 99.5, 100.
     pub latency_execute: Percentiles,
+    /// Latency including the time spent in the gates and the fallback.
     pub latency_total: Percentiles,
 }
 
 /// Latency percentiles in milliseconds, plus the mean.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Percentiles {
+    /// The mean, in milliseconds.
     pub mean: f64,
+    /// `(percentile, milliseconds)` for each of [`Percentiles::POINTS`].
     pub values: [(f64, f64); 9],
 }
 
 impl Percentiles {
+    /// The percentiles Hystrix reports.
     pub const POINTS: [f64; 9] = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 100.0];
 
     fn of(sorted_us: &[u32]) -> Self {
@@ -166,6 +186,15 @@ impl Percentiles {
 #[derive(Clone)]
 pub struct Command {
     inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Command")
+            .field("name", &self.inner.settings.name)
+            .field("state", &self.core().breaker.state())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -216,6 +245,7 @@ impl Drop for Execution {
 }
 
 impl Command {
+    /// A command with `settings`, its breaker closed.
     pub fn new(settings: CommandSettings) -> Self {
         let core = Core {
             breaker: CircuitBreaker::new(settings.breaker),
@@ -232,10 +262,12 @@ impl Command {
         }
     }
 
+    /// Its name (`RSSGet`, ...).
     pub fn name(&self) -> &str {
         &self.inner.settings.name
     }
 
+    /// Its settings.
     pub fn settings(&self) -> &CommandSettings {
         &self.inner.settings
     }

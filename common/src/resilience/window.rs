@@ -12,20 +12,28 @@ use tokio::time::Instant;
 /// Everything a command execution can end in, named as Hystrix names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
+    /// The work succeeded.
     Success,
+    /// The work failed.
     Failure,
+    /// The work timed out.
     Timeout,
+    /// The breaker refused the call.
     ShortCircuited,
     /// The bulkhead was full (Hystrix: `SEMAPHORE_REJECTED`).
     Rejected,
     /// The caller's fault (a 4xx): neither success nor failure of the dependency.
     BadRequest,
+    /// The fallback answered.
     FallbackSuccess,
+    /// The fallback had nothing to answer with.
     FallbackFailure,
+    /// The call failed and there was no fallback to try.
     FallbackMissing,
 }
 
 impl Event {
+    /// Every event, in the order the Hystrix stream lists them.
     pub const ALL: [Event; 9] = [
         Event::Success,
         Event::Failure,
@@ -63,6 +71,7 @@ impl Event {
 pub struct Counts([u64; 9]);
 
 impl Counts {
+    /// How many of `event` the window holds.
     pub fn get(&self, event: Event) -> u64 {
         self.0[event.index()]
     }
@@ -95,8 +104,11 @@ impl Counts {
 /// Volume and error rate over the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Health {
+    /// Calls that count for the breaker.
     pub total: u64,
+    /// Those that failed (failure, timeout, short-circuited, rejected).
     pub errors: u64,
+    /// `errors` as a percentage of `total`.
     pub error_percentage: u64,
 }
 
@@ -134,6 +146,7 @@ impl RollingWindow {
         }
     }
 
+    /// How much time the window covers.
     pub fn length(&self) -> Duration {
         self.bucket_len * self.buckets.len() as u32
     }
@@ -168,6 +181,7 @@ impl RollingWindow {
             .filter(move |b| b.number >= oldest && b.number <= newest)
     }
 
+    /// Counts one `event` at `now`.
     pub fn record(&mut self, event: Event, now: Instant) {
         self.current(now).counts.add(event);
     }
@@ -198,6 +212,7 @@ impl RollingWindow {
         bucket.max_concurrent = bucket.max_concurrent.max(current);
     }
 
+    /// The counts over the window ending at `now`.
     pub fn counts(&self, now: Instant) -> Counts {
         let mut sum = Counts::default();
         for bucket in self.live(now) {
@@ -206,6 +221,7 @@ impl RollingWindow {
         sum
     }
 
+    /// The most calls in flight at once over the window ending at `now`.
     pub fn max_concurrent(&self, now: Instant) -> u32 {
         self.live(now).map(|b| b.max_concurrent).max().unwrap_or(0)
     }

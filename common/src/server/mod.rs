@@ -14,6 +14,7 @@ pub use serve::{ServeSettings, serve};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Why a service could not start listening.
 #[derive(Debug, thiserror::Error)]
@@ -21,16 +22,25 @@ pub enum BindError {
     #[error(
         "port {port} on {host} is already in use (is another copy running?): stop it, or choose another port with {hint} (0 picks a free one)"
     )]
+    /// Another process listens there.
     InUse {
+        /// The listen address.
         host: String,
+        /// The port asked for.
         port: u16,
+        /// The flag and variable that set the port.
         hint: &'static str,
     },
+    /// Any other reason the address cannot be bound.
     #[error("cannot listen on {host}:{port}: {source}; check --host / RSS_HOST and {hint}")]
     Other {
+        /// The listen address.
         host: String,
+        /// The port asked for.
         port: u16,
+        /// The flag and variable that set the port.
         hint: &'static str,
+        /// What the operating system said.
         source: std::io::Error,
     },
 }
@@ -101,9 +111,17 @@ pub async fn serve_registered(
         tracing::warn!(error = %e, "could not register as STARTING; heartbeats will retry");
     }
     let stop_serving = CancellationToken::new();
-    let mut server = tokio::spawn(serve(listener, router, settings, stop_serving.clone()));
+    // The server and the heartbeat run as tasks of their own; they end with
+    // this future even if it is dropped rather than run to its end (its
+    // caller crashed, or a test dropped it), so nothing outlives it.
+    let mut server = AbortOnDropHandle::new(tokio::spawn(serve(
+        listener,
+        router,
+        settings,
+        stop_serving.clone(),
+    )));
     let stop_heartbeat = CancellationToken::new();
-    let heartbeat = discovery.spawn_heartbeat(stop_heartbeat.clone());
+    let heartbeat = AbortOnDropHandle::new(discovery.spawn_heartbeat(stop_heartbeat.clone()));
     tokio::select! {
         () = ready => {
             if let Err(e) = discovery.set_status(Status::Up).await {

@@ -170,6 +170,7 @@ pin_project! {
 }
 
 impl<B> ReadDeadline<B> {
+    /// `body`, failing once `limit` has passed from now.
     pub fn new(body: B, limit: Duration) -> Self {
         Self {
             body,

@@ -39,8 +39,11 @@ pub struct Entry {
 /// How one attempt to refresh ended.
 #[derive(Debug)]
 pub enum Outcome {
+    /// A new document, and its validators.
     Fresh(Arc<ReadyFeed>, Validators),
+    /// 304: the document we hold is still current.
     NotModified,
+    /// The attempt failed.
     Failed(FeedError),
 }
 
@@ -116,6 +119,7 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The entry now (a copy).
     pub fn current(&self) -> Option<Entry> {
         self.current
             .lock()
@@ -123,6 +127,7 @@ impl Slot {
             .clone()
     }
 
+    /// Replaces the entry.
     pub fn set(&self, entry: Entry) {
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(entry);
     }
@@ -138,6 +143,7 @@ pub struct FeedCache {
 }
 
 impl FeedCache {
+    /// A cache of at most `capacity` URLs.
     pub fn new(capacity: usize) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),

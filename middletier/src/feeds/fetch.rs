@@ -33,10 +33,13 @@ pub const USER_AGENT: &str = concat!(
 /// Limits on one fetch. Defaults suit a reader on the public internet.
 #[derive(Debug, Clone)]
 pub struct FetchSettings {
+    /// Time to connect to a publisher.
     pub connect_timeout: Duration,
     /// From connecting to the last body byte.
     pub timeout: Duration,
+    /// Largest document read, decompressed.
     pub max_bytes: u64,
+    /// Redirects followed before giving up.
     pub max_redirects: usize,
 }
 
@@ -54,7 +57,9 @@ impl Default for FetchSettings {
 /// The validators of the last good response, sent back on the next fetch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Validators {
+    /// The `ETag` the publisher sent.
     pub etag: Option<String>,
+    /// The `Last-Modified` the publisher sent.
     pub last_modified: Option<String>,
 }
 
@@ -72,6 +77,7 @@ impl Validators {
         }
     }
 
+    /// Whether there is nothing to send (the fetch is unconditional).
     pub fn is_empty(&self) -> bool {
         self.etag.is_none() && self.last_modified.is_none()
     }
@@ -82,9 +88,11 @@ impl Validators {
 pub enum Fetched {
     /// A new document.
     Body {
+        /// The document, at most `max_bytes`.
         bytes: Bytes,
         /// `charset` from the Content-Type, if any.
         charset: Option<String>,
+        /// Its validators, for the next fetch.
         validators: Validators,
     },
     /// 304: our copy is still current.
@@ -94,26 +102,42 @@ pub enum Fetched {
 /// Why a fetch failed. The message is shown on the feed, to a person.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
+    /// No complete answer in time.
     #[error("timed out after {}", human_duration(*.0))]
     Timeout(Duration),
+    /// An error status from the publisher.
     #[error("HTTP {}", status_text(*.0))]
     Status(u16),
+    /// A document larger than the cap.
     #[error("larger than {}", human_bytes(*.0))]
     TooLarge(u64),
+    /// The address is one the guard refuses.
     #[error("refused: {0}")]
     Blocked(Blocked),
+    /// The host name does not resolve.
     #[error("could not resolve host {0}")]
     Dns(String),
+    /// The connection failed.
     #[error("could not connect to {host}: {reason}")]
-    Connect { host: String, reason: String },
+    Connect {
+        /// The host called.
+        host: String,
+        /// Why the connection failed.
+        reason: String,
+    },
+    /// Too many redirects.
     #[error("more than {0} redirects")]
     TooManyRedirects(usize),
+    /// A redirect to something that is not an http(s) URL.
     #[error("redirected to {0}, which is not an http(s) URL")]
     BadRedirect(String),
+    /// The body broke off or could not be decompressed.
     #[error("the response was cut off or could not be decompressed")]
     Body,
+    /// A 304 to a request that had no validators.
     #[error("the publisher answered 304 Not Modified to a request that was not conditional")]
     UnexpectedNotModified,
+    /// Anything else, with the client's words.
     #[error("could not fetch: {0}")]
     Other(String),
 }
@@ -150,6 +174,7 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
+    /// A fetcher with `settings`, refusing what `guard` refuses.
     pub fn new(settings: FetchSettings, guard: Guard) -> Result<Self, reqwest::Error> {
         let policy_guard = guard.clone();
         let max_redirects = settings.max_redirects;
@@ -188,6 +213,7 @@ impl Fetcher {
         })
     }
 
+    /// The guard it checks addresses with.
     pub fn guard(&self) -> &Guard {
         &self.guard
     }

@@ -26,13 +26,21 @@ use url::{Host, Url};
 /// Why an address is not on the public internet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressKind {
+    /// 127.0.0.0/8, ::1.
     Loopback,
+    /// 10/8, 172.16/12, 192.168/16.
     Private,
+    /// 169.254/16 (cloud metadata services live here), fe80::/10.
     LinkLocal,
+    /// fc00::/7.
     UniqueLocal,
+    /// 100.64/10, carrier-grade NAT.
     SharedAddressSpace,
+    /// 0.0.0.0, ::.
     Unspecified,
+    /// Multicast and broadcast.
     Multicast,
+    /// Documentation, benchmarking and other reserved ranges.
     Reserved,
 }
 
@@ -116,8 +124,11 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressKind> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{host} {verb} {kind} ({ip})", verb = if self.host == self.ip.to_string() { "is" } else { "resolves to" })]
 pub struct Blocked {
+    /// The host the URL named.
     pub host: String,
+    /// The address it resolved to, or was.
     pub ip: IpAddr,
+    /// Why that address is refused.
     pub kind: AddressKind,
 }
 
@@ -126,6 +137,7 @@ pub struct Blocked {
 #[derive(Debug, thiserror::Error)]
 #[error("could not resolve host {host}")]
 pub struct Unresolvable {
+    /// The host that did not resolve.
     pub host: String,
 }
 
@@ -140,6 +152,7 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// A guard that refuses private addresses unless `allow_private`.
     pub fn new(allow_private: bool) -> Self {
         Self {
             allow_private,
@@ -153,10 +166,12 @@ impl Guard {
         self
     }
 
+    /// Whether every private address is allowed.
     pub fn allows_private(&self) -> bool {
         self.allow_private
     }
 
+    /// Whether `host` may be fetched from `ip`.
     pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), Blocked> {
         if self.allow_private || self.exceptions.contains(&ip) {
             return Ok(());
@@ -217,6 +232,7 @@ pub struct GuardedResolver {
 }
 
 impl GuardedResolver {
+    /// A resolver that resolves with the system and checks with `guard`.
     pub fn new(guard: Guard) -> Self {
         Self { guard }
     }

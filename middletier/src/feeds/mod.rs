@@ -40,15 +40,19 @@ use slots::{FetchSlots, SlotLimits};
 /// Why a feed has no fresh items. Displayed to the reader as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
+    /// The fetch failed.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// The document is not a feed we can read.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// A bug: a task failed; logged.
     #[error("could not be read because of an internal error; it has been logged")]
     Internal,
 }
 
 impl FeedError {
+    /// A short, stable label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Fetch(e) => e.kind(),
@@ -61,9 +65,13 @@ impl FeedError {
 /// Everything tunable about the pipeline.
 #[derive(Debug, Clone)]
 pub struct FeedSettings {
+    /// Timeouts and caps of a fetch.
     pub fetch: FetchSettings,
+    /// Caps of the parser.
     pub limits: ParseLimits,
+    /// How long a fetched feed is served from the cache.
     pub ttl: Duration,
+    /// How long a failure is remembered before trying again.
     pub error_ttl: Duration,
     /// How long a request waits for a refresh before answering without it.
     pub wait: Duration,
@@ -88,9 +96,18 @@ impl Default for FeedSettings {
 }
 
 /// The feed pipeline. Cheap to clone; clones share cache and limits.
+/// The feed pipeline (see the module docs). Cheap to clone.
 #[derive(Clone)]
 pub struct Feeds {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Feeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feeds")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {
@@ -104,6 +121,7 @@ struct Inner {
 }
 
 impl Feeds {
+    /// A pipeline with `settings`, fetching only what `guard` allows.
     pub fn new(settings: FeedSettings, guard: Guard) -> Result<Self, reqwest::Error> {
         let fetcher = Fetcher::new(settings.fetch.clone(), guard)?;
         Ok(Self {
@@ -116,6 +134,7 @@ impl Feeds {
         })
     }
 
+    /// The guard the fetcher uses.
     pub fn guard(&self) -> &Guard {
         self.inner.fetcher.guard()
     }
@@ -262,11 +281,13 @@ impl Feeds {
 /// the items (measured in BENCHMARKS.md).
 #[derive(Debug)]
 pub struct ReadyFeed {
+    /// The feed's title, if it has one.
     pub title: Option<String>,
     items: Box<RawValue>,
 }
 
 impl ReadyFeed {
+    /// Serializes `parsed`'s items once, for every later view.
     pub fn new(parsed: ParsedFeed) -> Self {
         let items = serde_json::value::to_raw_value(&parsed.items)
             // Serializing strings and options cannot fail; be safe anyway.

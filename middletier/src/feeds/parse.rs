@@ -35,7 +35,9 @@ use url::Url;
 /// A feed, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedFeed {
+    /// The feed's title, plain text.
     pub title: Option<String>,
+    /// Its items, newest first, at most `max_items`.
     pub items: Vec<Item>,
 }
 
@@ -64,14 +66,18 @@ impl Default for ParseLimits {
 /// Why a document is not a feed we can show. Messages are for the reader.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// Neither RSS nor Atom; what it looked like instead.
     #[error("not an RSS or Atom feed ({0})")]
     NotAFeed(String),
+    /// Not well-formed XML.
     #[error("not a readable feed: the XML is malformed ({0})")]
     Malformed(String),
     #[error(
         "refused: the document declares XML entities, which feeds do not need and attackers use"
     )]
+    /// It declares entities, which we never expand.
     DeclaresEntities,
+    /// Nested deeper than the limit.
     #[error("refused: the XML is nested more than {0} levels deep")]
     TooDeep(usize),
 }

@@ -25,8 +25,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How many fetches may run at once, in all and per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotLimits {
+    /// Fetches in flight at once, in all.
     pub total: usize,
+    /// ... from one host and port.
     pub per_host: usize,
+    /// ... for one user's feeds.
     pub per_user: usize,
 }
 
@@ -59,6 +62,7 @@ pub struct Slot {
 }
 
 impl FetchSlots {
+    /// A pool with `limits`.
     pub fn new(limits: SlotLimits) -> Self {
         Self {
             total: Arc::new(Semaphore::new(limits.total.max(1))),

@@ -57,16 +57,26 @@ pub enum OpenError {
     #[error(
         "cannot use {dir} as the data directory: {source}; choose a writable directory with --data-dir / RSS_DATA_DIR"
     )]
+    /// The directory cannot be created or written.
     Directory {
+        /// The directory.
         dir: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     #[error(
         "the data directory {0} is in use by another middletier (it holds {0}/LOCK); stop that process, or give this one its own --data-dir / RSS_DATA_DIR"
     )]
+    /// Another process holds the directory's lock.
     Locked(PathBuf),
+    /// The database file cannot be opened.
     #[error("cannot open the database in {dir}: {source}")]
-    Database { dir: PathBuf, source: redb::Error },
+    Database {
+        /// The data directory.
+        dir: PathBuf,
+        /// What redb said.
+        source: redb::Error,
+    },
 }
 
 enum Op {
@@ -91,6 +101,7 @@ struct Pending {
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// The file store (see the module docs).
 pub struct FileStore {
     db: Arc<Database>,
     dir: PathBuf,
@@ -102,6 +113,14 @@ pub struct FileStore {
     last_probe: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), StoreError>)>>,
     /// Held (locked) for as long as the store exists.
     _lock: File,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileStore {
@@ -478,9 +497,7 @@ mod tests {
     async fn a_second_store_on_the_same_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let _first = FileStore::open(dir.path()).unwrap();
-        let err = FileStore::open(dir.path())
-            .err()
-            .expect("the directory is locked");
+        let err = FileStore::open(dir.path()).expect_err("the directory is locked");
         assert!(matches!(err, OpenError::Locked(_)));
         assert!(err.to_string().contains("--data-dir"), "{err}");
     }
@@ -491,8 +508,7 @@ mod tests {
         let blocker = dir.path().join("a-file");
         std::fs::write(&blocker, b"not a directory").unwrap();
         let err = FileStore::open(&blocker.join("data"))
-            .err()
-            .expect("cannot create a directory inside a file");
+            .expect_err("cannot create a directory inside a file");
         assert!(matches!(err, OpenError::Directory { .. }));
         assert!(err.to_string().contains("--data-dir"), "{err}");
     }

@@ -10,6 +10,7 @@ use common::api::{FeedUrl, UserId};
 
 use super::{StoreError, Subscription, SubscriptionStore};
 
+/// Subscriptions in a map, for one process's lifetime.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     /// Per user, subscriptions in the order added. A `Vec` keeps that order
@@ -19,6 +20,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

@@ -12,11 +12,21 @@ use common::api::{FeedUrl, UserId};
 
 use super::{StoreError, Subscription, SubscriptionStore};
 
+/// A store that counts and times every call to the store it wraps.
 pub struct Metered<S> {
     inner: S,
 }
 
+impl<S: SubscriptionStore> std::fmt::Debug for Metered<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered")
+            .field("store", &self.inner.name())
+            .finish()
+    }
+}
+
 impl<S: SubscriptionStore> Metered<S> {
+    /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
         Self { inner }
     }

@@ -35,7 +35,9 @@ pub use metered::Metered;
 /// One stored subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
+    /// The feed.
     pub url: FeedUrl,
+    /// When the user first subscribed to it.
     pub added_at: DateTime<Utc>,
 }
 
@@ -43,10 +45,12 @@ pub struct Subscription {
 /// shows a generic message (stores' internals are not the user's business).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// The store cannot be reached or refused the operation.
     #[error("the subscription store is unavailable: {0}")]
     Unavailable(String),
 }
 
+/// What every store does (see the module docs for the contract).
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync + 'static {
     /// Short name for logs and `/healthcheck`: `memory`, `file`, `cassandra`.

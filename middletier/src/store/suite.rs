@@ -60,11 +60,11 @@ async fn urls_of(store: &dyn SubscriptionStore, id: &str) -> Vec<String> {
         .collect()
 }
 
-pub async fn a_new_user_has_no_subscriptions(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn a_new_user_has_no_subscriptions(store: Arc<impl SubscriptionStore>) {
     assert!(store.list(&user("nobody")).await.unwrap().is_empty());
 }
 
-pub async fn an_added_subscription_is_listed(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn an_added_subscription_is_listed(store: Arc<impl SubscriptionStore>) {
     let before = Utc::now() - chrono::Duration::seconds(1);
     store
         .add(&user("alice"), &url("https://example.com/feed.xml"))
@@ -79,7 +79,7 @@ pub async fn an_added_subscription_is_listed(store: Arc<impl SubscriptionStore>)
     );
 }
 
-pub async fn adding_twice_keeps_one_entry_in_its_place(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn adding_twice_keeps_one_entry_in_its_place(store: Arc<impl SubscriptionStore>) {
     let alice = user("alice");
     store
         .add(&alice, &url("https://a.example/feed"))
@@ -99,7 +99,7 @@ pub async fn adding_twice_keeps_one_entry_in_its_place(store: Arc<impl Subscript
     );
 }
 
-pub async fn subscriptions_are_listed_oldest_first(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn subscriptions_are_listed_oldest_first(store: Arc<impl SubscriptionStore>) {
     let alice = user("alice");
     // Deliberately not in alphabetical order, so a store sorting by URL fails.
     let added = [
@@ -115,7 +115,7 @@ pub async fn subscriptions_are_listed_oldest_first(store: Arc<impl SubscriptionS
     assert_eq!(urls_of(&*store, "alice").await, added);
 }
 
-pub async fn removing_deletes_only_that_feed(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn removing_deletes_only_that_feed(store: Arc<impl SubscriptionStore>) {
     let alice = user("alice");
     store.add(&alice, &url("https://a.example/")).await.unwrap();
     store.add(&alice, &url("https://b.example/")).await.unwrap();
@@ -126,7 +126,7 @@ pub async fn removing_deletes_only_that_feed(store: Arc<impl SubscriptionStore>)
     assert_eq!(urls_of(&*store, "alice").await, ["https://b.example/"]);
 }
 
-pub async fn removing_what_is_not_there_succeeds(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn removing_what_is_not_there_succeeds(store: Arc<impl SubscriptionStore>) {
     store
         .remove(&user("alice"), &url("https://never.example/"))
         .await
@@ -142,7 +142,7 @@ pub async fn removing_what_is_not_there_succeeds(store: Arc<impl SubscriptionSto
     assert_eq!(urls_of(&*store, "alice").await, ["https://a.example/"]);
 }
 
-pub async fn users_do_not_see_each_others_feeds(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn users_do_not_see_each_others_feeds(store: Arc<impl SubscriptionStore>) {
     store
         .add(&user("alice"), &url("https://a.example/"))
         .await
@@ -159,7 +159,7 @@ pub async fn users_do_not_see_each_others_feeds(store: Arc<impl SubscriptionStor
     assert_eq!(urls_of(&*store, "bob").await, ["https://b.example/"]);
 }
 
-pub async fn concurrent_adds_are_all_kept(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn concurrent_adds_are_all_kept(store: Arc<impl SubscriptionStore>) {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = store.clone();
@@ -177,7 +177,7 @@ pub async fn concurrent_adds_are_all_kept(store: Arc<impl SubscriptionStore>) {
     assert_eq!(listed.len(), 50);
 }
 
-pub async fn urls_round_trip_exactly(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn urls_round_trip_exactly(store: Arc<impl SubscriptionStore>) {
     let odd = [
         "https://example.com/feed?format=rss&lang=en",
         "https://example.com/caf%C3%A9/feed.xml",
@@ -195,7 +195,7 @@ pub async fn urls_round_trip_exactly(store: Arc<impl SubscriptionStore>) {
     assert!(urls_of(&*store, "alice").await.is_empty());
 }
 
-pub async fn a_working_store_reports_healthy(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn a_working_store_reports_healthy(store: Arc<impl SubscriptionStore>) {
     store.check().await.unwrap();
     assert!(!store.name().is_empty());
 }

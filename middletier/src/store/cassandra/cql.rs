@@ -1,6 +1,6 @@
 //! Every CQL statement the store runs, in one place, and the pure pieces
 //! around them: keyspace names, replication, and turning rows into
-//! subscriptions. Table (DESIGN.md):
+//! subscriptions. Table (docs/ARCHITECTURE.md, "The data model"):
 //!
 //! ```cql
 //! subscriptions (user_id text, feed_url text, added_at timestamp,
@@ -96,6 +96,7 @@ pub fn keyspace(name: &str) -> Result<&str, String> {
     }
 }
 
+/// `CREATE KEYSPACE IF NOT EXISTS`.
 pub fn create_keyspace(keyspace: &str, replication: &Replication) -> String {
     format!(
         "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {}",
@@ -103,6 +104,7 @@ pub fn create_keyspace(keyspace: &str, replication: &Replication) -> String {
     )
 }
 
+/// `CREATE TABLE IF NOT EXISTS subscriptions`.
 pub fn create_table(keyspace: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {keyspace}.subscriptions \
@@ -110,18 +112,22 @@ pub fn create_table(keyspace: &str) -> String {
     )
 }
 
+/// A user's subscriptions: one partition.
 pub fn select_user(keyspace: &str) -> String {
     format!("SELECT feed_url, added_at FROM {keyspace}.subscriptions WHERE user_id = ?")
 }
 
+/// One subscription, to keep the first `added_at` on a repeated add.
 pub fn select_one(keyspace: &str) -> String {
     format!("SELECT added_at FROM {keyspace}.subscriptions WHERE user_id = ? AND feed_url = ?")
 }
 
+/// Stores one subscription.
 pub fn insert(keyspace: &str) -> String {
     format!("INSERT INTO {keyspace}.subscriptions (user_id, feed_url, added_at) VALUES (?, ?, ?)")
 }
 
+/// Removes one subscription.
 pub fn delete(keyspace: &str) -> String {
     format!("DELETE FROM {keyspace}.subscriptions WHERE user_id = ? AND feed_url = ?")
 }

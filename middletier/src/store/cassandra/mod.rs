@@ -36,6 +36,7 @@ use async_trait::async_trait;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
+use common::config::Secret;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -54,14 +55,19 @@ use cql::Replication;
 pub struct CassandraSettings {
     /// Contact points, `host:port`.
     pub nodes: Vec<String>,
+    /// The keyspace (created if missing).
     pub keyspace: String,
+    /// How the keyspace is replicated, when it is created.
     pub replication: Replication,
+    /// Consistency of every read and write.
     pub consistency: Consistency,
+    /// Time allowed for one request.
     pub request_timeout: Duration,
     /// Prefer this data centre's nodes (use with `NetworkTopologyStrategy`
     /// and a `LOCAL_*` consistency).
     pub local_datacenter: Option<String>,
-    pub credentials: Option<(String, String)>,
+    /// User name and password; the password never shows in `Debug`.
+    pub credentials: Option<(String, Secret)>,
 }
 
 /// Reads a consistency level by its CQL name (`local_quorum`, `one`, ...).
@@ -96,10 +102,20 @@ struct Connected {
     ping: PreparedStatement,
 }
 
+/// The Cassandra store (see the module docs).
 pub struct CassandraStore {
     settings: CassandraSettings,
     /// `None` until connected; the background connector sends `Some` once.
     connected: watch::Receiver<Option<Arc<Connected>>>,
+}
+
+impl std::fmt::Debug for CassandraStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CassandraStore")
+            .field("settings", &self.settings)
+            .field("connected", &self.connected.borrow().is_some())
+            .finish()
+    }
 }
 
 impl CassandraStore {
@@ -187,7 +203,7 @@ async fn connect_once(
         .connection_timeout(Duration::from_secs(5))
         .default_execution_profile_handle(profile.into_handle());
     if let Some((user, password)) = &settings.credentials {
-        builder = builder.user(user, password);
+        builder = builder.user(user, password.expose());
     }
     let session = builder.build().await.map_err(|e| e.to_string())?;
     let ks = &settings.keyspace;

@@ -1,17 +1,14 @@
 //! Hostile requests to the edge and the middletier: oversized bodies and
 //! URLs, bad UTF-8, path traversal, wrong methods, floods. Each gets a
 //! clear 4xx, nothing panics, and nothing changes.
-//! (Forms without the right CSRF token are covered in `edge.rs`.)
-
-// Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
+//! (Forms without the right CSRF token are covered in `edge.rs`; slow
+//! clients in `common::server::serve` and `tests/e2e.rs`.)
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::stack::Stack;
-use support::web::get_json;
+
+use crate::helpers::TestStack;
+use crate::support::web::get_json;
 
 async fn status_and_body(response: reqwest::Response) -> (StatusCode, String) {
     let status = response.status();
@@ -65,7 +62,7 @@ async fn raw(port: u16, request: &[u8]) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn hostile_requests_get_clear_4xx_and_change_nothing() {
-    let stack = Stack::start(1, &[], &[]).await;
+    let stack = TestStack::start(1, &[], &[]).await;
     let http = reqwest::Client::new();
     let edge = stack.edge.url("");
     let middletier = stack.middletiers[0].url("");
@@ -98,7 +95,7 @@ async fn hostile_requests_get_clear_4xx_and_change_nothing() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let (status, body) = raw(stack.edge.port, &chunked).await;
+    let (status, body) = raw(stack.edge.running.port, &chunked).await;
     assert_clear_4xx(
         "1 MiB streamed form",
         status,
@@ -138,7 +135,7 @@ async fn hostile_requests_get_clear_4xx_and_change_nothing() {
 
     // Bad UTF-8, in a path, a query, a JSON body and a form.
     let (status, body) = raw(
-        stack.middletiers[0].port,
+        stack.middletiers[0].running.port,
         b"GET /middletier/rss/user/%FF%FE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -185,7 +182,7 @@ async fn hostile_requests_get_clear_4xx_and_change_nothing() {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    let (status, body) = raw(stack.middletiers[0].port, b"GET /middletier/rss/user/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let (status, body) = raw(stack.middletiers[0].running.port, b"GET /middletier/rss/user/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_clear_4xx("raw traversal", status, &body, StatusCode::NOT_FOUND);
     for path in ["/assets/..%2F..%2FCargo.toml", "/assets/%2e%2e/src/lib.rs"] {
         let (status, body) =
@@ -225,13 +222,13 @@ async fn hostile_requests_get_clear_4xx_and_change_nothing() {
     // Nothing changed, and everyone is still healthy.
     let after: Value = get_json(format!("{edge}/api/subscriptions")).await;
     assert_eq!(after["subscriptions"], before["subscriptions"]);
-    for service in [&stack.edge, &stack.middletiers[0], &stack.registry] {
+    for health in [
+        stack.edge.url("/healthcheck"),
+        stack.middletiers[0].url("/healthcheck"),
+        stack.registry.url("/healthcheck"),
+    ] {
         assert_eq!(
-            http.get(service.url("/healthcheck"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            http.get(&health).send().await.unwrap().status(),
             StatusCode::OK
         );
     }
@@ -239,7 +236,7 @@ async fn hostile_requests_get_clear_4xx_and_change_nothing() {
 
 #[tokio::test]
 async fn a_flood_of_subscribe_calls_gets_429s_not_errors() {
-    let stack = Stack::start(1, &[], &[]).await;
+    let stack = TestStack::start(1, &[], &[]).await;
     let edge = stack.edge.url("/api/subscriptions");
     let calls = (0..200).map(|i| {
         let (edge, feed) = (
@@ -291,7 +288,7 @@ async fn a_flood_of_subscribe_calls_gets_429s_not_errors() {
         accepted,
         "only what was accepted was stored"
     );
-    let add = stack.command("RSSAdd").await;
+    let add = stack.edge.command("RSSAdd").await;
     assert_eq!(add["rejected"], 0, "the flood never reached the bulkhead");
     assert_eq!(add["state"], "closed");
 }

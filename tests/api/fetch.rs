@@ -3,16 +3,11 @@
 //! the feed server listens) and nothing else private, which the binary's
 //! all-or-nothing `--allow-private-feeds` cannot express.
 
-// Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
 use middletier::feeds::fetch::{FetchError, FetchSettings, Fetched, Fetcher, Validators};
 use middletier::feeds::guard::{AddressKind, Guard};
-use support::feed_server::FeedServer;
 use url::Url;
 
 fn fetcher(settings: FetchSettings) -> Fetcher {
