@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the standard Eureka clients that tests/interop.rs runs against
-# our registry, pinned, under target/interop/:
+# our registry, and feedparser, the reference for tests/api/feed_corpus.rs,
+# pinned, under target/interop/:
 #
-#   target/interop/python   a venv with py-eureka-client (interop/python/requirements.txt)
+#   target/interop/python   a venv with py-eureka-client and feedparser (interop/python/requirements.txt)
 #   target/interop/node     eureka-js-client (interop/node/package-lock.json, npm ci)
 #
 # Idempotent and quick when nothing changed (a stamp per lock file's hash);

@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 
-step "the standard Eureka clients the interop tests run (PyPI, npm)"
+step "the standard Eureka clients and feedparser the tests compare with (PyPI, npm)"
 ./scripts/interop-clients.sh
 
 # Real Apache Cassandra and a real Netflix Eureka server (Maven Central,

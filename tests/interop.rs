@@ -14,9 +14,7 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
-use std::sync::Once;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,17 +22,6 @@ use support::eventually;
 use support::process::Service;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn install_clients() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let status = Command::new("bash")
-            .arg(format!("{ROOT}/scripts/interop-clients.sh"))
-            .status()
-            .expect("run scripts/interop-clients.sh");
-        assert!(status.success(), "installing the Eureka clients failed");
-    });
-}
 
 /// A registry and one middletier registered in it, `UP`; the middletier's
 /// instance id.
@@ -99,9 +86,9 @@ async fn listed(registry: &Service, app: &str) -> bool {
 
 #[tokio::test]
 async fn py_eureka_client_registers_discovers_and_deregisters() {
-    install_clients();
+    let python = support::peers::interop_python();
     let (registry, _middletier, id) = registry_with_a_middletier().await;
-    let mut command = Command::new(format!("{ROOT}/target/interop/python/bin/python"));
+    let mut command = Command::new(python);
     command.args([
         &format!("{ROOT}/interop/python/eureka_check.py"),
         &registry.url("/eureka/v2/"),
@@ -128,16 +115,13 @@ async fn py_eureka_client_registers_discovers_and_deregisters() {
 
 #[tokio::test]
 async fn eureka_js_client_registers_discovers_and_deregisters() {
-    install_clients();
+    let node_modules = support::peers::interop_node_modules();
     let (registry, _middletier, id) = registry_with_a_middletier().await;
     let mut command = Command::new("node");
     command
         .arg(format!("{ROOT}/interop/node/eureka_check.js"))
         .args([&registry.url("/eureka/v2/"), &id])
-        .env(
-            "NODE_PATH",
-            Path::new(ROOT).join("target/interop/node/node_modules"),
-        );
+        .env("NODE_PATH", node_modules);
     let seen = run_check(command, "eureka-js-client");
     let up = Value::from(format!("{id}:UP"));
     assert!(seen["by_app"].as_array().unwrap().contains(&up), "{seen}");

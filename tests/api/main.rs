@@ -16,6 +16,7 @@ mod support;
 
 mod discovery;
 mod edge;
+mod feed_corpus;
 mod fetch;
 mod helpers;
 mod hostile_requests;

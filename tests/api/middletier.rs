@@ -177,9 +177,9 @@ async fn a_feed_that_fails_keeps_its_entry_with_a_readable_error() {
         (feeds.url("/gzip-bomb"), Some("larger than 256 KiB")),
         (
             feeds.url("/fixtures/page.html"),
-            Some("not an RSS or Atom feed"),
+            Some("not an RSS, Atom or JSON feed"),
         ),
-        (feeds.url("/fixtures/malformed.xml"), Some("malformed")),
+        (feeds.url("/fixtures/unreadable.xml"), Some("malformed")),
         (
             feeds.url("/fixtures/xxe.xml"),
             Some("declares XML entities"),
@@ -507,4 +507,24 @@ async fn a_304_to_a_request_that_was_not_conditional_is_reported_as_such() {
         error,
         "the publisher answered 304 Not Modified to a request that was not conditional"
     );
+}
+
+#[tokio::test]
+async fn json_feed_and_quirky_feeds_show_their_items() {
+    let api = middletier(&[]).await;
+    let feeds = FeedServer::start();
+    for (name, title, items) in [
+        ("jsonfeed-1.1.json", "JSON Feed Eleven", 2),
+        ("jsonfeed-1.0.json", "JSON Feed One", 3),
+        ("atom-xhtml-xml-type.xml", "Media Typed", 2),
+        ("rss090-netscape.rdf", "Netscape Ninety", 2),
+    ] {
+        let url = feeds.url(&format!("/quirks/{name}"));
+        assert_eq!(api.subscribe("alice", &url).await.0, StatusCode::OK);
+        let (_, body) = api.feeds("alice").await;
+        let feed = subscription(&body, &url);
+        assert_eq!(feed["error"], Value::Null, "{name}: {feed}");
+        assert_eq!(feed["title"], title, "{name}");
+        assert_eq!(feed["items"].as_array().unwrap().len(), items, "{name}");
+    }
 }

@@ -3,6 +3,7 @@
 //! | path | behaviour |
 //! |---|---|
 //! | `/fixtures/{name}` | a file from `tests/fixtures/` |
+//! | `/quirks/{name}` | a file from `tests/fixtures/quirks/`, served as `application/octet-stream` (the parser must tell the format from the document) |
 //! | `/etag/{name}` | the same, with ETag/Last-Modified; 304 when they match |
 //! | `/slow/{ms}/{name}` | waits `ms` milliseconds, then the fixture |
 //! | `/trickle` | starts a feed, then sends one byte every 100 ms, forever |
@@ -132,6 +133,7 @@ impl FeedServer {
 fn router(shared: Shared) -> Router {
     Router::new()
         .route("/fixtures/{name}", get(fixture))
+        .route("/quirks/{name}", get(quirk))
         .route("/etag/{name}", get(etag))
         .route("/slow/{ms}/{name}", get(slow))
         .route("/trickle", get(trickle))
@@ -203,15 +205,27 @@ fn content_type(name: &str) -> &'static str {
 }
 
 fn read_fixture(name: &str) -> Option<Vec<u8>> {
+    read_from(FIXTURES, name)
+}
+
+/// A file of `dir` by its bare name (no path, so no traversal).
+fn read_from(dir: &str, name: &str) -> Option<Vec<u8>> {
     if name.contains('/') || name.contains("..") {
         return None;
     }
-    std::fs::read(format!("{FIXTURES}/{name}")).ok()
+    std::fs::read(format!("{dir}/{name}")).ok()
 }
 
 async fn fixture(Path(name): Path<String>) -> Response {
     match read_fixture(&name) {
         Some(body) => ([(header::CONTENT_TYPE, content_type(&name))], body).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn quirk(Path(name): Path<String>) -> Response {
+    match read_from(&format!("{FIXTURES}/quirks"), &name) {
+        Some(body) => ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

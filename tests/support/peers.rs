@@ -144,3 +144,23 @@ pub(crate) fn java_eureka_client() -> PathBuf {
     BUILT.get_or_init(|| run_script_status("eureka.sh", &["build"]));
     root().join("interop/eureka-client/target/eureka-client.jar")
 }
+
+/// The Python of the venv that `scripts/interop-clients.sh` fills with the
+/// standard clients and feedparser (run once per test binary; it does
+/// nothing when they are installed already).
+pub(crate) fn interop_python() -> PathBuf {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| run_script_status("interop-clients.sh", &[]));
+    root().join("target/interop/python/bin/python")
+}
+
+/// Where `scripts/interop-clients.sh` puts the npm packages.
+pub(crate) fn interop_node_modules() -> PathBuf {
+    interop_python();
+    root().join("target/interop/node/node_modules")
+}
+
+/// A file of the repository, by its path from the root.
+pub(crate) fn repo_file(path: &str) -> PathBuf {
+    root().join(path)
+}

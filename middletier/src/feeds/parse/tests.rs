@@ -212,7 +212,7 @@ fn html_pages_are_not_feeds() {
     let err = parse(fixture!("page.html")).unwrap_err();
     assert!(matches!(err, ParseError::NotAFeed(_)));
     assert!(
-        err.to_string().starts_with("not an RSS or Atom feed"),
+        err.to_string().starts_with("not an RSS, Atom or JSON feed"),
         "{err}"
     );
     let err = parse(b"<html><body>hi</body></html>").unwrap_err();
@@ -238,9 +238,17 @@ fn other_documents_are_not_feeds() {
 }
 
 #[test]
-fn malformed_xml_is_reported() {
-    let err = parse(fixture!("malformed.xml")).unwrap_err();
+fn mismatched_tags_keep_what_is_readable() {
+    let feed = parse(fixture!("malformed.xml")).unwrap();
+    assert_eq!(feed.title.as_deref(), Some("Broken"));
+    assert_eq!(feed.items[0].title, "Unclosed");
+}
+
+#[test]
+fn xml_that_cannot_be_read_at_all_is_reported() {
+    let err = parse(fixture!("unreadable.xml")).unwrap_err();
     assert!(matches!(err, ParseError::Malformed(_)), "{err}");
+    assert!(err.to_string().contains("malformed"), "{err}");
 }
 
 #[test]
@@ -339,4 +347,33 @@ fn the_declared_encoding_is_read_from_the_declaration_only() {
         None
     );
     assert_eq!(declared_encoding(b"<rss/>"), None);
+}
+
+/// Every quirk document cut off at every few bytes, and with bytes
+/// overwritten, still yields a feed or a typed error: leniency must never
+/// become a panic. (The fuzz target in `fuzz/` explores further; this
+/// keeps the common cases in every test run.)
+#[test]
+fn damaged_quirk_documents_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/quirks");
+    let mut documents = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let body = std::fs::read(entry.unwrap().path()).unwrap();
+        documents += 1;
+        for cut in (0..body.len()).step_by(13) {
+            let _ = parse(&body[..cut]);
+        }
+        for (i, poison) in [b'<', b'&', b'>', b'"', 0xff].into_iter().enumerate() {
+            let mut damaged = body.clone();
+            for at in (i * 7..damaged.len()).step_by(61) {
+                damaged[at] = poison;
+            }
+            let _ = parse(&damaged);
+        }
+    }
+    assert!(
+        documents >= 40,
+        "the corpus went missing from {}",
+        dir.display()
+    );
 }

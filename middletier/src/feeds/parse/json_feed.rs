@@ -1,0 +1,67 @@
+//! JSON Feed 1.0 and 1.1 (<https://jsonfeed.org/version/1.1>): a JSON
+//! object with a `version` URL and an `items` array. Read leniently like
+//! the XML formats: a missing title or an item without one is fine, a field
+//! of the wrong type is ignored rather than fatal, and only the first
+//! `max_items` items are normalized.
+
+use serde_json::Value;
+use url::Url;
+
+use super::{ParseError, ParseLimits, ParsedFeed, Sanitizer, absolute_http, non_empty, parse_date};
+use common::api::Item;
+
+/// A feed from a JSON document; `NotAFeed` if it is JSON but not a JSON
+/// Feed.
+pub(super) fn parse(
+    text: &str,
+    base: &Url,
+    limits: &ParseLimits,
+) -> Result<ParsedFeed, ParseError> {
+    let document: Value = serde_json::from_str(text)
+        .map_err(|e| ParseError::Malformed(super::short(&format!("JSON: {e}"))))?;
+    let is_json_feed = document["version"]
+        .as_str()
+        .is_some_and(|v| v.contains("jsonfeed.org/version/"));
+    let Some(items) = document["items"].as_array().filter(|_| is_json_feed) else {
+        return Err(ParseError::NotAFeed(
+            "it is JSON, but not a JSON Feed (no jsonfeed.org version and items)".into(),
+        ));
+    };
+    let clean = Sanitizer::new(base, limits.max_description_bytes);
+    let string = |value: &Value, key: &str| value[key].as_str().map(str::to_owned);
+    let items = items
+        .iter()
+        .filter(|item| item.is_object())
+        .take(limits.max_items)
+        .map(|item| {
+            let description = if let Some(html) = string(item, "content_html") {
+                clean.html(&html)
+            } else if let Some(text) =
+                string(item, "content_text").or_else(|| string(item, "summary"))
+            {
+                super::escape_html(&text)
+            } else {
+                String::new()
+            };
+            let link = ["url", "external_url"]
+                .into_iter()
+                .filter_map(|key| string(item, key))
+                .find_map(|url| absolute_http(base, &url));
+            let published = ["date_published", "date_modified"]
+                .into_iter()
+                .filter_map(|key| string(item, key))
+                .find_map(|date| parse_date(&date));
+            let title = string(item, "title");
+            Item {
+                title: super::title_or_excerpt(title.as_deref(), &description),
+                link,
+                description,
+                published,
+            }
+        })
+        .collect();
+    Ok(ParsedFeed {
+        title: non_empty(string(&document, "title").as_deref()),
+        items,
+    })
+}

@@ -1,0 +1,302 @@
+//! The feed normalizer: bytes in, `{title, items}` out. Pure, no I/O.
+//!
+//! Feeds in the wild are RSS 0.90 to 2.0 (with or without RDF), Atom 1.0
+//! and 0.3, and JSON Feed 1.0 and 1.1, written by every tool and by hand,
+//! and many are not quite what their specification says. So the format is
+//! told from the document itself (a JSON object, or the XML root element),
+//! never from the URL or the Content-Type, which publishers get wrong; and
+//! the document is read leniently, the way long-lived readers such as
+//! Python's `feedparser` read it: one odd element, attribute or encoding
+//! never loses the whole feed, what is readable is kept, and titles and
+//! links fall back as [`xml_feed`] describes. (The `rss` and
+//! `atom_syndication` crates refuse whole documents over one unknown
+//! `type` attribute, and `feed-rs` over several other quirks; measured on
+//! our corpus, see `tests/api/feed_corpus.rs`.)
+//!
+//! - [`tree`]: the forgiving XML reader (the one place XML is parsed);
+//! - [`xml_feed`]: RSS and Atom from its tree;
+//! - [`json_feed`]: JSON Feed.
+//!
+//! Every item comes out in one shape:
+//!
+//! - `title`: plain text; falls back to the start of the description;
+//! - `link`: absolute `http(s)`, resolved against `xml:base` or the feed URL;
+//!   dropped if it is anything else (a `javascript:` link never reaches a
+//!   page);
+//! - `description`: HTML sanitized by `ammonia` (no scripts, event handlers,
+//!   iframes, forms, styles or `javascript:` URLs), relative URLs made
+//!   absolute, links given `rel="noopener noreferrer"`;
+//! - `published`: RFC 3339 in UTC when the feed gave a readable date.
+//!
+//! # Hostile documents
+//!
+//! Lenient is not credulous. The XML reader never loads a DTD, never
+//! fetches anything and never expands a declared entity; a document that
+//! declares entities at all is refused with a message saying so (XXE,
+//! "billion laughs"), as is one nested deeper than the limit. A DOCTYPE that
+//! only names an external DTD, as RSS 0.91 feeds do, is read past. The
+//! document's size is capped by the fetcher, items past `max_items` are
+//! skipped unread, and each description is cut to `max_description_bytes`
+//! before it is sanitized.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use common::api::Item;
+use encoding_rs::Encoding;
+use url::Url;
+
+mod json_feed;
+mod tree;
+mod xml_feed;
+
+/// A feed, normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedFeed {
+    /// The feed's title, plain text.
+    pub title: Option<String>,
+    /// Its items, newest first, at most `max_items`.
+    pub items: Vec<Item>,
+}
+
+/// Bounds on what one document may cost us.
+#[derive(Debug, Clone)]
+pub struct ParseLimits {
+    /// Items kept per feed (the first ones, which publishers put newest first).
+    pub max_items: usize,
+    /// Deepest element nesting accepted. Real feeds stay under 20, even with
+    /// XHTML content.
+    pub max_depth: usize,
+    /// Description HTML kept per item, in bytes, before sanitizing.
+    pub max_description_bytes: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        Self {
+            max_items: 50,
+            max_depth: 64,
+            max_description_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Why a document is not a feed we can show. Messages are for the reader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not RSS, Atom or JSON Feed; what it looked like instead.
+    #[error("not an RSS, Atom or JSON feed ({0})")]
+    NotAFeed(String),
+    /// Not well-formed XML.
+    #[error("not a readable feed: the XML is malformed ({0})")]
+    Malformed(String),
+    #[error(
+        "refused: the document declares XML entities, which feeds do not need and attackers use"
+    )]
+    /// It declares entities, which we never expand.
+    DeclaresEntities,
+    /// Nested deeper than the limit.
+    #[error("refused: the XML is nested more than {0} levels deep")]
+    TooDeep(usize),
+}
+
+impl ParseError {
+    /// A short, stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotAFeed(_) => "not_a_feed",
+            Self::Malformed(_) => "malformed",
+            Self::DeclaresEntities | Self::TooDeep(_) => "unsafe_xml",
+        }
+    }
+}
+
+/// Parses and normalizes a feed document.
+///
+/// `http_charset` is the `charset` of the response's Content-Type, used only
+/// when the document itself (BOM, XML declaration) does not say.
+pub fn parse_feed(
+    body: &[u8],
+    http_charset: Option<&str>,
+    base: &Url,
+    limits: &ParseLimits,
+) -> Result<ParsedFeed, ParseError> {
+    let text = decode(body, http_charset);
+    let document = strip_declaration(&text);
+    if document.starts_with('{') {
+        return json_feed::parse(document, base, limits);
+    }
+    let root = tree::read(
+        document,
+        tree::ReadLimits {
+            max_depth: limits.max_depth,
+            max_items: limits.max_items,
+        },
+    )?;
+    xml_feed::from_root(&root, base, limits)
+}
+
+/// Decodes to UTF-8. Precedence: byte-order mark, then the XML declaration,
+/// then the HTTP charset, then UTF-8. Invalid bytes become U+FFFD rather than
+/// failing the feed.
+fn decode<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a, str> {
+    let (encoding, bom_len) = Encoding::for_bom(body).unwrap_or_else(|| {
+        let declared = declared_encoding(body)
+            .or_else(|| http_charset.and_then(|c| Encoding::for_label(c.trim().as_bytes())));
+        (declared.unwrap_or(encoding_rs::UTF_8), 0)
+    });
+    let (text, _had_errors) = encoding.decode_without_bom_handling(&body[bom_len..]);
+    text
+}
+
+/// The `encoding="..."` of an `<?xml ...?>` declaration, if the document
+/// starts with one.
+fn declared_encoding(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(512)];
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let head = head[start..].strip_prefix(b"<?xml")?;
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = &head[..end];
+    let at = decl.windows(8).position(|w| w == b"encoding")?;
+    let rest = &decl[at + 8..];
+    let quote_at = rest.iter().position(|b| *b == b'"' || *b == b'\'')?;
+    let quote = rest[quote_at];
+    let value = &rest[quote_at + 1..];
+    let value = &value[..value.iter().position(|b| *b == quote)?];
+    Encoding::for_label(value)
+}
+
+/// Drops the XML declaration: the text is UTF-8 now, whatever it declared,
+/// and the parsers must not decode it a second time.
+fn strip_declaration(text: &str) -> &str {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("<?xml")
+        && let Some(end) = trimmed.find("?>")
+    {
+        return &trimmed[end + 2..];
+    }
+    trimmed
+}
+
+/// The error for an HTML page given as a feed.
+fn html_page() -> ParseError {
+    ParseError::NotAFeed("it is an HTML page; look on it for a link to the feed itself".into())
+}
+
+/// Wraps one `ammonia` configuration per feed: the base URL differs per feed.
+struct Sanitizer {
+    html: ammonia::Builder<'static>,
+    text: ammonia::Builder<'static>,
+    max_bytes: usize,
+}
+
+impl Sanitizer {
+    fn new(base: &Url, max_bytes: usize) -> Self {
+        let mut html = ammonia::Builder::default();
+        html.url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
+            .url_schemes(HashSet::from(["http", "https", "mailto"]))
+            .link_rel(Some("noopener noreferrer nofollow"));
+        let mut text = ammonia::Builder::empty();
+        text.clean_content_tags(HashSet::from(["script", "style"]));
+        Self {
+            html,
+            text,
+            max_bytes,
+        }
+    }
+
+    /// Feed HTML → safe HTML. Truncating first bounds the work; the HTML
+    /// parser closes whatever the cut left open.
+    fn html(&self, raw: &str) -> String {
+        self.html
+            .clean(truncate(raw, self.max_bytes))
+            .to_string()
+            .trim()
+            .to_owned()
+    }
+
+    /// HTML → plain text (tags dropped, entities decoded).
+    fn text(&self, raw: &str) -> String {
+        let escaped = self.text.clean(truncate(raw, self.max_bytes)).to_string();
+        let plain = quick_xml::escape::unescape(&escaped)
+            .map(Cow::into_owned)
+            .unwrap_or(escaped);
+        collapse_whitespace(&plain)
+    }
+}
+
+fn title_or_excerpt(title: Option<&str>, description_html: &str) -> String {
+    if let Some(title) = title.map(collapse_whitespace).filter(|t| !t.is_empty()) {
+        return title;
+    }
+    let text = ammonia::Builder::empty()
+        .clean(description_html)
+        .to_string();
+    let text = quick_xml::escape::unescape(&text)
+        .map(Cow::into_owned)
+        .unwrap_or(text);
+    let text = collapse_whitespace(&text);
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", text[..cut].trim_end()),
+        None if text.is_empty() => "Untitled".to_owned(),
+        None => text,
+    }
+}
+
+/// Resolves `link` against the feed URL; only `http(s)` results survive,
+/// and an empty link is no link (not the feed's own URL).
+fn absolute_http(base: &Url, link: &str) -> Option<String> {
+    let link = link.trim();
+    if link.is_empty() {
+        return None;
+    }
+    let url = base.join(link).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.into())
+}
+
+fn parse_date(raw: &str) -> Option<String> {
+    diligent_date_parser::parse_date(raw.trim()).map(|d| utc_rfc3339(&d))
+}
+
+fn utc_rfc3339(date: &DateTime<FixedOffset>) -> String {
+    date.with_timezone(&Utc)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn non_empty(text: Option<&str>) -> Option<String> {
+    text.map(collapse_whitespace).filter(|t| !t.is_empty())
+}
+
+fn collapse_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn escape_html(text: &str) -> String {
+    quick_xml::escape::escape(text.trim()).into_owned()
+}
+
+/// The longest prefix of `text` of at most `max` bytes, cut on a char boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+/// Error detail from a parser, kept short enough to show on a page.
+fn short(detail: &str) -> String {
+    let cut = truncate(detail, 160);
+    if cut.len() < detail.len() {
+        format!("{cut}…")
+    } else {
+        cut.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests;
