@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::api::{FeedUrl, UserId};
 use middletier::store::cassandra::cql::Replication;
-use middletier::store::{
-    CassandraSettings, CassandraStore, FileStore, MemoryStore, SubscriptionStore,
-};
+use middletier::store::{CassandraSettings, CassandraStore, FileStore, MemoryStore, Store};
 
 #[path = "../tests/support/peers.rs"]
 #[allow(dead_code)]
@@ -88,7 +86,7 @@ fn feed(n: usize) -> FeedUrl {
     .unwrap()
 }
 
-async fn run(name: &str, store: Arc<dyn SubscriptionStore>, users: usize) {
+async fn run(name: &str, store: Arc<dyn Store>, users: usize) {
     // Subscribe: every user to 20 feeds.
     let subscribe = {
         let store = store.clone();

@@ -42,6 +42,13 @@ stop_peers() {
     scripts/eureka.sh stop || true
 }
 trap stop_peers EXIT
+# A fresh node each run: every test makes keyspaces of its own, and
+# keyspaces left by earlier runs would pile up in the node's heap. 1 GiB
+# of heap holds one run's few hundred tables with room to spare (exported:
+# the outage test stops and starts the node again).
+export CASSANDRA_HEAP=1G
+scripts/cassandra.sh stop --dir "$cassandra_dir" >/dev/null 2>&1 || true
+rm -rf "$cassandra_dir"
 scripts/cassandra.sh start --dir "$cassandra_dir" >target/peers/cassandra.out 2>&1 &
 cassandra_started=$!
 { scripts/eureka.sh start && scripts/eureka.sh build; } >target/peers/eureka.out 2>&1 &

@@ -1,6 +1,7 @@
 //! Hostile feeds, served by the local feed server and read by the real
-//! middletier: each gives a clear per-feed error or a correct, bounded
-//! result, in bounded time and memory, and nobody else's feeds notice.
+//! middletier: each is refused at subscribe time with a clear error (422,
+//! nothing stored) or gives a correct, bounded result, in bounded time and
+//! memory, and nobody else's feeds notice.
 //!
 //! The middletier here may read 127.0.0.1 (where the feed server listens)
 //! and no other private address (`--allow-feed-addresses`), so redirects to
@@ -26,14 +27,17 @@ enum Expect {
     Items(usize),
 }
 
-async fn subscribe(service: &Service, user: &str, url: &str) -> StatusCode {
-    reqwest::Client::new()
+async fn subscribe(service: &Service, user: &str, url: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
         .post(service.url(&format!("/middletier/rss/user/{user}")))
         .query(&[("url", url)])
         .send()
         .await
-        .unwrap()
-        .status()
+        .unwrap();
+    (
+        response.status(),
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn feeds(service: &Service, user: &str) -> Value {
@@ -121,46 +125,55 @@ async fn hostile_feeds_get_clear_errors_or_bounded_results() {
         ),
         (
             feed("/fixtures/page.html"),
-            Expect::Error("not an RSS, Atom or JSON feed"),
+            Expect::Error("no RSS, Atom or JSON feed found"),
         ),
         (feed("/fixtures/malformed.xml"), Expect::Items(1)),
         (feed("/fixtures/unreadable.xml"), Expect::Error("malformed")),
     ];
     assert_eq!(
-        subscribe(&service, "alice", &feed("/fixtures/rss2.xml")).await,
+        subscribe(&service, "alice", &feed("/fixtures/rss2.xml"))
+            .await
+            .0,
         StatusCode::OK
     );
-    for (url, _) in &cases {
-        assert_eq!(
-            subscribe(&service, "mallory", url).await,
-            StatusCode::OK,
-            "{url}"
-        );
-    }
-
-    let hostile = feeds(&service, "mallory").await;
-    let alice = feeds(&service, "alice").await;
     for (url, expect) in &cases {
-        let feed = hostile["subscriptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["url"] == url.as_str())
-            .unwrap_or_else(|| panic!("{url} kept its entry"));
+        let (status, body) = subscribe(&service, "mallory", url).await;
         match expect {
             Expect::Error(reason) => {
-                let error = feed["error"]
+                assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
+                let error = body["error"]
                     .as_str()
-                    .unwrap_or_else(|| panic!("{url}: no error in {feed}"));
+                    .unwrap_or_else(|| panic!("{url}: no error in {body}"));
                 assert!(
                     error.contains(reason),
                     "{url}: expected {reason:?}, got {error:?}"
                 );
             }
-            Expect::Items(n) => {
-                assert_eq!(feed["error"], Value::Null, "{url}: {feed}");
-                assert_eq!(feed["items"].as_array().unwrap().len(), *n, "{url}");
-            }
+            Expect::Items(_) => assert_eq!(status, StatusCode::OK, "{url}: {body}"),
+        }
+    }
+
+    let hostile = feeds(&service, "mallory").await;
+    let alice = feeds(&service, "alice").await;
+    let kept: Vec<&(String, Expect)> = cases
+        .iter()
+        .filter(|(_, e)| matches!(e, Expect::Items(_)))
+        .collect();
+    assert_eq!(
+        hostile["subscriptions"].as_array().unwrap().len(),
+        kept.len(),
+        "only readable feeds were stored: {hostile}"
+    );
+    for (url, expect) in kept {
+        let feed = hostile["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["url"] == url.as_str())
+            .unwrap_or_else(|| panic!("{url} was stored"));
+        if let Expect::Items(n) = expect {
+            assert_eq!(feed["error"], Value::Null, "{url}: {feed}");
+            assert_eq!(feed["items"].as_array().unwrap().len(), *n, "{url}");
         }
     }
     let utf8 = hostile["subscriptions"]

@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use support::feed_server::FeedServer;
 use support::process::Service;
 use support::web::{get_json, subscription_urls};
 
 fn file_middletier(dir: &std::path::Path) -> Service {
     let dir = dir.to_str().unwrap();
-    // --allow-private-feeds skips the subscribe-time DNS check, which
-    // (without DNS here) would dominate what these tests measure: writes.
+    // --allow-private-feeds lets it read the local feed server.
     Service::start(
         "middletier",
         &[
@@ -62,13 +62,14 @@ async fn subscribe(
 
 #[tokio::test]
 async fn acknowledged_subscriptions_survive_a_restart() {
+    let feeds = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let mut expected = BTreeSet::new();
     {
         let mut service = file_middletier(dir.path());
         for i in 0..20 {
-            let feed = format!("http://127.0.0.1:9/{i}.xml");
+            let feed = feeds.url(&format!("/generated/3?feed={i}"));
             assert_eq!(
                 subscribe(&http, &service.url(""), "alice", &feed).await,
                 StatusCode::OK
@@ -91,17 +92,20 @@ async fn acknowledged_subscriptions_survive_a_restart() {
 
 #[tokio::test]
 async fn every_acknowledged_write_survives_a_sigkill_mid_stream() {
+    let feeds = Arc::new(FeedServer::start());
     let dir = tempfile::tempdir().unwrap();
     let mut service = file_middletier(dir.path());
     let base = service.url("");
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
     let writers: Vec<_> = (0..8)
         .map(|w| {
-            let (base, acknowledged) = (base.clone(), acknowledged.clone());
+            let (base, acknowledged, feeds) = (base.clone(), acknowledged.clone(), feeds.clone());
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 for i in 0.. {
-                    let feed = format!("http://127.0.0.1:9/w{w}/{i}.xml");
+                    // Each subscribe fetches the feed and stores it with
+                    // its items, then the subscription: several writes.
+                    let feed = feeds.url(&format!("/generated/3?w={w}&i={i}"));
                     if subscribe(&http, &base, &format!("user{w}"), &feed).await != StatusCode::OK {
                         return; // the process is gone
                     }

@@ -203,8 +203,9 @@ pub struct UserFeeds {
 ///
 /// A feed that could not be fetched or parsed is never dropped: it keeps its
 /// entry with `error` set to a reason a person understands, and with the
-/// items of its last good fetch, if there was one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// items stored from earlier fetches. The fields after `error` came with
+/// the reader's v2 API; v1 clients ignore them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FeedView {
     /// The feed's URL, as subscribed.
     pub url: String,
@@ -217,11 +218,40 @@ pub struct FeedView {
     /// when it worked.
     #[serde(default)]
     pub error: Option<String>,
+    /// How many of the feed's stored items the user has not read.
+    #[serde(default)]
+    pub unread: usize,
+    /// When the feed was last fetched (RFC 3339), whatever the outcome.
+    #[serde(default)]
+    pub last_fetched: Option<String>,
+    /// When it is fetched next (RFC 3339).
+    #[serde(default)]
+    pub next_fetch: Option<String>,
+    /// Failed fetches in a row.
+    #[serde(default)]
+    pub error_count: u32,
+    /// Since when it has been failing (RFC 3339), if it is.
+    #[serde(default)]
+    pub failing_since: Option<String>,
+    /// Whether it has failed so often that it is shown as broken.
+    #[serde(default)]
+    pub broken: bool,
+    /// The site the feed belongs to.
+    #[serde(default)]
+    pub site_url: Option<String>,
 }
 
-/// One feed item, normalized from RSS or Atom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One feed item, normalized from RSS, Atom or JSON Feed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
+    /// Unique in the store, stable across refreshes, growing with the time
+    /// the item was first stored. A decimal string: the number is below
+    /// 2^53, but as a string no client can round it.
+    #[serde(default)]
+    pub id: String,
+    /// The feed's own identifier for the item, if it gave one.
+    #[serde(default)]
+    pub guid: Option<String>,
     /// Plain text (never HTML); clients must escape it.
     pub title: String,
     /// Absolute `http(s)` link to the article, if the feed gave a usable one.
@@ -234,6 +264,12 @@ pub struct Item {
     /// RFC 3339 in UTC, when the feed gave a date we could read.
     #[serde(default)]
     pub published: Option<String>,
+    /// Whether the user has read it.
+    #[serde(default)]
+    pub read: bool,
+    /// Whether the user starred it.
+    #[serde(default)]
+    pub starred: bool,
 }
 
 /// The answer to `POST`/`DELETE /middletier/rss/user/{user}?url=...`.
@@ -241,10 +277,102 @@ pub struct Item {
 pub struct SubscriptionChange {
     /// Whose subscriptions changed.
     pub user: String,
-    /// The feed URL that was added or removed.
+    /// The feed URL that was added or removed: on a subscribe, the feed
+    /// actually stored (found from the page given, perhaps).
     pub url: String,
+    /// The feed's title, on a subscribe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     /// Whether the user is subscribed to `url` after the call.
     pub subscribed: bool,
+}
+
+/// A feed found at a URL: `GET /middletier/rss/discover`, and the feeds of
+/// a 300 answer to a subscribe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveredFeed {
+    /// The feed's URL.
+    pub url: String,
+    /// Its title, if known.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Its media type: `application/rss+xml`, `application/atom+xml` or
+    /// `application/feed+json`.
+    #[serde(rename = "type")]
+    pub media_type: String,
+}
+
+/// `GET /middletier/rss/discover?url=`: the feeds found (none is an empty
+/// list); and the 300 answer to a subscribe, with `error` saying to choose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discovered {
+    /// Why there is nothing, or that a choice is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The feeds found.
+    pub feeds: Vec<DiscoveredFeed>,
+}
+
+/// The body of `PUT /middletier/rss/user/{user}/items/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemChange {
+    /// Mark read (`true`) or unread.
+    #[serde(default)]
+    pub read: Option<bool>,
+    /// Star or unstar.
+    #[serde(default)]
+    pub starred: Option<bool>,
+}
+
+/// An item's state for a user, after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemState {
+    /// The item.
+    pub id: String,
+    /// Whether it is read.
+    pub read: bool,
+    /// Whether it is starred.
+    pub starred: bool,
+}
+
+/// The body of `POST /middletier/rss/user/{user}/mark-read`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRead {
+    /// Only this feed (else every feed).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Only items that arrived before this time (RFC 3339); else all.
+    #[serde(default)]
+    pub before: Option<String>,
+}
+
+/// The answer to a mark-read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marked {
+    /// How many items turned from unread to read.
+    pub marked: usize,
+}
+
+/// The answer to an OPML import.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpmlImport {
+    /// Feeds subscribed to now.
+    pub added: usize,
+    /// Feeds the user already had.
+    pub existing: usize,
+    /// Feeds not added, each with why.
+    pub refused: Vec<Refused>,
+}
+
+/// One feed an import did not add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// The URL as the file gave it.
+    pub url: String,
+    /// Why it was not added.
+    pub error: String,
 }
 
 /// Every 4xx/5xx body: `{"error": "<what is wrong and how to fix it>"}`.
@@ -351,16 +479,29 @@ mod tests {
                 url: "https://example.com/feed".into(),
                 title: "Example".into(),
                 items: vec![Item {
+                    id: "123".into(),
                     title: "Hello".into(),
                     link: Some("https://example.com/1".into()),
                     description: "<p>Hi</p>".into(),
                     published: Some("2024-01-02T03:04:05Z".into()),
+                    ..Item::default()
                 }],
                 error: None,
+                unread: 1,
+                ..FeedView::default()
             }],
         };
         let json = serde_json::to_value(&feeds).unwrap();
         assert_eq!(json["subscriptions"][0]["error"], serde_json::Value::Null);
         assert_eq!(serde_json::from_value::<UserFeeds>(json).unwrap(), feeds);
+    }
+
+    #[test]
+    fn v1_answers_still_read() {
+        let v1 = r#"{"user": "u", "subscriptions": [{"url": "https://a.example/", "title": "A",
+            "items": [{"title": "T", "link": null, "description": "", "published": null}], "error": null}]}"#;
+        let feeds: UserFeeds = serde_json::from_str(v1).unwrap();
+        assert_eq!(feeds.subscriptions[0].items[0].title, "T");
+        assert!(!feeds.subscriptions[0].items[0].read);
     }
 }

@@ -1,4 +1,4 @@
-//! A per-user limit on subscribe and unsubscribe calls (used by both the
+//! A per-user limit on write calls (subscribe, unsubscribe, refresh) (used by both the
 //! edge, to answer a flood with 429 before it uses up the bulkhead, and the
 //! middletier, which guards its store the same way for direct callers).
 //!
@@ -41,10 +41,21 @@ impl WriteLimiter {
     pub fn new(per_second: u32, burst: u32) -> Option<Self> {
         let quota =
             Quota::per_second(NonZeroU32::new(per_second)?).allow_burst(NonZeroU32::new(burst)?);
-        Some(Self {
+        Some(Self::with_quota(quota))
+    }
+
+    /// One call per `period` on average, `burst` at once (for calls rarer
+    /// than one a second); `None` when either is zero: no limit.
+    pub fn every(period: Duration, burst: u32) -> Option<Self> {
+        let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst)?);
+        Some(Self::with_quota(quota))
+    }
+
+    fn with_quota(quota: Quota) -> Self {
+        Self {
             limiter: RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
-        })
+        }
     }
 
     /// `Err(wait)` when the user must wait before writing again.
@@ -84,5 +95,16 @@ mod tests {
     fn zero_means_no_limit() {
         assert!(WriteLimiter::new(0, 10).is_none());
         assert!(WriteLimiter::new(10, 0).is_none());
+        assert!(WriteLimiter::every(Duration::ZERO, 10).is_none());
+    }
+
+    #[test]
+    fn a_slow_limit_counts_in_periods() {
+        let limiter = WriteLimiter::every(Duration::from_secs(10), 2).unwrap();
+        let alice = UserId::parse("alice").unwrap();
+        assert!(limiter.check(&alice).is_ok());
+        assert!(limiter.check(&alice).is_ok());
+        let wait = limiter.check(&alice).unwrap_err();
+        assert!(wait > Duration::from_secs(5), "{wait:?}");
     }
 }

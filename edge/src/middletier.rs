@@ -271,8 +271,9 @@ impl Middletier {
         serde_json::from_slice(&body).map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
     }
 
-    /// One balanced call and its answer's body. A 4xx is the caller's
-    /// failure; anything else that is not 2xx is the middletier's.
+    /// One balanced call and its answer's body. A 4xx, or a 3xx (a choice
+    /// for the caller to make), is the caller's failure; anything else
+    /// that is not 2xx is the middletier's.
     async fn send(
         &self,
         deadline: Instant,
@@ -304,7 +305,7 @@ impl Middletier {
                 message,
                 retry_after,
             };
-            return Err(if status.is_client_error() {
+            return Err(if status.is_client_error() || status.is_redirection() {
                 Failure::BadRequest(failure)
             } else {
                 Failure::Error(failure)

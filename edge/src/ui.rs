@@ -309,6 +309,7 @@ mod tests {
             link: Some("javascript:alert(1)".into()),
             description: String::new(),
             published: Some("2024-01-02T09:30:00Z".into()),
+            ..Item::default()
         };
         let line = item_line(&item);
         assert_eq!(line.link, None);

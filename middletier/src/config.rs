@@ -13,6 +13,10 @@ use crate::feeds::FeedSettings;
 use crate::feeds::fetch::FetchSettings;
 use crate::feeds::parse::ParseLimits;
 use crate::feeds::slots::SlotLimits;
+use crate::reader::ReaderSettings;
+use crate::refresh::RefreshSettings;
+use crate::refresh::policy::Policy;
+use crate::refresh::scheduler::SchedulerSettings;
 use crate::store::CassandraSettings;
 use crate::store::cassandra::cql::Replication;
 use crate::store::cassandra::parse_consistency;
@@ -20,7 +24,7 @@ use crate::store::cassandra::parse_consistency;
 /// Names the flag that sets the port, for bind errors.
 pub const PORT_HINT: &str = "--port / RSS_MIDDLETIER_PORT";
 
-/// Which [`SubscriptionStore`](crate::store::SubscriptionStore) to use.
+/// Which [`Store`](crate::store::Store) to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StoreKind {
     /// In-process map; lost on restart.
@@ -36,7 +40,7 @@ pub enum StoreKind {
 #[command(
     name = "middletier",
     version,
-    about = "RSS recipe middle tier: fetches, parses and caches feeds; stores subscriptions"
+    about = "RSS recipe middle tier: fetches, stores and refreshes feeds; keeps subscriptions and read state"
 )]
 pub struct Config {
     /// Port to listen on (0 picks a free one and logs it).
@@ -67,6 +71,10 @@ pub struct Config {
     /// Where the `file` store keeps its database.
     #[arg(long, env = "RSS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Memory the `file` store may use to cache its pages.
+    #[arg(long, env = "RSS_FILE_STORE_CACHE", value_parser = parse_bytes, default_value = "64MiB")]
+    pub file_store_cache: u64,
 
     /// The Cassandra store's settings.
     #[command(flatten)]
@@ -104,9 +112,105 @@ pub struct Config {
     #[arg(long, env = "RSS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
 
+    /// How long subscribing may spend fetching the URL and looking for
+    /// feeds on it (inside the edge's 5 s `RSSAdd` timeout).
+    #[arg(long, env = "RSS_SUBSCRIBE_TIMEOUT", value_parser = parse_duration, default_value = "4s")]
+    pub subscribe_timeout: Duration,
+
+    /// "Refresh now" calls one user may make: one per this period ...
+    #[arg(long, env = "RSS_USER_REFRESH_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    pub user_refresh_interval: Duration,
+
+    /// ... and this many in a burst (0: no limit).
+    #[arg(long, env = "RSS_USER_REFRESH_BURST", default_value_t = 6)]
+    pub user_refresh_burst: u32,
+
+    /// Read/star changes one user may make per second, on average
+    /// (0: no limit); a reader clicking through items makes many.
+    #[arg(long, env = "RSS_USER_STATE_RATE", default_value_t = 20)]
+    pub user_state_rate: u32,
+
+    /// ... and in a burst.
+    #[arg(long, env = "RSS_USER_STATE_BURST", default_value_t = 100)]
+    pub user_state_burst: u32,
+
+    /// The background refresh's settings.
+    #[command(flatten)]
+    pub refresh: RefreshArgs,
+
     /// The feed pipeline's settings.
     #[command(flatten)]
     pub feeds: FeedArgs,
+}
+
+impl Config {
+    /// The reader settings these flags describe.
+    pub fn reader_settings(&self) -> ReaderSettings {
+        ReaderSettings {
+            max_subscriptions: self.max_subscriptions,
+            first_fetch_wait: self.feeds.feed_wait,
+            subscribe_timeout: self.subscribe_timeout,
+            ..ReaderSettings::default()
+        }
+    }
+}
+
+/// The background refresh's knobs (see [`crate::refresh`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RefreshArgs {
+    /// The shortest time between two fetches of one feed, however often
+    /// it posts.
+    #[arg(long, env = "RSS_REFRESH_MIN_INTERVAL", value_parser = parse_duration, default_value = "10m")]
+    pub refresh_min_interval: Duration,
+
+    /// The longest time between two fetches of one feed, and the cap of
+    /// the error backoff.
+    #[arg(long, env = "RSS_REFRESH_MAX_INTERVAL", value_parser = parse_duration, default_value = "6h")]
+    pub refresh_max_interval: Duration,
+
+    /// Failures in a row after which a feed is shown as broken.
+    #[arg(long, env = "RSS_REFRESH_BROKEN_AFTER", default_value_t = 5)]
+    pub refresh_broken_after: u32,
+
+    /// How often the scheduler looks for due feeds.
+    #[arg(long, env = "RSS_REFRESH_TICK", value_parser = parse_duration, default_value = "1s")]
+    pub refresh_tick: Duration,
+
+    /// How often it rereads the whole schedule from the store (feeds added
+    /// through other instances).
+    #[arg(long, env = "RSS_REFRESH_SCAN_INTERVAL", value_parser = parse_duration, default_value = "30s")]
+    pub refresh_scan_interval: Duration,
+
+    /// Refreshes running at once (the fetch slots add per-host limits).
+    #[arg(long, env = "RSS_REFRESH_CONCURRENCY", default_value_t = 32)]
+    pub refresh_concurrency: usize,
+
+    /// Items kept per feed: the newest.
+    #[arg(long, env = "RSS_FEED_KEEP_ITEMS", default_value_t = 200)]
+    pub feed_keep_items: usize,
+}
+
+impl RefreshArgs {
+    /// What the refresher keeps and how it plans.
+    pub fn settings(&self) -> RefreshSettings {
+        RefreshSettings {
+            keep_items: self.feed_keep_items.max(1),
+            policy: Policy {
+                min: self.refresh_min_interval,
+                max: self.refresh_max_interval.max(self.refresh_min_interval),
+                broken_after: self.refresh_broken_after.max(1),
+            },
+        }
+    }
+
+    /// How the scheduler runs.
+    pub fn scheduler(&self) -> SchedulerSettings {
+        SchedulerSettings {
+            tick: self.refresh_tick.max(Duration::from_millis(10)),
+            scan_every: self.refresh_scan_interval,
+            concurrency: self.refresh_concurrency.max(1),
+        }
+    }
 }
 
 /// The `cassandra` store's settings (see [`crate::store::cassandra`]).
@@ -177,14 +281,6 @@ impl CassandraArgs {
 /// Feed pipeline knobs (see [`crate::feeds`]).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FeedArgs {
-    /// How long a fetched feed is served from cache.
-    #[arg(long, env = "RSS_FEED_CACHE_TTL", value_parser = parse_duration, default_value = "5m")]
-    pub feed_cache_ttl: Duration,
-
-    /// How long a failed fetch is remembered before trying again.
-    #[arg(long, env = "RSS_FEED_ERROR_TTL", value_parser = parse_duration, default_value = "30s")]
-    pub feed_error_ttl: Duration,
-
     /// Total time allowed for one fetch, body included.
     #[arg(long, env = "RSS_FEED_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub feed_timeout: Duration,
@@ -193,8 +289,8 @@ pub struct FeedArgs {
     #[arg(long, env = "RSS_FEED_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
     pub feed_connect_timeout: Duration,
 
-    /// How long a request waits for a slow feed before answering with the
-    /// cached copy (the fetch goes on in the background).
+    /// How long a listing waits for the first fetch of a feed never
+    /// fetched yet (the fetch goes on, and is stored, if it takes longer).
     #[arg(long, env = "RSS_FEED_WAIT", value_parser = parse_duration, default_value = "3s")]
     pub feed_wait: Duration,
 
@@ -202,7 +298,7 @@ pub struct FeedArgs {
     #[arg(long, env = "RSS_FEED_MAX_BYTES", value_parser = parse_bytes, default_value = "5MiB")]
     pub feed_max_bytes: u64,
 
-    /// Items kept per feed.
+    /// Items read from one feed document (the first N).
     #[arg(long, env = "RSS_FEED_MAX_ITEMS", default_value_t = 50)]
     pub feed_max_items: usize,
 
@@ -219,10 +315,6 @@ pub struct FeedArgs {
     /// feeds cannot hold up everyone else's.
     #[arg(long, env = "RSS_FEED_CONCURRENCY_PER_USER", default_value_t = 8)]
     pub feed_concurrency_per_user: usize,
-
-    /// Feed URLs kept in the cache.
-    #[arg(long, env = "RSS_FEED_CACHE_CAPACITY", default_value_t = 1000)]
-    pub feed_cache_capacity: usize,
 }
 
 impl FeedArgs {
@@ -239,15 +331,11 @@ impl FeedArgs {
                 max_items: self.feed_max_items,
                 ..ParseLimits::default()
             },
-            ttl: self.feed_cache_ttl,
-            error_ttl: self.feed_error_ttl,
-            wait: self.feed_wait,
             slots: SlotLimits {
                 total: self.feed_concurrency,
                 per_host: self.feed_concurrency_per_host,
                 per_user: self.feed_concurrency_per_user,
             },
-            cache_capacity: self.feed_cache_capacity,
         }
     }
 }
@@ -275,7 +363,16 @@ mod tests {
         );
         assert!(config.allow_feed_addresses.is_empty());
         let settings = config.feeds.settings();
-        assert_eq!(settings.ttl, Duration::from_secs(300));
+        assert_eq!(config.feeds.feed_wait, Duration::from_secs(3));
+        let refresh = config.refresh.settings();
+        assert_eq!(refresh.keep_items, 200);
+        assert_eq!(refresh.policy.min, Duration::from_secs(600));
+        assert_eq!(refresh.policy.max, Duration::from_secs(6 * 3600));
+        assert_eq!(
+            config.reader_settings().subscribe_timeout,
+            Duration::from_secs(4)
+        );
+        assert_eq!(config.file_store_cache, 64 * 1024 * 1024);
         assert_eq!(settings.fetch.max_bytes, 5 * 1024 * 1024);
         assert_eq!(settings.fetch.max_redirects, 5);
     }
@@ -287,7 +384,7 @@ mod tests {
             "--port",
             "0",
             "--allow-private-feeds",
-            "--feed-cache-ttl",
+            "--refresh-min-interval",
             "500ms",
             "--feed-max-bytes",
             "64KiB",
@@ -298,7 +395,10 @@ mod tests {
         assert_eq!(config.allow_feed_addresses.len(), 2);
         assert_eq!(config.port, 0);
         assert!(config.allow_private_feeds);
-        assert_eq!(config.feeds.feed_cache_ttl, Duration::from_millis(500));
+        assert_eq!(
+            config.refresh.settings().policy.min,
+            Duration::from_millis(500)
+        );
         assert_eq!(config.feeds.feed_max_bytes, 64 * 1024);
     }
 

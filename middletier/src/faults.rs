@@ -21,16 +21,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use common::api::{FeedUrl, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{StoreError, Subscription, SubscriptionStore};
+use crate::store::StoreError;
 
 /// The faults in force. Shared by the routes, the middleware and the store.
 #[derive(Debug, Default)]
@@ -54,7 +52,19 @@ impl Faults {
         }
     }
 
-    fn apply(&self, settings: &FaultSettings) {
+    /// `Err` while the injected store outage is on (see
+    /// [`crate::store::Metered`], which asks before every store call).
+    pub(crate) fn store_gate(&self) -> Result<(), StoreError> {
+        if self.store_down.load(Ordering::Relaxed) {
+            Err(StoreError::Unavailable(
+                "injected fault: the store is down".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn apply(&self, settings: &FaultSettings) {
         if let Some(ms) = settings.latency_ms {
             self.latency_ms.store(ms, Ordering::Relaxed);
         }
@@ -91,89 +101,4 @@ pub(crate) async fn delay(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     next.run(request).await
-}
-
-/// A store that fails while `store_down` is on, and otherwise passes every
-/// call to the real one.
-pub(crate) struct Faulty<S> {
-    inner: S,
-    faults: Arc<Faults>,
-}
-
-impl<S> Faulty<S> {
-    pub(crate) fn new(inner: S, faults: Arc<Faults>) -> Self {
-        Self { inner, faults }
-    }
-
-    fn check(&self) -> Result<(), StoreError> {
-        if self.faults.store_down.load(Ordering::Relaxed) {
-            Err(StoreError::Unavailable(
-                "injected fault: the store is down".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl<S: SubscriptionStore> SubscriptionStore for Faulty<S> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
-        self.check()?;
-        self.inner.list(user).await
-    }
-
-    async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.add(user, url).await
-    }
-
-    async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.remove(user, url).await
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        Faulty::check(self)?;
-        self.inner.check().await
-    }
-
-    async fn ready(&self) {
-        self.inner.ready().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MemoryStore;
-
-    #[tokio::test]
-    async fn a_downed_store_fails_every_call_until_restored() {
-        let faults = Arc::new(Faults::default());
-        let store = Faulty::new(MemoryStore::new(), faults.clone());
-        let user = UserId::parse("u").unwrap();
-        let url = FeedUrl::parse("https://a.example/").unwrap();
-        store.add(&user, &url).await.unwrap();
-        faults.apply(&FaultSettings {
-            store_down: Some(true),
-            ..FaultSettings::default()
-        });
-        assert!(store.list(&user).await.is_err());
-        assert!(store.add(&user, &url).await.is_err());
-        assert!(SubscriptionStore::check(&store).await.is_err());
-        faults.apply(&FaultSettings {
-            store_down: Some(false),
-            ..FaultSettings::default()
-        });
-        assert_eq!(
-            store.list(&user).await.unwrap().len(),
-            1,
-            "nothing was lost"
-        );
-    }
 }

@@ -1,16 +1,21 @@
-//! The middle tier of the RSS recipe: it fetches, parses and caches feeds,
-//! and stores each user's subscriptions.
+//! The middle tier of the RSS recipe: it fetches, parses and stores feeds,
+//! refreshes them in the background, and keeps each user's subscriptions
+//! and read state.
 //!
 //! # Layout
 //!
 //! - [`config`]: flags and their defaults.
-//! - [`api`]: the REST API of docs/ARCHITECTURE.md (`/middletier/rss/user/{user}`,
+//! - `api`: the REST API of docs/ARCHITECTURE.md (`/middletier/rss/...`,
 //!   `/healthcheck`, `/metrics`) and its one error type.
+//! - [`reader`]: what each call does, over the store and the refresher.
+//! - [`refresh`]: the background scheduler, its adaptive policy, the item
+//!   merge and feed ownership among instances.
 //! - [`feeds`]: the feed pipeline: SSRF [`feeds::guard`], HTTP
-//!   [`feeds::fetch`], the pure [`feeds::parse`] normalizer and the
-//!   single-flight [`feeds::cache`].
-//! - [`store`]: the subscription store trait and its implementations.
-//! - [`faults`]: fault injection (latency, store outage), off by default.
+//!   [`feeds::fetch`], the pure [`feeds::parse`] normalizer, feed
+//!   [`feeds::discover`]y on HTML pages and [`feeds::opml`].
+//! - [`store`]: the store trait (subscriptions, feeds, items, read state)
+//!   and its three implementations.
+//! - `faults`: fault injection (latency, store outage), off by default.
 //!
 //! [`Application`] ties them together in the shape
 //! `build(config)` → `port()` → `run_until_stopped(shutdown)`, so the binary,
@@ -22,6 +27,8 @@ mod api;
 pub mod config;
 mod faults;
 pub mod feeds;
+pub mod reader;
+pub mod refresh;
 pub mod store;
 
 use std::sync::Arc;
@@ -29,12 +36,17 @@ use std::sync::Arc;
 use common::discovery::DiscoveryClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
+use common::ratelimit::WriteLimiter;
 use config::{Config, StoreKind};
-use faults::{Faults, Faulty};
+use faults::Faults;
 use feeds::Feeds;
 use feeds::guard::Guard;
-use store::{CassandraStore, FileStore, MemoryStore, Metered, SubscriptionStore};
+use reader::Reader;
+use refresh::Refresher;
+use refresh::scheduler::{self, Ownership, SchedulerSettings};
+use store::{CassandraStore, FileStore, MemoryStore, Metered, Store};
 
 /// Why the middletier could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +80,9 @@ pub struct Application {
     serve: common::server::ServeSettings,
     port: u16,
     discovery: DiscoveryClient,
-    store: Arc<dyn SubscriptionStore>,
+    store: Arc<dyn Store>,
+    refresher: Refresher,
+    scheduler: SchedulerSettings,
 }
 
 impl std::fmt::Debug for Application {
@@ -90,18 +104,18 @@ impl Application {
             );
             Arc::new(Faults::default())
         });
-        let store: Box<dyn SubscriptionStore> = match config.store {
+        let store: Box<dyn Store> = match config.store {
             StoreKind::Memory => Box::new(MemoryStore::new()),
-            StoreKind::File => Box::new(FileStore::open(&config.data_dir)?),
+            StoreKind::File => Box::new(FileStore::open_with_cache(
+                &config.data_dir,
+                usize::try_from(config.file_store_cache).unwrap_or(usize::MAX),
+            )?),
             StoreKind::Cassandra => Box::new(
                 CassandraStore::connect_in_background(config.cassandra.settings())
                     .map_err(StartError::Cassandra)?,
             ),
         };
-        let store: Arc<dyn SubscriptionStore> = match &faults {
-            Some(faults) => Arc::new(Metered::new(Faulty::new(store, faults.clone()))),
-            None => Arc::new(Metered::new(store)),
-        };
+        let store: Arc<dyn Store> = Arc::new(Metered::new(store, faults.clone()));
         let guard = Guard::new(config.allow_private_feeds)
             .with_exceptions(config.allow_feed_addresses.iter().copied());
         if guard.allows_private() {
@@ -112,10 +126,16 @@ impl Application {
             tracing::info!(addresses = ?config.allow_feed_addresses, "these private addresses may serve feeds");
         }
         let feeds = Feeds::new(config.feeds.settings(), guard)?;
-        let writes =
-            common::ratelimit::WriteLimiter::new(config.user_write_rate, config.user_write_burst)
-                .map(Arc::new);
-        let state = api::AppState::new(store.clone(), feeds, config.max_subscriptions, writes);
+        let refresher = Refresher::new(feeds, store.clone(), config.refresh.settings());
+        let reader = Reader::new(store.clone(), refresher.clone(), config.reader_settings());
+        let limits = api::Limits {
+            writes: WriteLimiter::new(config.user_write_rate, config.user_write_burst)
+                .map(Arc::new),
+            state: WriteLimiter::new(config.user_state_rate, config.user_state_burst).map(Arc::new),
+            refresh: WriteLimiter::every(config.user_refresh_interval, config.user_refresh_burst)
+                .map(Arc::new),
+        };
+        let state = api::AppState::new(reader, limits);
 
         let (listener, port) = common::server::bind(
             "middletier",
@@ -134,6 +154,8 @@ impl Application {
             port,
             discovery,
             store,
+            refresher,
+            scheduler: config.refresh.scheduler(),
         })
     }
 
@@ -142,12 +164,18 @@ impl Application {
         self.port
     }
 
-    /// Registers (`STARTING`, then `UP` once the store is ready), serves
-    /// until `shutdown` fires, deregisters, then drains in-flight requests
-    /// (see [`common::server::serve_registered`]).
+    /// Registers (`STARTING`, then `UP` once the store is ready), runs the
+    /// refresh scheduler and serves until `shutdown` fires, deregisters,
+    /// then drains in-flight requests (see
+    /// [`common::server::serve_registered`]).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let store = self.store.clone();
         let ready = async move { store.ready().await };
+        // The scheduler and its discovery fetcher end with this future,
+        // even if it is dropped rather than run to its end.
+        let stop_background = CancellationToken::new();
+        let _background = self.spawn_scheduler(&stop_background);
+        let _stop_on_drop = stop_background.drop_guard();
         common::server::serve_registered(
             self.listener,
             self.router,
@@ -157,5 +185,35 @@ impl Application {
             shutdown,
         )
         .await
+    }
+
+    /// Starts the refresh scheduler: with a shared store and a registry,
+    /// feeds are shared out among the `UP` instances (the discovery client
+    /// keeps its copy of the registry fresh for that); otherwise this
+    /// instance refreshes every feed of its own store.
+    fn spawn_scheduler(&self, stop: &CancellationToken) -> Vec<AbortOnDropHandle<()>> {
+        let mut tasks = Vec::new();
+        let me = self.discovery.registration().map(|r| r.instance_id.clone());
+        let ownership = match me {
+            Some(me) if self.store.is_shared() && self.discovery.is_enabled() => {
+                tasks.push(AbortOnDropHandle::new(
+                    self.discovery.spawn_fetcher(stop.clone()),
+                ));
+                Ownership::Shared {
+                    me,
+                    discovery: self.discovery.clone(),
+                    vip: VIP.to_owned(),
+                }
+            }
+            _ => Ownership::All,
+        };
+        tasks.push(AbortOnDropHandle::new(tokio::spawn(scheduler::run(
+            self.refresher.clone(),
+            self.store.clone(),
+            ownership,
+            self.scheduler,
+            stop.clone(),
+        ))));
+        tasks
     }
 }

@@ -138,7 +138,7 @@ async fn validators_make_the_request_conditional() {
     };
     assert!(validators.etag.is_some() && validators.last_modified.is_some());
     let second = fetcher.fetch(&url, &validators).await.unwrap();
-    assert!(matches!(second, Fetched::NotModified));
+    assert!(matches!(second, Fetched::NotModified { .. }));
     assert_eq!(server.not_modified("/etag/atom.xml"), 1);
 }
 

@@ -25,6 +25,17 @@ use crate::support::web::{Browser, get_json};
 pub(crate) const RENEWAL: &str = "500ms";
 pub(crate) const LEASE: &str = "2s";
 
+/// Middletier refresh timings in milliseconds, so the background
+/// scheduler plays out within a test.
+pub(crate) const FAST_REFRESH: [&str; 6] = [
+    "--refresh-min-interval",
+    "200ms",
+    "--refresh-max-interval",
+    "300ms",
+    "--refresh-tick",
+    "50ms",
+];
+
 /// A running service; stops gracefully when dropped.
 pub(crate) struct Running {
     pub port: u16,
@@ -223,14 +234,23 @@ pub(crate) fn record(app: &str, id: &str, port: u16) -> Value {
 
 /// A middletier on a free port. With no `--registry-url` among `args` it
 /// runs on its own; it may read feeds from this machine (the test feed
-/// servers), keeps subscriptions in memory, and does not rate-limit writes.
+/// servers), keeps subscriptions in memory, and does not rate-limit any
+/// call.
 pub(crate) struct TestMiddletier {
     pub running: Running,
     pub http: reqwest::Client,
 }
 
 pub(crate) async fn spawn_middletier(args: &[&str]) -> TestMiddletier {
-    let mut all = vec!["--allow-private-feeds", "--user-write-rate", "0"];
+    let mut all = vec![
+        "--allow-private-feeds",
+        "--user-write-rate",
+        "0",
+        "--user-state-rate",
+        "0",
+        "--user-refresh-burst",
+        "0",
+    ];
     all.extend_from_slice(args);
     spawn_strict_middletier(&all).await
 }
@@ -282,6 +302,94 @@ impl TestMiddletier {
         send(
             self.http
                 .get(self.url(&format!("/middletier/rss/user/{user}"))),
+        )
+        .await
+    }
+
+    /// `GET /middletier/rss/user/{user}?{query}` (e.g. `unread=true&limit=2`).
+    pub(crate) async fn feeds_where(&self, user: &str, query: &str) -> (StatusCode, Value) {
+        self.get(&format!("/middletier/rss/user/{user}?{query}"))
+            .await
+    }
+
+    /// `PUT /middletier/rss/user/{user}/items/{id}` with `change` as JSON.
+    pub(crate) async fn set_item(
+        &self,
+        user: &str,
+        id: &str,
+        change: Value,
+    ) -> (StatusCode, Value) {
+        send(
+            self.http
+                .put(self.url(&format!("/middletier/rss/user/{user}/items/{id}")))
+                .json(&change),
+        )
+        .await
+    }
+
+    /// `POST /middletier/rss/user/{user}/mark-read` with `request` as JSON.
+    pub(crate) async fn mark_read(&self, user: &str, request: Value) -> (StatusCode, Value) {
+        send(
+            self.http
+                .post(self.url(&format!("/middletier/rss/user/{user}/mark-read")))
+                .json(&request),
+        )
+        .await
+    }
+
+    /// `POST /middletier/rss/user/{user}/refresh?url=`.
+    pub(crate) async fn refresh(&self, user: &str, feed: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .post(self.url(&format!("/middletier/rss/user/{user}/refresh")))
+                .query(&[("url", feed)]),
+        )
+        .await
+    }
+
+    /// `GET /middletier/rss/discover?url=`.
+    pub(crate) async fn discover(&self, page: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .get(self.url("/middletier/rss/discover"))
+                .query(&[("url", page)]),
+        )
+        .await
+    }
+
+    /// `GET /middletier/rss/user/{user}/opml`: status, content type, body.
+    pub(crate) async fn export_opml(&self, user: &str) -> (StatusCode, String, String) {
+        let response = self
+            .http
+            .get(self.url(&format!("/middletier/rss/user/{user}/opml")))
+            .send()
+            .await
+            .expect("the middletier answers");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (
+            status,
+            content_type,
+            response.text().await.unwrap_or_default(),
+        )
+    }
+
+    /// `POST /middletier/rss/user/{user}/opml` with `opml` as the body.
+    pub(crate) async fn import_opml(
+        &self,
+        user: &str,
+        opml: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        send(
+            self.http
+                .post(self.url(&format!("/middletier/rss/user/{user}/opml")))
+                .header(reqwest::header::CONTENT_TYPE, "text/x-opml")
+                .body(opml),
         )
         .await
     }

@@ -21,4 +21,5 @@ mod fetch;
 mod helpers;
 mod hostile_requests;
 mod middletier;
+mod reader;
 mod registry;

@@ -1,13 +1,16 @@
-//! The middletier: its API, and its feed pipeline reading a real local
-//! HTTP server (fetching, caching, conditional GET, errors a person can
-//! read), in-process.
+//! The middletier's v1 calls and its feed pipeline, reading a real local
+//! HTTP server (fetching, storing, conditional GET, errors a person can
+//! read), in-process. The v2 reader calls are in `reader.rs`.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestMiddletier, send, spawn_middletier, spawn_strict_middletier};
+use crate::helpers::{
+    FAST_REFRESH, TestMiddletier, send, spawn_middletier, spawn_strict_middletier,
+};
+use crate::support::eventually;
 use crate::support::feed_server::FeedServer;
 use crate::support::web::subscription_urls;
 
@@ -88,12 +91,12 @@ async fn subscribing_then_reading_returns_parsed_rss_and_atom_items() {
 }
 
 #[tokio::test]
-async fn a_second_read_within_the_ttl_does_not_touch_the_publisher() {
+async fn reads_serve_stored_items_without_asking_the_publisher() {
     let feeds = FeedServer::start();
-    let api = middletier(&["--feed-cache-ttl", "5m"]).await;
-    api.subscribe("alice", &feeds.url("/fixtures/rss2.xml"))
-        .await;
-    api.subscribe("bob", &feeds.url("/fixtures/rss2.xml")).await;
+    let api = middletier(&[]).await;
+    let url = feeds.url("/fixtures/rss2.xml");
+    assert_eq!(api.subscribe("alice", &url).await.0, StatusCode::OK);
+    assert_eq!(api.subscribe("bob", &url).await.0, StatusCode::OK);
 
     for user in ["alice", "alice", "bob", "alice"] {
         let (_, body) = api.feeds(user).await;
@@ -102,18 +105,21 @@ async fn a_second_read_within_the_ttl_does_not_touch_the_publisher() {
     assert_eq!(
         feeds.hits("/fixtures/rss2.xml"),
         1,
-        "one fetch serves every reader within the TTL"
+        "subscribing fetched it once; a second subscriber and every read use what is stored"
     );
 }
 
 #[tokio::test]
-async fn concurrent_readers_of_a_stale_feed_cause_one_fetch() {
+async fn concurrent_readers_cause_no_fetch() {
     let feeds = FeedServer::start();
     let api = middletier(&[]).await;
     let slow = feeds.url("/slow/300/rss2.xml");
     for user in 0..20 {
-        // Subscribing prefetches: that is the one fetch.
-        api.subscribe(&format!("user{user}"), &slow).await;
+        // The first subscribe fetches: that is the one fetch.
+        assert_eq!(
+            api.subscribe(&format!("user{user}"), &slow).await.0,
+            StatusCode::OK
+        );
     }
     let reads = (0..20).map(|user| {
         let api = &api;
@@ -127,34 +133,35 @@ async fn concurrent_readers_of_a_stale_feed_cause_one_fetch() {
 }
 
 #[tokio::test]
-async fn after_the_ttl_a_304_is_honoured_and_the_cached_copy_served() {
+async fn the_scheduler_refetches_with_a_conditional_get_and_keeps_the_items() {
     let feeds = FeedServer::start();
-    let api = middletier(&["--feed-cache-ttl", "300ms"]).await;
+    let api = middletier(&FAST_REFRESH).await;
     let url = feeds.url("/etag/rss2.xml");
-    api.subscribe("alice", &url).await;
+    assert_eq!(api.subscribe("alice", &url).await.0, StatusCode::OK);
     let (_, first) = api.feeds("alice").await;
     assert_eq!(titles(&first["subscriptions"][0]).len(), 4);
 
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    eventually(
+        "the publisher answers 304 to a refresh",
+        Duration::from_secs(10),
+        || async { (feeds.not_modified("/etag/rss2.xml") >= 1).then_some(()) },
+    )
+    .await;
     let (_, second) = api.feeds("alice").await;
     assert_eq!(
-        feeds.hits("/etag/rss2.xml"),
-        2,
-        "the TTL expired, so the publisher was asked again"
+        second["subscriptions"][0]["items"], first["subscriptions"][0]["items"],
+        "the stored items, ids and all, are served"
     );
-    assert_eq!(
-        feeds.not_modified("/etag/rss2.xml"),
-        1,
-        "with a conditional GET it answered 304"
-    );
-    assert_eq!(
-        second["subscriptions"][0], first["subscriptions"][0],
-        "the cached copy is served"
+    assert_eq!(second["subscriptions"][0]["error_count"], 0);
+    assert_ne!(
+        second["subscriptions"][0]["last_fetched"],
+        Value::Null,
+        "{second}"
     );
 }
 
 #[tokio::test]
-async fn a_feed_that_fails_keeps_its_entry_with_a_readable_error() {
+async fn a_feed_that_cannot_be_read_is_refused_with_a_readable_error() {
     let feeds = FeedServer::start();
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -162,76 +169,50 @@ async fn a_feed_that_fails_keeps_its_entry_with_a_readable_error() {
     };
     let api = middletier(&["--feed-max-bytes", "256KiB"]).await;
     let cases = [
-        (feeds.url("/fixtures/rss2.xml"), None),
-        (feeds.url("/status/404"), Some("HTTP 404")),
-        (feeds.url("/status/500"), Some("HTTP 500")),
-        (
-            feeds.url("/slow/3000/rss2.xml"),
-            Some("timed out after 1 s"),
-        ),
-        (feeds.url("/big/1048576"), Some("larger than 256 KiB")),
-        (
-            feeds.url("/big-declared/1048576"),
-            Some("larger than 256 KiB"),
-        ),
-        (feeds.url("/gzip-bomb"), Some("larger than 256 KiB")),
+        (feeds.url("/status/404"), "HTTP 404"),
+        (feeds.url("/status/500"), "HTTP 500"),
+        (feeds.url("/slow/3000/rss2.xml"), "timed out after 1 s"),
+        (feeds.url("/big/1048576"), "larger than 256 KiB"),
+        (feeds.url("/big-declared/1048576"), "larger than 256 KiB"),
+        (feeds.url("/gzip-bomb"), "larger than 256 KiB"),
         (
             feeds.url("/fixtures/page.html"),
-            Some("not an RSS, Atom or JSON feed"),
+            "no RSS, Atom or JSON feed found",
         ),
-        (feeds.url("/fixtures/unreadable.xml"), Some("malformed")),
-        (
-            feeds.url("/fixtures/xxe.xml"),
-            Some("declares XML entities"),
-        ),
+        (feeds.url("/fixtures/unreadable.xml"), "malformed"),
+        (feeds.url("/fixtures/xxe.xml"), "declares XML entities"),
         (
             feeds.url("/fixtures/billion-laughs.xml"),
-            Some("declares XML entities"),
+            "declares XML entities",
         ),
-        (
-            feeds.url("/redirect/6/rss2.xml"),
-            Some("more than 5 redirects"),
-        ),
+        (feeds.url("/redirect/6/rss2.xml"), "more than 5 redirects"),
         (
             format!("http://127.0.0.1:{closed_port}/feed.xml"),
-            Some("could not connect"),
+            "could not connect",
         ),
     ];
-    for (url, _) in &cases {
+    for (url, reason) in &cases {
         let (status, body) = api.subscribe("alice", url).await;
-        assert_eq!(status, StatusCode::OK, "{url}: {body}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
+        let error = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{url} has no error: {body}"));
+        assert!(
+            error.contains(reason),
+            "{url}: expected {reason:?}, got {error:?}"
+        );
+        assert!(!error.contains("root:"), "nothing from /etc/passwd leaks");
     }
+    let good = feeds.url("/fixtures/rss2.xml");
+    assert_eq!(api.subscribe("alice", &good).await.0, StatusCode::OK);
 
     let (status, body) = api.feeds("alice").await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        status,
-        StatusCode::OK,
-        "one bad feed never fails the whole page"
+        subscription_urls(&body),
+        [good.as_str()],
+        "nothing refused was stored"
     );
-    assert_eq!(
-        body["subscriptions"].as_array().unwrap().len(),
-        cases.len(),
-        "no feed is dropped"
-    );
-    for (url, expected) in &cases {
-        let feed = subscription(&body, url);
-        match expected {
-            None => {
-                assert_eq!(feed["error"], Value::Null, "{url}: {feed}");
-                assert!(!titles(feed).is_empty());
-            }
-            Some(reason) => {
-                let error = feed["error"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{url} has no error: {feed}"));
-                assert!(
-                    error.contains(reason),
-                    "{url}: expected {reason:?}, got {error:?}"
-                );
-                assert!(!error.contains("root:"), "nothing from /etc/passwd leaks");
-            }
-        }
-    }
 }
 
 #[tokio::test]
@@ -292,7 +273,13 @@ async fn subscribing_twice_keeps_one_entry() {
 
 #[tokio::test]
 async fn bad_input_gets_a_4xx_that_says_what_to_do() {
+    let feeds = FeedServer::start();
     let api = middletier(&["--max-subscriptions", "2"]).await;
+    let (one, two, three) = (
+        feeds.url("/fixtures/rss2.xml"),
+        feeds.url("/fixtures/atom.xml"),
+        feeds.url("/fixtures/rss1.rdf"),
+    );
     let long_url = format!("https://example.com/{}", "a".repeat(2100));
     let cases: Vec<(&str, String, StatusCode, &str)> = vec![
         (
@@ -345,21 +332,12 @@ async fn bad_input_gets_a_4xx_that_says_what_to_do() {
     assert!(wrong_method.1["error"].is_string());
 
     // The subscription limit: the third distinct feed is refused, a repeat is not.
-    assert_eq!(
-        api.subscribe("alice", "https://one.example/feed").await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        api.subscribe("alice", "https://two.example/feed").await.0,
-        StatusCode::OK
-    );
-    let (status, body) = api.subscribe("alice", "https://three.example/feed").await;
+    assert_eq!(api.subscribe("alice", &one).await.0, StatusCode::OK);
+    assert_eq!(api.subscribe("alice", &two).await.0, StatusCode::OK);
+    let (status, body) = api.subscribe("alice", &three).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(body["error"].as_str().unwrap().contains("delete one"));
-    assert_eq!(
-        api.subscribe("alice", "https://one.example/feed").await.0,
-        StatusCode::OK
-    );
+    assert_eq!(api.subscribe("alice", &one).await.0, StatusCode::OK);
 
     let (_, body) = api.feeds("alice").await;
     assert_eq!(
@@ -417,6 +395,24 @@ async fn health_and_metrics_are_served() {
     api.subscribe("alice", &feeds.url("/status/404")).await;
     api.feeds("alice").await;
     api.feeds("alice").await;
+    // The scheduler's gauges appear with its first tick.
+    eventually(
+        "the scheduler counts its feeds",
+        Duration::from_secs(5),
+        || async {
+            let metrics = api
+                .http
+                .get(api.url("/metrics"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            metrics.contains("feeds_owned").then_some(())
+        },
+    )
+    .await;
 
     let metrics = api
         .http
@@ -432,8 +428,10 @@ async fn health_and_metrics_are_served() {
         r#"http_request_duration_seconds_bucket{service="middletier",method="GET",route="/middletier/rss/user/{user}",le="#,
         r#"feed_fetches_total{outcome="ok"}"#,
         r#"feed_fetches_total{outcome="http_status"}"#,
-        r#"feed_cache_requests_total{result="hit"}"#,
+        r#"feed_refreshes_total{outcome="ok"}"#,
         "feed_fetches_in_flight",
+        "feeds_owned",
+        "feeds_due",
     ] {
         assert!(
             metrics.contains(series),
@@ -462,34 +460,55 @@ async fn hanging_publisher() -> Hanging {
 
 #[tokio::test]
 async fn one_users_hanging_feeds_do_not_hold_up_another_users_new_feed() {
-    // Hanging fetches hold their slot for this long.
-    let middletier = spawn_middletier(&["--feed-timeout", "60s"]).await;
+    // Hanging fetches would hold their slot this long; subscribing gives
+    // up after its own 4 s.
+    let middletier = std::sync::Arc::new(spawn_middletier(&["--feed-timeout", "60s"]).await);
     // 100 feeds that never answer, on ten publishers (so no one host's
-    // limit is what protects everyone else).
+    // limit is what protects everyone else), all being subscribed at once.
     let mut publishers = Vec::new();
     for _ in 0..10 {
         publishers.push(hanging_publisher().await);
     }
-    for n in 0..100 {
-        let port = publishers[n % 10].port;
-        let feed = format!("http://127.0.0.1:{port}/feed-{n}.xml");
-        assert_eq!(
-            middletier.subscribe("mallory", &feed).await.0,
-            StatusCode::OK
-        );
-    }
-    let (status, _) = middletier.feeds("mallory").await;
-    assert_eq!(status, StatusCode::OK);
+    let mallory: Vec<_> = (0..100)
+        .map(|n| {
+            let feed = format!("http://127.0.0.1:{}/feed-{n}.xml", publishers[n % 10].port);
+            let middletier = middletier.clone();
+            tokio::spawn(async move { middletier.subscribe("mallory", &feed).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let server = FeedServer::start();
     let good = server.url("/fixtures/rss2.xml");
-    assert_eq!(middletier.subscribe("alice", &good).await.0, StatusCode::OK);
-    let (status, alice) = middletier.feeds("alice").await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, body) = middletier.subscribe("alice", &good).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        mallory.iter().all(|s| !s.is_finished()),
+        "alice was answered while mallory's subscribes were still hanging, not after them"
+    );
+    let (_, alice) = middletier.feeds("alice").await;
     let feed = &alice["subscriptions"][0];
     assert_eq!(feed["error"], Value::Null, "{feed}");
     assert_eq!(feed["title"], "Recipe Kitchen");
     assert_eq!(feed["items"].as_array().unwrap().len(), 4);
+
+    for subscribe in mallory {
+        let (status, body) = subscribe.await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("did not answer within 4 s"),
+            "{body}"
+        );
+    }
+    let (_, body) = middletier.feeds("mallory").await;
+    assert_eq!(
+        body["subscriptions"],
+        Value::Array(vec![]),
+        "nothing that hung was stored"
+    );
 }
 
 #[tokio::test]
@@ -497,15 +516,14 @@ async fn a_304_to_a_request_that_was_not_conditional_is_reported_as_such() {
     let middletier = spawn_middletier(&[]).await;
     let server = FeedServer::start();
     let feed = server.url("/status/304");
-    assert_eq!(middletier.subscribe("alice", &feed).await.0, StatusCode::OK);
-    let (_, body) = middletier.feeds("alice").await;
-    let error = body["subscriptions"][0]["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(
-        error,
-        "the publisher answered 304 Not Modified to a request that was not conditional"
+    let (status, body) = middletier.subscribe("alice", &feed).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(
+            "the publisher answered 304 Not Modified to a request that was not conditional"
+        ),
+        "{error}"
     );
 }
 

@@ -21,7 +21,7 @@
 //! | `/deep.xml` | 100,000 nested elements |
 //! | `/invalid-utf8.xml` | a UTF-8 feed with invalid bytes in its title |
 //! | `/secret` | counts whether anyone fetched it (nobody should) |
-//! | `/mutable` | a feed whose items the test sets with [`FeedServer::set_mutable`] |
+//! | `/mutable` | a feed whose items the test sets with [`FeedServer::set_mutable`], or an error status it sets with [`FeedServer::set_mutable_failure`] |
 //!
 //! Every request is counted by path, and 304s are counted apart, so tests
 //! can tell whether the middletier asked the publisher at all.
@@ -54,6 +54,15 @@ struct Counters {
 struct Shared {
     counters: Arc<Mutex<Counters>>,
     mutable: Arc<Mutex<Vec<String>>>,
+    /// While set, `/mutable` answers with it.
+    mutable_failure: Arc<Mutex<Option<Failure>>>,
+}
+
+/// An error answer: a status and, perhaps, `Retry-After`.
+#[derive(Clone)]
+struct Failure {
+    status: u16,
+    retry_after: Option<String>,
 }
 
 /// The running server. It runs on a thread of its own (so it serves sync
@@ -127,6 +136,14 @@ impl FeedServer {
     /// Sets the item titles `/mutable` serves.
     pub(crate) fn set_mutable(&self, titles: &[&str]) {
         *self.shared.mutable.lock().unwrap() = titles.iter().map(|t| t.to_string()).collect();
+    }
+
+    /// Makes `/mutable` answer `status` (with `Retry-After: retry_after`).
+    pub(crate) fn set_mutable_failure(&self, status: u16, retry_after: Option<&str>) {
+        *self.shared.mutable_failure.lock().unwrap() = Some(Failure {
+            status,
+            retry_after: retry_after.map(str::to_owned),
+        });
     }
 }
 
@@ -354,6 +371,13 @@ async fn redirect_to(Query(params): Query<HashMap<String, String>>) -> Response 
 }
 
 async fn mutable(State(shared): State<Shared>) -> Response {
+    if let Some(failure) = shared.mutable_failure.lock().unwrap().clone() {
+        let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::IM_A_TEAPOT);
+        return match failure.retry_after {
+            Some(wait) => (status, [(header::RETRY_AFTER, wait)]).into_response(),
+            None => status.into_response(),
+        };
+    }
     let titles = shared.mutable.lock().unwrap().clone();
     let items: String = titles
         .iter()

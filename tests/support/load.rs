@@ -66,12 +66,12 @@ impl Load {
                         .unwrap();
                     while !stop.load(Ordering::Relaxed) {
                         match read(&http, &url).await {
-                            Some((false, titles))
+                            Ok((false, titles))
                                 if expected.as_ref().is_none_or(|e| *e == titles) =>
                             {
                                 live.fetch_add(1, Ordering::Relaxed)
                             }
-                            Some((true, _)) => degraded.fetch_add(1, Ordering::Relaxed),
+                            Ok((true, _)) => degraded.fetch_add(1, Ordering::Relaxed),
                             other => {
                                 eprintln!("failed read: {other:?}");
                                 failed.fetch_add(1, Ordering::Relaxed)
@@ -113,17 +113,30 @@ impl Load {
     }
 }
 
-/// (degraded, titles), or `None` for an error status or no answer.
-async fn read(http: &reqwest::Client, url: &str) -> Option<(bool, Vec<String>)> {
-    let response = http.get(url).send().await.ok()?;
-    if !response.status().is_success() {
-        return None;
+/// (degraded, titles), or why the read failed: an error status, no
+/// answer, or an answer of the wrong shape.
+async fn read(http: &reqwest::Client, url: &str) -> Result<(bool, Vec<String>), String> {
+    let started = std::time::Instant::now();
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("no answer after {:?}: {e:?}", started.elapsed()))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("{status}, body unreadable: {e:?}"))?;
+    let shape = || format!("{status}: {}", text.chars().take(300).collect::<String>());
+    if !status.is_success() {
+        return Err(shape());
     }
-    let body: Value = response.json().await.ok()?;
+    let body: Value = serde_json::from_str(&text).map_err(|_| shape())?;
     let titles = body["subscriptions"]
-        .as_array()?
+        .as_array()
+        .ok_or_else(shape)?
         .iter()
         .filter_map(|s| s["title"].as_str().map(str::to_owned))
         .collect();
-    Some((body["degraded"].as_bool()?, titles))
+    Ok((body["degraded"].as_bool().ok_or_else(shape)?, titles))
 }

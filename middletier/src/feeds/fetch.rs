@@ -9,13 +9,17 @@
 //! - at most 5 redirects, each target checked by the SSRF [`Guard`];
 //! - gzip, deflate and brotli; a User-Agent that says who we are;
 //! - conditional GET: the ETag and Last-Modified of the last good response
-//!   are sent back, and a 304 means "use your copy".
+//!   are sent back, and a 304 means "use your copy";
+//! - the publisher's wishes about the next visit (`Cache-Control: max-age`,
+//!   `Expires`, `Retry-After`) are read into [`CacheHints`] for the
+//!   scheduler.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use common::limits::{ReadCappedError, read_capped};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, redirect};
@@ -83,6 +87,74 @@ impl Validators {
     }
 }
 
+/// What the publisher said about when to come back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheHints {
+    /// `Cache-Control: s-maxage`, else `max-age` (none with `no-cache` or
+    /// `no-store`).
+    pub max_age: Option<Duration>,
+    /// `Expires`, if it is a date in the future.
+    pub expires: Option<DateTime<Utc>>,
+    /// `Retry-After`, as seconds or a date, from `now`.
+    pub retry_after: Option<Duration>,
+}
+
+impl CacheHints {
+    /// Reads the hints from response headers received at `now`.
+    pub fn from_headers(headers: &HeaderMap, now: DateTime<Utc>) -> Self {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let http_date = |raw: &str| {
+            DateTime::parse_from_rfc2822(raw.trim())
+                .ok()
+                .map(|d| d.with_timezone(&Utc))
+        };
+        let max_age = text(header::CACHE_CONTROL).and_then(|value| {
+            let directives: Vec<(String, Option<&str>)> = value
+                .split(',')
+                .map(|d| match d.split_once('=') {
+                    Some((k, v)) => (
+                        k.trim().to_ascii_lowercase(),
+                        Some(v.trim().trim_matches('"')),
+                    ),
+                    None => (d.trim().to_ascii_lowercase(), None),
+                })
+                .collect();
+            if directives
+                .iter()
+                .any(|(k, _)| k == "no-cache" || k == "no-store")
+            {
+                return None;
+            }
+            let seconds = |name: &str| {
+                directives
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.as_ref()?.parse::<u64>().ok())
+            };
+            seconds("s-maxage")
+                .or_else(|| seconds("max-age"))
+                .map(Duration::from_secs)
+        });
+        let expires = text(header::EXPIRES)
+            .and_then(http_date)
+            .filter(|at| *at > now);
+        let retry_after =
+            text(header::RETRY_AFTER).and_then(|raw| match raw.trim().parse::<u64>() {
+                Ok(seconds) => Some(Duration::from_secs(seconds)),
+                Err(_) => http_date(raw).and_then(|at| (at - now).to_std().ok()),
+            });
+        Self {
+            max_age,
+            expires,
+            retry_after,
+        }
+    }
+}
+
 /// What the publisher answered.
 #[derive(Debug)]
 pub enum Fetched {
@@ -94,9 +166,16 @@ pub enum Fetched {
         charset: Option<String>,
         /// Its validators, for the next fetch.
         validators: Validators,
+        /// When to come back.
+        hints: CacheHints,
+        /// The URL the document came from, after redirects.
+        final_url: Url,
     },
     /// 304: our copy is still current.
-    NotModified,
+    NotModified {
+        /// When to come back.
+        hints: CacheHints,
+    },
 }
 
 /// Why a fetch failed. The message is shown on the feed, to a person.
@@ -105,9 +184,15 @@ pub enum FetchError {
     /// No complete answer in time.
     #[error("timed out after {}", human_duration(*.0))]
     Timeout(Duration),
-    /// An error status from the publisher.
-    #[error("HTTP {}", status_text(*.0))]
-    Status(u16),
+    /// An error status from the publisher, and how long it asked us to
+    /// wait (`Retry-After`, with a 429 or 503).
+    #[error("HTTP {}{}", status_text(*.code), retry_text(*.retry_after))]
+    Status {
+        /// The status code.
+        code: u16,
+        /// `Retry-After`, if it was sent.
+        retry_after: Option<Duration>,
+    },
     /// A document larger than the cap.
     #[error("larger than {}", human_bytes(*.0))]
     TooLarge(u64),
@@ -147,7 +232,7 @@ impl FetchError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
-            Self::Status(_) => "http_status",
+            Self::Status { .. } => "http_status",
             Self::TooLarge(_) => "too_large",
             Self::Blocked(_) => "blocked",
             Self::Dns(_) => "dns",
@@ -231,12 +316,13 @@ impl Fetcher {
         let response = request.send().await.map_err(|e| self.classify(url, &e))?;
 
         let status = response.status();
+        let hints = CacheHints::from_headers(response.headers(), Utc::now());
         if status == StatusCode::NOT_MODIFIED {
             // "Use your copy" means nothing when we did not say we had one.
             return if validators.is_empty() {
                 Err(FetchError::UnexpectedNotModified)
             } else {
-                Ok(Fetched::NotModified)
+                Ok(Fetched::NotModified { hints })
             };
         }
         if status.is_redirection() {
@@ -249,8 +335,12 @@ impl Fetcher {
             return Err(FetchError::BadRedirect(target.chars().take(200).collect()));
         }
         if !status.is_success() {
-            return Err(FetchError::Status(status.as_u16()));
+            return Err(FetchError::Status {
+                code: status.as_u16(),
+                retry_after: hints.retry_after,
+            });
         }
+        let final_url = response.url().clone();
         let charset = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -266,6 +356,8 @@ impl Fetcher {
             bytes,
             charset,
             validators,
+            hints,
+            final_url,
         })
     }
 
@@ -334,8 +426,22 @@ fn status_text(code: u16) -> String {
     }
 }
 
-/// "10 s", "1.5 s", "500 ms": how a person reads a timeout.
+fn retry_text(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!("; the publisher asked us to wait {}", human_duration(wait)),
+        None => String::new(),
+    }
+}
+
+/// "10 s", "1.5 s", "500 ms", "2 min", "1 h": how a person reads a wait.
 pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        return format!("{} h", secs / 3600);
+    }
+    if secs >= 120 && secs.is_multiple_of(60) {
+        return format!("{} min", secs / 60);
+    }
     if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
     } else if d.subsec_millis() == 0 {
@@ -370,7 +476,22 @@ mod tests {
             FetchError::Timeout(Duration::from_secs(10)).to_string(),
             "timed out after 10 s"
         );
-        assert_eq!(FetchError::Status(404).to_string(), "HTTP 404 (Not Found)");
+        assert_eq!(
+            FetchError::Status {
+                code: 404,
+                retry_after: None
+            }
+            .to_string(),
+            "HTTP 404 (Not Found)"
+        );
+        assert_eq!(
+            FetchError::Status {
+                code: 429,
+                retry_after: Some(Duration::from_secs(3600))
+            }
+            .to_string(),
+            "HTTP 429 (Too Many Requests); the publisher asked us to wait 1 h"
+        );
         assert_eq!(
             FetchError::TooLarge(5 << 20).to_string(),
             "larger than 5 MiB"
@@ -381,6 +502,52 @@ mod tests {
         );
         assert_eq!(human_bytes(1536), "1 KiB");
         assert_eq!(human_duration(Duration::from_millis(1500)), "1.5 s");
+    }
+
+    #[test]
+    fn cache_hints_are_read_from_headers() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            CacheHints::from_headers(&map, now)
+        };
+        assert_eq!(headers(&[]), CacheHints::default());
+        assert_eq!(
+            headers(&[("cache-control", "public, max-age=600")]).max_age,
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            headers(&[("cache-control", "max-age=60, s-maxage=900")]).max_age,
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            headers(&[("cache-control", "no-cache, max-age=600")]).max_age,
+            None
+        );
+        assert_eq!(
+            headers(&[("expires", "Tue, 01 Dec 2026 12:00:00 GMT")]).expires,
+            Some(now + chrono::Duration::hours(2))
+        );
+        assert_eq!(
+            headers(&[("expires", "Tue, 01 Dec 2026 08:00:00 GMT")]).expires,
+            None,
+            "a date in the past is no hint"
+        );
+        assert_eq!(headers(&[("expires", "0")]).expires, None);
+        assert_eq!(
+            headers(&[("retry-after", "3600")]).retry_after,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            headers(&[("retry-after", "Tue, 01 Dec 2026 10:30:00 GMT")]).retry_after,
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(headers(&[("retry-after", "soon")]).retry_after, None);
     }
 
     #[test]

@@ -25,10 +25,25 @@
 //! dies), so a second middletier on the same directory stops at start with
 //! a message saying so.
 //!
-//! Layout: one table keyed by `(user id, feed URL)` holding the time of
-//! first subscription (ms since epoch); a user's subscriptions are one
-//! contiguous key range.
+//! **Layout** (redb tables; values are JSON where they are records):
+//!
+//! | table | key → value | serves |
+//! |---|---|---|
+//! | `subscriptions` | (user, feed URL) → first subscribed, ms | a user's list: one key range |
+//! | `subscribers` | (feed URL, user) → () | does anyone still read a feed? |
+//! | `feeds` | feed URL → [`FeedRecord`] | fetch state; the scheduler's scan |
+//! | `items` | (feed URL, item id) → [`StoredItem`] | a feed's items: one key range |
+//! | `item_feeds` | item id → feed URL | `PUT .../items/{id}` |
+//! | `read_marks` | (user, feed URL) → watermark id | a user's read state |
+//! | `read_overrides` | (user, feed URL, item id) → read | likewise |
+//! | `starred` | (user, item id) → [`StarredItem`] | a user's starred items |
+//! | `meta` | name → number | the last item id's time, so ids never repeat after a restart |
+//!
+//! **Memory.** redb caches pages it reads; the cache is capped
+//! (`--file-store-cache`, default 64 MiB) so a large store does not grow
+//! the process (redb's own default is 1 GiB).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -38,18 +53,35 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::{StoreError, Subscription, SubscriptionStore, sort_oldest_first};
+use super::ids::{self, IdGenerator, ItemId};
+use super::{
+    FeedRecord, FeedUpdate, ReadState, StarredItem, Store, StoreError, StoredItem, Subscription,
+    sort_oldest_first,
+};
 
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), i64> = TableDefinition::new("subscriptions");
+const SUBSCRIBERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("subscribers");
+const FEEDS: TableDefinition<&str, &[u8]> = TableDefinition::new("feeds");
+const ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("items");
+const ITEM_FEEDS: TableDefinition<u64, &str> = TableDefinition::new("item_feeds");
+const READ_MARKS: TableDefinition<(&str, &str), u64> = TableDefinition::new("read_marks");
+const READ_OVERRIDES: TableDefinition<(&str, &str, u64), bool> =
+    TableDefinition::new("read_overrides");
+const STARRED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("starred");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// One row, rewritten by each health probe: proof that a commit works.
 const HEALTH: TableDefinition<&str, i64> = TableDefinition::new("health");
+/// `meta` key: the time (ms) of the newest item id stored.
+const IDS_HIGH_MS: &str = "ids_high_ms";
 /// How long a probe's verdict stands before `check` commits another.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Writes applied in one transaction at most; bounds a commit's size.
 const MAX_BATCH: usize = 1024;
+/// The default page cache.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why the file store could not open. Shown at start, so it says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +111,7 @@ pub enum OpenError {
     },
 }
 
+/// A change, queued for the writer thread.
 enum Op {
     Add {
         user: UserId,
@@ -88,6 +121,25 @@ enum Op {
     Remove {
         user: UserId,
         url: FeedUrl,
+    },
+    CreateFeed(FeedRecord),
+    SaveFetch(FeedUpdate),
+    DeleteFeed(FeedUrl),
+    ReadOverride {
+        user: UserId,
+        feed: FeedUrl,
+        id: ItemId,
+        read: Option<bool>,
+    },
+    MarkReadBefore {
+        user: UserId,
+        feed: FeedUrl,
+        before: ItemId,
+    },
+    Star {
+        user: UserId,
+        item: StarredItem,
+        starred: bool,
     },
     /// The health probe: a commit that changes nothing anyone reads.
     Probe {
@@ -109,6 +161,7 @@ pub struct FileStore {
     /// lets the thread finish what is queued and end.
     writes: Mutex<Option<mpsc::Sender<Pending>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    ids: Mutex<IdGenerator>,
     /// The last probe: when, and whether its commit worked.
     last_probe: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), StoreError>)>>,
     /// Held (locked) for as long as the store exists.
@@ -124,9 +177,17 @@ impl std::fmt::Debug for FileStore {
 }
 
 impl FileStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, with the default page cache.
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        Self::open_with(dir, |path| Database::create(path))
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store in `dir`, caching at most
+    /// `cache_bytes` of pages.
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, OpenError> {
+        Self::open_with(dir, |path| {
+            Database::builder().set_cache_size(cache_bytes).create(path)
+        })
     }
 
     /// Opens the store in `dir` with the database `create` makes from the
@@ -155,15 +216,27 @@ impl FileStore {
             dir: dir.to_owned(),
             source: e.into(),
         })?;
-        // Create the tables up front, so readers never find them missing.
-        let init = || -> Result<(), redb::Error> {
+        // Create the tables up front, so readers never find them missing,
+        // and read where item ids left off.
+        let init = || -> Result<u64, redb::Error> {
             let txn = db.begin_write()?;
             txn.open_table(SUBSCRIPTIONS)?;
+            txn.open_table(SUBSCRIBERS)?;
+            txn.open_table(FEEDS)?;
+            txn.open_table(ITEMS)?;
+            txn.open_table(ITEM_FEEDS)?;
+            txn.open_table(READ_MARKS)?;
+            txn.open_table(READ_OVERRIDES)?;
+            txn.open_table(STARRED)?;
             txn.open_table(HEALTH)?;
+            let high_ms = txn
+                .open_table(META)?
+                .get(IDS_HIGH_MS)?
+                .map_or(0, |v| v.value());
             txn.commit()?;
-            Ok(())
+            Ok(high_ms)
         };
-        init().map_err(|source| OpenError::Database {
+        let high_ms = init().map_err(|source| OpenError::Database {
             dir: dir.to_owned(),
             source,
         })?;
@@ -180,6 +253,9 @@ impl FileStore {
             dir: dir.to_owned(),
             writes: Mutex::new(Some(writes)),
             writer: Mutex::new(Some(writer)),
+            // Only this process uses the directory (LOCK): worker 0, after
+            // the last id stored.
+            ids: Mutex::new(IdGenerator::new(0, high_ms + 1)),
             last_probe: tokio::sync::Mutex::new(None),
             _lock: lock,
         })
@@ -202,7 +278,49 @@ impl FileStore {
             ))
         })
     }
+
+    /// Runs `read` on a read transaction, off the async workers.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&redb::ReadTransaction) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read()?;
+            read(&txn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .map_err(|e| StoreError::Unavailable(format!("the file store could not be read: {e}")))
+    }
 }
+
+/// A read or a commit failed: in redb, or a record would not encode or
+/// decode.
+#[derive(Debug, thiserror::Error)]
+enum DbError {
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    #[error("a stored record does not encode or decode: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+/// redb has an error type per step; `?` takes any of them.
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for DbError {
+            fn from(e: $error) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError
+);
 
 /// The writer thread: batch, apply, commit, acknowledge; until the channel
 /// closes.
@@ -226,42 +344,160 @@ fn write_loop(db: &Database, queue: &mpsc::Receiver<Pending>) {
     }
 }
 
-fn apply(db: &Database, batch: &[Pending]) -> Result<(), redb::Error> {
+fn apply(db: &Database, batch: &[Pending]) -> Result<(), DbError> {
     let txn = db.begin_write()?;
-    {
-        let mut table = txn.open_table(SUBSCRIPTIONS)?;
-        for pending in batch {
-            match &pending.op {
-                Op::Add { user, url, at_ms } => {
-                    let key = (user.as_str(), url.as_str());
-                    // Adding twice keeps the first time, and so the place.
-                    if table.get(key)?.is_none() {
-                        table.insert(key, at_ms)?;
-                    }
-                }
-                Op::Remove { user, url } => {
-                    table.remove((user.as_str(), url.as_str()))?;
-                }
-                Op::Probe { .. } => {}
-            }
-        }
-        for pending in batch {
-            if let Op::Probe { at_ms } = &pending.op {
-                txn.open_table(HEALTH)?.insert("probe", at_ms)?;
-            }
-        }
+    for pending in batch {
+        apply_one(&txn, &pending.op)?;
     }
     // Durability::Immediate (the default): on disk when this returns.
     txn.commit()?;
     Ok(())
 }
 
-fn read(db: &Database, user: &UserId) -> Result<Vec<Subscription>, redb::Error> {
-    let txn = db.begin_read()?;
+fn apply_one(txn: &WriteTransaction, op: &Op) -> Result<(), DbError> {
+    match op {
+        Op::Add { user, url, at_ms } => {
+            let mut table = txn.open_table(SUBSCRIPTIONS)?;
+            let key = (user.as_str(), url.as_str());
+            // Adding twice keeps the first time, and so the place.
+            if table.get(key)?.is_none() {
+                table.insert(key, at_ms)?;
+            }
+            txn.open_table(SUBSCRIBERS)?
+                .insert((url.as_str(), user.as_str()), ())?;
+        }
+        Op::Remove { user, url } => {
+            let key = (user.as_str(), url.as_str());
+            txn.open_table(SUBSCRIPTIONS)?.remove(key)?;
+            txn.open_table(SUBSCRIBERS)?
+                .remove((url.as_str(), user.as_str()))?;
+            txn.open_table(READ_MARKS)?.remove(key)?;
+            txn.open_table(READ_OVERRIDES)?.retain_in(
+                (user.as_str(), url.as_str(), 0)..=(user.as_str(), url.as_str(), u64::MAX),
+                |_, _| false,
+            )?;
+        }
+        Op::CreateFeed(record) => {
+            let mut feeds = txn.open_table(FEEDS)?;
+            if feeds.get(record.url.as_str())?.is_none() {
+                let value = serde_json::to_vec(record)?;
+                feeds.insert(record.url.as_str(), value.as_slice())?;
+            }
+        }
+        Op::SaveFetch(update) => save_fetch(txn, update)?,
+        Op::DeleteFeed(url) => {
+            let url = url.as_str();
+            txn.open_table(FEEDS)?.remove(url)?;
+            let mut items = txn.open_table(ITEMS)?;
+            let ids = items
+                .range((url, 0)..=(url, u64::MAX))?
+                .map(|row| row.map(|(key, _)| key.value().1))
+                .collect::<Result<Vec<u64>, _>>()?;
+            let mut index = txn.open_table(ITEM_FEEDS)?;
+            for id in ids {
+                items.remove((url, id))?;
+                index.remove(id)?;
+            }
+        }
+        Op::ReadOverride {
+            user,
+            feed,
+            id,
+            read,
+        } => {
+            let mut table = txn.open_table(READ_OVERRIDES)?;
+            let key = (user.as_str(), feed.as_str(), *id);
+            match read {
+                Some(read) => table.insert(key, read).map(drop),
+                None => table.remove(key).map(drop),
+            }?;
+        }
+        Op::MarkReadBefore { user, feed, before } => {
+            let key = (user.as_str(), feed.as_str());
+            let mut marks = txn.open_table(READ_MARKS)?;
+            let current = marks.get(key)?.map_or(0, |v| v.value());
+            marks.insert(key, current.max(*before))?;
+            if *before > 0 {
+                txn.open_table(READ_OVERRIDES)?.retain_in(
+                    (user.as_str(), feed.as_str(), 0)..(user.as_str(), feed.as_str(), *before),
+                    |_, _| false,
+                )?;
+            }
+        }
+        Op::Star {
+            user,
+            item,
+            starred,
+        } => {
+            let mut table = txn.open_table(STARRED)?;
+            let key = (user.as_str(), item.item.id);
+            if *starred {
+                let value = serde_json::to_vec(item)?;
+                table.insert(key, value.as_slice()).map(drop)
+            } else {
+                table.remove(key).map(drop)
+            }?;
+        }
+        Op::Probe { at_ms } => {
+            txn.open_table(HEALTH)?.insert("probe", at_ms)?;
+        }
+    }
+    Ok(())
+}
+
+fn save_fetch(txn: &WriteTransaction, update: &FeedUpdate) -> Result<(), DbError> {
+    let url = update.record.url.as_str();
+    let record = serde_json::to_vec(&update.record)?;
+    txn.open_table(FEEDS)?.insert(url, record.as_slice())?;
+    let mut items = txn.open_table(ITEMS)?;
+    let mut index = txn.open_table(ITEM_FEEDS)?;
+    // Upserts match by key: an item whose key is stored under another id
+    // replaces it.
+    let mut ids_by_key: HashMap<String, u64> = HashMap::new();
+    if !update.upserts.is_empty() {
+        for row in items.range((url, 0)..=(url, u64::MAX))? {
+            let (key, value) = row?;
+            if let Ok(item) = serde_json::from_slice::<StoredItem>(value.value()) {
+                ids_by_key.insert(item.key, key.value().1);
+            }
+        }
+    }
+    for item in &update.removals {
+        items.remove((url, item.id))?;
+        index.remove(item.id)?;
+    }
+    let mut high_id = 0;
+    for item in &update.upserts {
+        if let Some(old) = ids_by_key.get(&item.key).filter(|old| **old != item.id) {
+            items.remove((url, *old))?;
+            index.remove(*old)?;
+        }
+        let value = serde_json::to_vec(item)?;
+        items.insert((url, item.id), value.as_slice())?;
+        index.insert(item.id, url)?;
+        high_id = high_id.max(item.id);
+    }
+    if high_id > 0 {
+        let high_ms = u64::try_from(ids::stored_at(high_id).timestamp_millis()).unwrap_or(0);
+        let mut meta = txn.open_table(META)?;
+        let current = meta.get(IDS_HIGH_MS)?.map_or(0, |v| v.value());
+        if high_ms > current {
+            meta.insert(IDS_HIGH_MS, high_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// The first and last key of a string-keyed prefix: every `(prefix, _)`
+/// falls in `[(prefix, ""), (prefix + "\0", ""))`, since no key part
+/// (user ids, URLs) contains NUL.
+fn after(prefix: &str) -> String {
+    format!("{prefix}\0")
+}
+
+fn list(txn: &redb::ReadTransaction, user: &UserId) -> Result<Vec<Subscription>, DbError> {
     let table = txn.open_table(SUBSCRIPTIONS)?;
-    // All keys whose first part is this user: [(user, ""), (user + "\0", "")).
-    // User ids never contain NUL, so nothing else falls in the range.
-    let upper = format!("{}\0", user.as_str());
+    let upper = after(user.as_str());
     let mut subscriptions = Vec::new();
     for row in table.range((user.as_str(), "")..(upper.as_str(), ""))? {
         let (key, added_at) = row?;
@@ -282,17 +518,14 @@ fn read(db: &Database, user: &UserId) -> Result<Vec<Subscription>, redb::Error> 
 }
 
 #[async_trait]
-impl SubscriptionStore for FileStore {
+impl Store for FileStore {
     fn name(&self) -> &'static str {
         "file"
     }
 
     async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
-        let (db, user) = (self.db.clone(), user.clone());
-        tokio::task::spawn_blocking(move || read(&db, &user))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .map_err(|e| StoreError::Unavailable(format!("the file store could not be read: {e}")))
+        let user = user.clone();
+        self.read(move |txn| list(txn, &user)).await
     }
 
     async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
@@ -308,6 +541,192 @@ impl SubscriptionStore for FileStore {
         self.write(Op::Remove {
             user: user.clone(),
             url: url.clone(),
+        })
+        .await
+    }
+
+    async fn has_subscribers(&self, url: &FeedUrl) -> Result<bool, StoreError> {
+        let url = url.as_str().to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(SUBSCRIBERS)?;
+            let upper = after(&url);
+            Ok(table
+                .range((url.as_str(), "")..(upper.as_str(), ""))?
+                .next()
+                .is_some())
+        })
+        .await
+    }
+
+    async fn feed(&self, url: &FeedUrl) -> Result<Option<FeedRecord>, StoreError> {
+        let url = url.as_str().to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(FEEDS)?;
+            let record = table.get(url.as_str())?;
+            Ok(record
+                .map(|value| serde_json::from_slice(value.value()))
+                .transpose()?)
+        })
+        .await
+    }
+
+    async fn schedule(&self) -> Result<Vec<(FeedUrl, DateTime<Utc>)>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(FEEDS)?;
+            let mut due = Vec::new();
+            for row in table.iter()? {
+                let (_, value) = row?;
+                match serde_json::from_slice::<FeedRecord>(value.value()) {
+                    Ok(record) => due.push((record.url, record.next_fetch)),
+                    Err(e) => tracing::warn!(error = %e, "skipping an unreadable feed record"),
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn create_feed(&self, record: &FeedRecord) -> Result<(), StoreError> {
+        self.write(Op::CreateFeed(record.clone())).await
+    }
+
+    async fn save_fetch(&self, update: &FeedUpdate) -> Result<(), StoreError> {
+        self.write(Op::SaveFetch(update.clone())).await
+    }
+
+    async fn delete_feed(&self, url: &FeedUrl) -> Result<(), StoreError> {
+        self.write(Op::DeleteFeed(url.clone())).await
+    }
+
+    async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError> {
+        let url = url.as_str().to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(ITEMS)?;
+            let mut items = Vec::new();
+            for row in table
+                .range((url.as_str(), 0)..=(url.as_str(), u64::MAX))?
+                .rev()
+            {
+                let (_, value) = row?;
+                items.push(serde_json::from_slice(value.value())?);
+            }
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {
+        self.read(move |txn| {
+            let Some(url) = txn
+                .open_table(ITEM_FEEDS)?
+                .get(id)?
+                .map(|v| v.value().to_owned())
+            else {
+                return Ok(None);
+            };
+            let Some(value) = txn.open_table(ITEMS)?.get((url.as_str(), id))? else {
+                return Ok(None);
+            };
+            let item: StoredItem = serde_json::from_slice(value.value())?;
+            Ok(FeedUrl::parse(&url).ok().map(|url| (url, item)))
+        })
+        .await
+    }
+
+    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+        let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = ids::now_ms();
+        Ok((0..n).map(|_| ids.next(now)).collect())
+    }
+
+    async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.read(move |txn| {
+            let upper = after(&user);
+            let mut states: HashMap<String, ReadState> = HashMap::new();
+            let marks = txn.open_table(READ_MARKS)?;
+            for row in marks.range((user.as_str(), "")..(upper.as_str(), ""))? {
+                let (key, before) = row?;
+                states
+                    .entry(key.value().1.to_owned())
+                    .or_default()
+                    .read_before = before.value();
+            }
+            let overrides = txn.open_table(READ_OVERRIDES)?;
+            for row in overrides.range((user.as_str(), "", 0)..(upper.as_str(), "", 0))? {
+                let (key, read) = row?;
+                let (_, feed, id) = key.value();
+                states
+                    .entry(feed.to_owned())
+                    .or_default()
+                    .overrides
+                    .insert(id, read.value());
+            }
+            Ok(states
+                .into_iter()
+                .filter_map(|(url, state)| Some((FeedUrl::parse(&url).ok()?, state)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn set_read_override(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        id: ItemId,
+        read: Option<bool>,
+    ) -> Result<(), StoreError> {
+        self.write(Op::ReadOverride {
+            user: user.clone(),
+            feed: feed.clone(),
+            id,
+            read,
+        })
+        .await
+    }
+
+    async fn mark_read_before(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        before: ItemId,
+    ) -> Result<(), StoreError> {
+        self.write(Op::MarkReadBefore {
+            user: user.clone(),
+            feed: feed.clone(),
+            before,
+        })
+        .await
+    }
+
+    async fn starred(&self, user: &UserId) -> Result<Vec<StarredItem>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(STARRED)?;
+            let mut starred = Vec::new();
+            for row in table
+                .range((user.as_str(), 0)..=(user.as_str(), u64::MAX))?
+                .rev()
+            {
+                let (_, value) = row?;
+                starred.push(serde_json::from_slice(value.value())?);
+            }
+            Ok(starred)
+        })
+        .await
+    }
+
+    async fn set_starred(
+        &self,
+        user: &UserId,
+        item: &StarredItem,
+        starred: bool,
+    ) -> Result<(), StoreError> {
+        self.write(Op::Star {
+            user: user.clone(),
+            item: item.clone(),
+            starred,
         })
         .await
     }

@@ -1,34 +1,45 @@
-//! Metrics for any store, as a decorator: it wraps a store, times and
-//! counts each call, and passes it on. One place, so every store is measured
-//! the same way:
+//! One decorator around whichever store was chosen: it times and counts
+//! every call, and, only when fault injection is on, fails calls while the
+//! store is "down" (see [`crate::faults`]). One place, so every store is
+//! measured (and can be failed) the same way:
 //!
 //! - `store_operations_total{store, op, outcome}` (`ok` or `error`)
 //! - `store_operation_duration_seconds{store, op}` (histogram)
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
 
-use super::{StoreError, Subscription, SubscriptionStore};
+use super::{
+    FeedRecord, FeedUpdate, ItemId, ReadState, StarredItem, Store, StoreError, StoredItem,
+    Subscription,
+};
+use crate::faults::Faults;
 
 /// A store that counts and times every call to the store it wraps.
-pub struct Metered<S> {
-    inner: S,
+pub(crate) struct Metered {
+    inner: Box<dyn Store>,
+    faults: Option<Arc<Faults>>,
 }
 
-impl<S: SubscriptionStore> std::fmt::Debug for Metered<S> {
+impl std::fmt::Debug for Metered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metered")
             .field("store", &self.inner.name())
+            .field("fault_injection", &self.faults.is_some())
             .finish()
     }
 }
 
-impl<S: SubscriptionStore> Metered<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
-        Self { inner }
+impl Metered {
+    /// Wraps `inner`; with `faults`, its calls fail while the injected
+    /// store outage is on.
+    pub(crate) fn new(inner: Box<dyn Store>, faults: Option<Arc<Faults>>) -> Self {
+        Self { inner, faults }
     }
 
     async fn measure<T>(
@@ -37,7 +48,10 @@ impl<S: SubscriptionStore> Metered<S> {
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let started = Instant::now();
-        let result = call.await;
+        let result = match self.faults.as_deref().map(Faults::store_gate) {
+            Some(Err(down)) => Err(down),
+            _ => call.await,
+        };
         let store = self.inner.name();
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("store_operations_total", "store" => store, "op" => op, "outcome" => outcome).increment(1);
@@ -48,9 +62,13 @@ impl<S: SubscriptionStore> Metered<S> {
 }
 
 #[async_trait]
-impl<S: SubscriptionStore> SubscriptionStore for Metered<S> {
+impl Store for Metered {
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
     }
 
     async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
@@ -65,11 +83,131 @@ impl<S: SubscriptionStore> SubscriptionStore for Metered<S> {
         self.measure("remove", self.inner.remove(user, url)).await
     }
 
+    async fn has_subscribers(&self, url: &FeedUrl) -> Result<bool, StoreError> {
+        self.measure("has_subscribers", self.inner.has_subscribers(url))
+            .await
+    }
+
+    async fn feed(&self, url: &FeedUrl) -> Result<Option<FeedRecord>, StoreError> {
+        self.measure("feed", self.inner.feed(url)).await
+    }
+
+    async fn schedule(&self) -> Result<Vec<(FeedUrl, DateTime<Utc>)>, StoreError> {
+        self.measure("schedule", self.inner.schedule()).await
+    }
+
+    async fn create_feed(&self, record: &FeedRecord) -> Result<(), StoreError> {
+        self.measure("create_feed", self.inner.create_feed(record))
+            .await
+    }
+
+    async fn save_fetch(&self, update: &FeedUpdate) -> Result<(), StoreError> {
+        self.measure("save_fetch", self.inner.save_fetch(update))
+            .await
+    }
+
+    async fn delete_feed(&self, url: &FeedUrl) -> Result<(), StoreError> {
+        self.measure("delete_feed", self.inner.delete_feed(url))
+            .await
+    }
+
+    async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError> {
+        self.measure("items", self.inner.items(url)).await
+    }
+
+    async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {
+        self.measure("item", self.inner.item(id)).await
+    }
+
+    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+        if let Some(faults) = &self.faults {
+            faults.store_gate()?;
+        }
+        self.inner.allocate_ids(n)
+    }
+
+    async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {
+        self.measure("read_states", self.inner.read_states(user))
+            .await
+    }
+
+    async fn set_read_override(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        id: ItemId,
+        read: Option<bool>,
+    ) -> Result<(), StoreError> {
+        self.measure(
+            "set_read",
+            self.inner.set_read_override(user, feed, id, read),
+        )
+        .await
+    }
+
+    async fn mark_read_before(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        before: ItemId,
+    ) -> Result<(), StoreError> {
+        self.measure("mark_read", self.inner.mark_read_before(user, feed, before))
+            .await
+    }
+
+    async fn starred(&self, user: &UserId) -> Result<Vec<StarredItem>, StoreError> {
+        self.measure("starred", self.inner.starred(user)).await
+    }
+
+    async fn set_starred(
+        &self,
+        user: &UserId,
+        item: &StarredItem,
+        starred: bool,
+    ) -> Result<(), StoreError> {
+        self.measure("set_starred", self.inner.set_starred(user, item, starred))
+            .await
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         self.measure("check", self.inner.check()).await
     }
 
     async fn ready(&self) {
         self.inner.ready().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::FaultSettings;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_downed_store_fails_every_call_until_restored() {
+        let faults = Arc::new(Faults::default());
+        let store = Metered::new(Box::new(MemoryStore::new()), Some(faults.clone()));
+        let user = UserId::parse("u").unwrap();
+        let url = FeedUrl::parse("https://a.example/").unwrap();
+        store.add(&user, &url).await.unwrap();
+        faults.apply(&FaultSettings {
+            store_down: Some(true),
+            ..FaultSettings::default()
+        });
+        assert!(store.list(&user).await.is_err());
+        assert!(store.add(&user, &url).await.is_err());
+        assert!(store.items(&url).await.is_err());
+        assert!(store.allocate_ids(1).is_err());
+        assert!(store.check().await.is_err());
+        faults.apply(&FaultSettings {
+            store_down: Some(false),
+            ..FaultSettings::default()
+        });
+        assert_eq!(
+            store.list(&user).await.unwrap().len(),
+            1,
+            "nothing was lost"
+        );
     }
 }

@@ -1,36 +1,51 @@
-//! Where subscriptions live: one trait, several stores.
+//! Where the reader's data lives: one trait, three stores.
 //!
 //! This is the Astyanax/Cassandra layer of the 2013 recipe made pluggable.
-//! Handlers see only [`SubscriptionStore`]; `--store` picks the
-//! implementation at start-up. Every implementation must pass the same
+//! The rest of the middletier sees only [`Store`]; `--store` picks the
+//! implementation at start-up. Every implementation passes the same
 //! behavioural suite ([`suite`]), so swapping stores cannot change what a
 //! user sees.
 //!
-//! The contract a store keeps:
-//! - `add` returns only once the subscription is stored (for a durable
-//!   store: durably), and is idempotent: adding twice keeps one entry, in its
-//!   original place;
-//! - `list` returns a user's subscriptions oldest first;
-//! - `remove` is idempotent: removing what is not there succeeds;
+//! What is stored (docs/ARCHITECTURE.md, "The data model"):
+//!
+//! - **subscriptions**: (user, feed URL, when first subscribed);
+//! - **feeds**: each subscribed feed's fetch state ([`FeedRecord`]):
+//!   title, validators, when it was and will next be fetched, its errors;
+//! - **items**: each feed's newest items ([`StoredItem`]), with ids from
+//!   [`ids`];
+//! - **read state** per (user, feed) ([`ReadState`]) and **starred items**
+//!   per user ([`StarredItem`], a copy, so it outlives the feed's window).
+//!
+//! The contract every store keeps:
+//! - a write returns only once the store has it (for a durable store:
+//!   durably), and repeating a write changes nothing more;
+//! - `list` returns a user's subscriptions oldest first; `items` a feed's
+//!   items newest first;
 //! - any failure to reach the data is [`StoreError::Unavailable`], which the
-//!   API turns into a 503: never a silent success, never a 200 with nothing
-//!   stored.
+//!   API turns into a 503: never a silent success.
 
 pub mod cassandra;
 pub mod file;
+pub mod ids;
 mod memory;
 mod metered;
+pub mod read_state;
 #[cfg(test)]
 pub(crate) mod suite;
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
+use serde::{Deserialize, Serialize};
 
 pub use cassandra::{CassandraSettings, CassandraStore};
 pub use file::FileStore;
+pub use ids::ItemId;
 pub use memory::MemoryStore;
-pub use metered::Metered;
+pub(crate) use metered::Metered;
+pub use read_state::ReadState;
 
 /// One stored subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,29 +56,189 @@ pub struct Subscription {
     pub added_at: DateTime<Utc>,
 }
 
+/// What we know about fetching one feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedRecord {
+    /// The feed.
+    pub url: FeedUrl,
+    /// Its title, from the last document that parsed.
+    pub title: Option<String>,
+    /// The site it belongs to.
+    pub site_url: Option<String>,
+    /// The `ETag` of the last document, sent back on the next fetch.
+    pub etag: Option<String>,
+    /// The `Last-Modified` of the last document, likewise.
+    pub last_modified: Option<String>,
+    /// When we last asked the publisher, whatever the answer; `None` until
+    /// the first fetch.
+    pub last_fetched: Option<DateTime<Utc>>,
+    /// When the scheduler fetches it next.
+    pub next_fetch: DateTime<Utc>,
+    /// Failures in a row (0 after a success).
+    pub error_count: u32,
+    /// Why the last fetch failed, in words for a person.
+    pub error: Option<String>,
+    /// When the current run of failures began.
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+impl FeedRecord {
+    /// A feed never fetched, due at `now`.
+    pub fn new(url: FeedUrl, now: DateTime<Utc>) -> Self {
+        Self {
+            url,
+            title: None,
+            site_url: None,
+            etag: None,
+            last_modified: None,
+            last_fetched: None,
+            next_fetch: now,
+            error_count: 0,
+            error: None,
+            failing_since: None,
+        }
+    }
+}
+
+/// One stored item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredItem {
+    /// Unique in the store, growing with the time it was first stored.
+    pub id: ItemId,
+    /// What tells it apart from the feed's other items across refreshes:
+    /// its guid, else its link, else a hash of its title and date.
+    pub key: String,
+    /// The feed's own identifier for it, if it gave one.
+    pub guid: Option<String>,
+    /// Plain text.
+    pub title: String,
+    /// Absolute `http(s)`.
+    pub link: Option<String>,
+    /// Sanitized HTML.
+    pub description: String,
+    /// RFC 3339.
+    pub published: Option<String>,
+}
+
+/// An item a user starred, kept whole: it stays when its feed moves on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarredItem {
+    /// The feed it came from.
+    pub feed: FeedUrl,
+    /// The item as it was when starred.
+    pub item: StoredItem,
+}
+
+/// The result of one fetch, written at once: the feed's new state, the
+/// items that are new or changed, and those that fell out of the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedUpdate {
+    /// The feed's state after the fetch.
+    pub record: FeedRecord,
+    /// Items to insert or replace (matched by `key`).
+    pub upserts: Vec<StoredItem>,
+    /// Items to delete.
+    pub removals: Vec<StoredItem>,
+}
+
 /// A store could not do what was asked. The text goes to the log; the API
 /// shows a generic message (stores' internals are not the user's business).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or refused the operation.
-    #[error("the subscription store is unavailable: {0}")]
+    #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }
 
 /// What every store does (see the module docs for the contract).
 #[async_trait]
-pub trait SubscriptionStore: Send + Sync + 'static {
+pub trait Store: Send + Sync + 'static {
     /// Short name for logs and `/healthcheck`: `memory`, `file`, `cassandra`.
     fn name(&self) -> &'static str;
+
+    /// Whether other middletiers may share this store's feeds, so each feed
+    /// needs one owner to refresh it (see `refresh::ownership`).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    // Subscriptions.
 
     /// A user's subscriptions, oldest first.
     async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError>;
 
-    /// Stores a subscription; returns once it is stored.
+    /// Stores a subscription (keeping the first `added_at` if it exists).
     async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError>;
 
-    /// Removes a subscription if present.
+    /// Removes a subscription and the user's read state for that feed.
     async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError>;
+
+    /// Whether anyone is subscribed to `url`.
+    async fn has_subscribers(&self, url: &FeedUrl) -> Result<bool, StoreError>;
+
+    // Feeds and their items.
+
+    /// One feed's fetch state.
+    async fn feed(&self, url: &FeedUrl) -> Result<Option<FeedRecord>, StoreError>;
+
+    /// Every feed and when it is due: what the scheduler plans from.
+    async fn schedule(&self) -> Result<Vec<(FeedUrl, DateTime<Utc>)>, StoreError>;
+
+    /// Stores `record` unless the feed is already known.
+    async fn create_feed(&self, record: &FeedRecord) -> Result<(), StoreError>;
+
+    /// Writes the outcome of a fetch.
+    async fn save_fetch(&self, update: &FeedUpdate) -> Result<(), StoreError>;
+
+    /// Forgets a feed nobody reads any more: its state and items.
+    async fn delete_feed(&self, url: &FeedUrl) -> Result<(), StoreError>;
+
+    /// A feed's stored items, newest (highest id) first.
+    async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError>;
+
+    /// The item with `id`, and its feed.
+    async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError>;
+
+    /// `n` new item ids, ascending. Fails while a shared store has not
+    /// given this process a worker number.
+    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError>;
+
+    // Each user's state.
+
+    /// A user's read state, per feed (feeds never marked are absent).
+    async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError>;
+
+    /// Stores (`Some`) or drops (`None`) one item's override of the
+    /// watermark (see [`ReadState::mark`]).
+    async fn set_read_override(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        id: ItemId,
+        read: Option<bool>,
+    ) -> Result<(), StoreError>;
+
+    /// Marks read every item of `feed` below `before` (see
+    /// [`ReadState::mark_read_before`]).
+    async fn mark_read_before(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        before: ItemId,
+    ) -> Result<(), StoreError>;
+
+    /// A user's starred items, newest first.
+    async fn starred(&self, user: &UserId) -> Result<Vec<StarredItem>, StoreError>;
+
+    /// Stars (keeping a copy of) or unstars an item.
+    async fn set_starred(
+        &self,
+        user: &UserId,
+        item: &StarredItem,
+        starred: bool,
+    ) -> Result<(), StoreError>;
+
+    // Health.
 
     /// Whether the store can serve right now (for `/healthcheck`).
     async fn check(&self) -> Result<(), StoreError>;
@@ -79,31 +254,7 @@ pub(crate) fn sort_oldest_first(list: &mut [Subscription]) {
     list.sort_by(|a, b| a.added_at.cmp(&b.added_at).then_with(|| a.url.cmp(&b.url)));
 }
 
-/// A boxed store is a store, so decorators ([`Metered`], fault injection)
-/// can wrap whichever store was chosen at start-up.
-#[async_trait]
-impl SubscriptionStore for Box<dyn SubscriptionStore> {
-    fn name(&self) -> &'static str {
-        (**self).name()
-    }
-
-    async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
-        (**self).list(user).await
-    }
-
-    async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
-        (**self).add(user, url).await
-    }
-
-    async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
-        (**self).remove(user, url).await
-    }
-
-    async fn check(&self) -> Result<(), StoreError> {
-        (**self).check().await
-    }
-
-    async fn ready(&self) {
-        (**self).ready().await;
-    }
+/// Newest (highest id) first.
+pub(crate) fn sort_newest_first(items: &mut [StoredItem]) {
+    items.sort_by_key(|item| std::cmp::Reverse(item.id));
 }

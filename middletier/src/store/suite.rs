@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use common::api::{FeedUrl, UserId};
 
-use super::SubscriptionStore;
+use super::{FeedRecord, FeedUpdate, ItemId, StarredItem, Store, StoredItem};
 
 /// `$make` evaluates to a future of `(store, guard)`. Nothing is skipped:
 /// a store that needs a server (Cassandra) starts one for its tests.
@@ -28,6 +28,15 @@ macro_rules! behaves_like_a_store {
             concurrent_adds_are_all_kept,
             urls_round_trip_exactly,
             a_working_store_reports_healthy,
+            subscribers_are_tracked_per_feed,
+            a_feed_is_created_once_and_scheduled,
+            a_fetch_stores_the_record_and_items_newest_first,
+            items_are_replaced_by_key_and_removed,
+            deleting_a_feed_forgets_its_items_only,
+            ids_are_unique_and_ascending,
+            read_state_is_a_watermark_with_overrides,
+            unsubscribing_forgets_the_read_state_of_that_feed,
+            starred_items_are_kept_whole_and_newest_first,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -50,7 +59,7 @@ fn url(raw: &str) -> FeedUrl {
     FeedUrl::parse(raw).unwrap()
 }
 
-async fn urls_of(store: &dyn SubscriptionStore, id: &str) -> Vec<String> {
+async fn urls_of(store: &dyn Store, id: &str) -> Vec<String> {
     store
         .list(&user(id))
         .await
@@ -60,11 +69,11 @@ async fn urls_of(store: &dyn SubscriptionStore, id: &str) -> Vec<String> {
         .collect()
 }
 
-pub(crate) async fn a_new_user_has_no_subscriptions(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn a_new_user_has_no_subscriptions(store: Arc<impl Store>) {
     assert!(store.list(&user("nobody")).await.unwrap().is_empty());
 }
 
-pub(crate) async fn an_added_subscription_is_listed(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn an_added_subscription_is_listed(store: Arc<impl Store>) {
     let before = Utc::now() - chrono::Duration::seconds(1);
     store
         .add(&user("alice"), &url("https://example.com/feed.xml"))
@@ -79,7 +88,7 @@ pub(crate) async fn an_added_subscription_is_listed(store: Arc<impl Subscription
     );
 }
 
-pub(crate) async fn adding_twice_keeps_one_entry_in_its_place(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn adding_twice_keeps_one_entry_in_its_place(store: Arc<impl Store>) {
     let alice = user("alice");
     store
         .add(&alice, &url("https://a.example/feed"))
@@ -99,7 +108,7 @@ pub(crate) async fn adding_twice_keeps_one_entry_in_its_place(store: Arc<impl Su
     );
 }
 
-pub(crate) async fn subscriptions_are_listed_oldest_first(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn subscriptions_are_listed_oldest_first(store: Arc<impl Store>) {
     let alice = user("alice");
     // Deliberately not in alphabetical order, so a store sorting by URL fails.
     let added = [
@@ -115,7 +124,7 @@ pub(crate) async fn subscriptions_are_listed_oldest_first(store: Arc<impl Subscr
     assert_eq!(urls_of(&*store, "alice").await, added);
 }
 
-pub(crate) async fn removing_deletes_only_that_feed(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn removing_deletes_only_that_feed(store: Arc<impl Store>) {
     let alice = user("alice");
     store.add(&alice, &url("https://a.example/")).await.unwrap();
     store.add(&alice, &url("https://b.example/")).await.unwrap();
@@ -126,7 +135,7 @@ pub(crate) async fn removing_deletes_only_that_feed(store: Arc<impl Subscription
     assert_eq!(urls_of(&*store, "alice").await, ["https://b.example/"]);
 }
 
-pub(crate) async fn removing_what_is_not_there_succeeds(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn removing_what_is_not_there_succeeds(store: Arc<impl Store>) {
     store
         .remove(&user("alice"), &url("https://never.example/"))
         .await
@@ -142,7 +151,7 @@ pub(crate) async fn removing_what_is_not_there_succeeds(store: Arc<impl Subscrip
     assert_eq!(urls_of(&*store, "alice").await, ["https://a.example/"]);
 }
 
-pub(crate) async fn users_do_not_see_each_others_feeds(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn users_do_not_see_each_others_feeds(store: Arc<impl Store>) {
     store
         .add(&user("alice"), &url("https://a.example/"))
         .await
@@ -159,7 +168,7 @@ pub(crate) async fn users_do_not_see_each_others_feeds(store: Arc<impl Subscript
     assert_eq!(urls_of(&*store, "bob").await, ["https://b.example/"]);
 }
 
-pub(crate) async fn concurrent_adds_are_all_kept(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn concurrent_adds_are_all_kept(store: Arc<impl Store>) {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = store.clone();
@@ -177,7 +186,7 @@ pub(crate) async fn concurrent_adds_are_all_kept(store: Arc<impl SubscriptionSto
     assert_eq!(listed.len(), 50);
 }
 
-pub(crate) async fn urls_round_trip_exactly(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn urls_round_trip_exactly(store: Arc<impl Store>) {
     let odd = [
         "https://example.com/feed?format=rss&lang=en",
         "https://example.com/caf%C3%A9/feed.xml",
@@ -195,7 +204,277 @@ pub(crate) async fn urls_round_trip_exactly(store: Arc<impl SubscriptionStore>) 
     assert!(urls_of(&*store, "alice").await.is_empty());
 }
 
-pub(crate) async fn a_working_store_reports_healthy(store: Arc<impl SubscriptionStore>) {
+pub(crate) async fn a_working_store_reports_healthy(store: Arc<impl Store>) {
     store.check().await.unwrap();
     assert!(!store.name().is_empty());
+}
+
+pub(crate) async fn subscribers_are_tracked_per_feed(store: Arc<impl Store>) {
+    let feed = url("https://a.example/feed");
+    assert!(!store.has_subscribers(&feed).await.unwrap());
+    store.add(&user("alice"), &feed).await.unwrap();
+    store.add(&user("bob"), &feed).await.unwrap();
+    store.remove(&user("alice"), &feed).await.unwrap();
+    assert!(
+        store.has_subscribers(&feed).await.unwrap(),
+        "bob still reads it"
+    );
+    store.remove(&user("bob"), &feed).await.unwrap();
+    assert!(!store.has_subscribers(&feed).await.unwrap());
+}
+
+/// A record as a fetch would leave it, at a whole second (Cassandra keeps
+/// milliseconds).
+fn record(raw: &str, title: &str) -> FeedRecord {
+    let now = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    FeedRecord {
+        title: Some(title.to_owned()),
+        site_url: Some("https://a.example/".into()),
+        etag: Some("\"v1\"".into()),
+        last_modified: Some("Tue, 01 Dec 2026 10:00:00 GMT".into()),
+        last_fetched: Some(now),
+        error_count: 0,
+        error: None,
+        failing_since: None,
+        ..FeedRecord::new(url(raw), now + chrono::Duration::minutes(10))
+    }
+}
+
+fn item(id: ItemId, key: &str) -> StoredItem {
+    StoredItem {
+        id,
+        key: key.to_owned(),
+        guid: Some(key.to_owned()),
+        title: format!("Item {key}"),
+        link: Some(format!("https://a.example/{key}")),
+        description: "<p>Hello &amp; welcome</p>".into(),
+        published: Some("2026-12-01T10:00:00Z".into()),
+    }
+}
+
+pub(crate) async fn a_feed_is_created_once_and_scheduled(store: Arc<impl Store>) {
+    let feed = url("https://a.example/feed");
+    assert_eq!(store.feed(&feed).await.unwrap(), None);
+    let first = record("https://a.example/feed", "First");
+    store.create_feed(&first).await.unwrap();
+    store
+        .create_feed(&record("https://a.example/feed", "Second"))
+        .await
+        .unwrap();
+    assert_eq!(store.feed(&feed).await.unwrap(), Some(first.clone()));
+    let schedule = store.schedule().await.unwrap();
+    assert_eq!(schedule, [(feed, first.next_fetch)]);
+}
+
+pub(crate) async fn a_fetch_stores_the_record_and_items_newest_first(store: Arc<impl Store>) {
+    let feed = url("https://a.example/feed");
+    let mut state = record("https://a.example/feed", "A");
+    store
+        .create_feed(&FeedRecord::new(feed.clone(), Utc::now()))
+        .await
+        .unwrap();
+    store
+        .save_fetch(&FeedUpdate {
+            record: state.clone(),
+            upserts: vec![item(10, "a"), item(30, "c"), item(20, "b")],
+            removals: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.feed(&feed).await.unwrap(), Some(state.clone()));
+    let ids: Vec<ItemId> = store
+        .items(&feed)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, [30, 20, 10]);
+    assert_eq!(
+        store.items(&feed).await.unwrap()[2],
+        item(10, "a"),
+        "round trips exactly"
+    );
+    assert_eq!(
+        store.item(20).await.unwrap(),
+        Some((feed.clone(), item(20, "b")))
+    );
+    assert_eq!(store.item(99).await.unwrap(), None);
+
+    // A failed fetch changes only the record.
+    state.error_count = 2;
+    state.error = Some("HTTP 500 (Internal Server Error)".into());
+    state.failing_since = state.last_fetched;
+    store
+        .save_fetch(&FeedUpdate {
+            record: state.clone(),
+            upserts: vec![],
+            removals: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.feed(&feed).await.unwrap(), Some(state));
+    assert_eq!(store.items(&feed).await.unwrap().len(), 3);
+}
+
+pub(crate) async fn items_are_replaced_by_key_and_removed(store: Arc<impl Store>) {
+    let feed = url("https://a.example/feed");
+    let state = record("https://a.example/feed", "A");
+    let save = |upserts: Vec<StoredItem>, removals: Vec<StoredItem>| {
+        let store = store.clone();
+        let update = FeedUpdate {
+            record: state.clone(),
+            upserts,
+            removals,
+        };
+        async move { store.save_fetch(&update).await.unwrap() }
+    };
+    save(vec![item(1, "a"), item(2, "b"), item(3, "c")], vec![]).await;
+    let edited = StoredItem {
+        title: "Edited".into(),
+        ..item(2, "b")
+    };
+    save(vec![edited.clone(), item(4, "d")], vec![item(1, "a")]).await;
+    let items = store.items(&feed).await.unwrap();
+    let ids: Vec<ItemId> = items.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [4, 3, 2]);
+    assert_eq!(items[2], edited);
+    assert_eq!(
+        store.item(1).await.unwrap(),
+        None,
+        "removed items are gone by id too"
+    );
+}
+
+pub(crate) async fn deleting_a_feed_forgets_its_items_only(store: Arc<impl Store>) {
+    let (a, b) = (url("https://a.example/feed"), url("https://b.example/feed"));
+    for (feed, id) in [(&a, 1), (&b, 2)] {
+        store
+            .save_fetch(&FeedUpdate {
+                record: record(feed.as_str(), "x"),
+                upserts: vec![item(id, "k")],
+                removals: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    store.delete_feed(&a).await.unwrap();
+    assert_eq!(store.feed(&a).await.unwrap(), None);
+    assert!(store.items(&a).await.unwrap().is_empty());
+    assert_eq!(store.item(1).await.unwrap(), None);
+    assert_eq!(store.items(&b).await.unwrap().len(), 1);
+    assert_eq!(store.schedule().await.unwrap().len(), 1);
+}
+
+pub(crate) async fn ids_are_unique_and_ascending(store: Arc<impl Store>) {
+    let first = store.allocate_ids(500).unwrap();
+    let second = store.allocate_ids(3).unwrap();
+    assert!(first.windows(2).all(|w| w[0] < w[1]));
+    assert!(second[0] > first[499]);
+    assert!(second.iter().all(|id| *id < 1 << 53));
+}
+
+pub(crate) async fn read_state_is_a_watermark_with_overrides(store: Arc<impl Store>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let feed = url("https://a.example/feed");
+    store.add(&alice, &feed).await.unwrap();
+    assert!(store.read_states(&alice).await.unwrap().is_empty());
+    store
+        .set_read_override(&alice, &feed, 2, Some(true))
+        .await
+        .unwrap();
+    store
+        .set_read_override(&alice, &feed, 7, Some(true))
+        .await
+        .unwrap();
+    store
+        .set_read_override(&alice, &feed, 8, Some(true))
+        .await
+        .unwrap();
+    store
+        .set_read_override(&alice, &feed, 8, None)
+        .await
+        .unwrap();
+    store.mark_read_before(&alice, &feed, 5).await.unwrap();
+    store
+        .set_read_override(&alice, &feed, 3, Some(false))
+        .await
+        .unwrap();
+    let states = store.read_states(&alice).await.unwrap();
+    let state = &states[&feed];
+    assert_eq!(state.read_before, 5);
+    assert_eq!(
+        state
+            .overrides
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect::<Vec<_>>(),
+        [(3, false), (7, true)]
+    );
+    // The watermark never moves back.
+    store.mark_read_before(&alice, &feed, 1).await.unwrap();
+    assert_eq!(
+        store.read_states(&alice).await.unwrap()[&feed].read_before,
+        5
+    );
+    assert!(
+        store.read_states(&bob).await.unwrap().is_empty(),
+        "bob's state is his own"
+    );
+}
+
+pub(crate) async fn unsubscribing_forgets_the_read_state_of_that_feed(store: Arc<impl Store>) {
+    let alice = user("alice");
+    let (a, b) = (url("https://a.example/feed"), url("https://b.example/feed"));
+    for feed in [&a, &b] {
+        store.add(&alice, feed).await.unwrap();
+        store.mark_read_before(&alice, feed, 10).await.unwrap();
+        store
+            .set_read_override(&alice, feed, 12, Some(true))
+            .await
+            .unwrap();
+    }
+    store.remove(&alice, &a).await.unwrap();
+    let states = store.read_states(&alice).await.unwrap();
+    assert!(!states.contains_key(&a));
+    assert_eq!(states[&b].read_before, 10);
+    // Subscribing again starts afresh.
+    store.add(&alice, &a).await.unwrap();
+    assert!(!store.read_states(&alice).await.unwrap().contains_key(&a));
+}
+
+pub(crate) async fn starred_items_are_kept_whole_and_newest_first(store: Arc<impl Store>) {
+    let alice = user("alice");
+    let feed = url("https://a.example/feed");
+    let star = |id, key| StarredItem {
+        feed: feed.clone(),
+        item: item(id, key),
+    };
+    assert!(store.starred(&alice).await.unwrap().is_empty());
+    store
+        .set_starred(&alice, &star(1, "a"), true)
+        .await
+        .unwrap();
+    store
+        .set_starred(&alice, &star(3, "c"), true)
+        .await
+        .unwrap();
+    store
+        .set_starred(&alice, &star(2, "b"), true)
+        .await
+        .unwrap();
+    store
+        .set_starred(&alice, &star(2, "b"), false)
+        .await
+        .unwrap();
+    store
+        .set_starred(&alice, &star(3, "c"), true)
+        .await
+        .unwrap();
+    store.delete_feed(&feed).await.unwrap();
+    assert_eq!(
+        store.starred(&alice).await.unwrap(),
+        [star(3, "c"), star(1, "a")]
+    );
+    assert!(store.starred(&user("bob")).await.unwrap().is_empty());
 }

@@ -7,8 +7,10 @@
 use serde_json::Value;
 use url::Url;
 
-use super::{ParseError, ParseLimits, ParsedFeed, Sanitizer, absolute_http, non_empty, parse_date};
-use common::api::Item;
+use super::{
+    Format, ParseError, ParseLimits, ParsedFeed, ParsedItem, Sanitizer, absolute_http, guid,
+    non_empty, parse_date,
+};
 
 /// A feed from a JSON document; `NotAFeed` if it is JSON but not a JSON
 /// Feed.
@@ -52,7 +54,14 @@ pub(super) fn parse(
                 .filter_map(|key| string(item, key))
                 .find_map(|date| parse_date(&date));
             let title = string(item, "title");
-            Item {
+            // `id` is a string in 1.1; 1.0 feeds sometimes give a number.
+            let id = match &item["id"] {
+                Value::String(id) => Some(id.clone()),
+                Value::Number(id) => Some(id.to_string()),
+                _ => None,
+            };
+            ParsedItem {
+                guid: guid(id),
                 title: super::title_or_excerpt(title.as_deref(), &description),
                 link,
                 description,
@@ -61,7 +70,10 @@ pub(super) fn parse(
         })
         .collect();
     Ok(ParsedFeed {
+        format: Format::Json,
         title: non_empty(string(&document, "title").as_deref()),
+        site_url: string(&document, "home_page_url").and_then(|url| absolute_http(base, &url)),
+        ttl: None,
         items,
     })
 }

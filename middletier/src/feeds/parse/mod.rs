@@ -17,8 +17,10 @@
 //! - [`xml_feed`]: RSS and Atom from its tree;
 //! - [`json_feed`]: JSON Feed.
 //!
-//! Every item comes out in one shape:
+//! Every item comes out in one shape ([`ParsedItem`]):
 //!
+//! - `guid`: the item's own identifier (RSS `guid`, Atom `id`, JSON Feed
+//!   `id`), if it has one; the refresher tells items apart by it;
 //! - `title`: plain text; falls back to the start of the description;
 //! - `link`: absolute `http(s)`, resolved against `xml:base` or the feed URL;
 //!   dropped if it is anything else (a `javascript:` link never reaches a
@@ -42,8 +44,9 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use std::time::Duration;
+
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use common::api::Item;
 use encoding_rs::Encoding;
 use url::Url;
 
@@ -54,10 +57,56 @@ mod xml_feed;
 /// A feed, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedFeed {
+    /// Which format the document is in.
+    pub format: Format,
     /// The feed's title, plain text.
     pub title: Option<String>,
-    /// Its items, newest first, at most `max_items`.
-    pub items: Vec<Item>,
+    /// The site the feed belongs to (RSS channel `<link>`, Atom alternate
+    /// link, JSON Feed `home_page_url`), absolute `http(s)`.
+    pub site_url: Option<String>,
+    /// RSS `<ttl>`: how long the publisher asks readers to wait between
+    /// fetches.
+    pub ttl: Option<Duration>,
+    /// Its items, in document order (newest first, by convention), at most
+    /// `max_items`.
+    pub items: Vec<ParsedItem>,
+}
+
+/// One item, normalized (see the module docs for each field's rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedItem {
+    /// The item's own identifier, as the feed gives it.
+    pub guid: Option<String>,
+    /// Plain text (never HTML).
+    pub title: String,
+    /// Absolute `http(s)` link to the article.
+    pub link: Option<String>,
+    /// Sanitized HTML.
+    pub description: String,
+    /// RFC 3339 in UTC.
+    pub published: Option<String>,
+}
+
+/// The formats we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RSS 0.90 to 2.0, with or without RDF.
+    Rss,
+    /// Atom 1.0 or 0.3.
+    Atom,
+    /// JSON Feed 1.0 or 1.1.
+    Json,
+}
+
+impl Format {
+    /// The format's media type, as `<link rel="alternate" type=...>` names it.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Rss => "application/rss+xml",
+            Self::Atom => "application/atom+xml",
+            Self::Json => "application/feed+json",
+        }
+    }
 }
 
 /// Bounds on what one document may cost us.
@@ -88,6 +137,11 @@ pub enum ParseError {
     /// Not RSS, Atom or JSON Feed; what it looked like instead.
     #[error("not an RSS, Atom or JSON feed ({0})")]
     NotAFeed(String),
+    /// An HTML page: the place to look for links to feeds.
+    #[error(
+        "not an RSS, Atom or JSON feed (it is an HTML page; look on it for a link to the feed itself)"
+    )]
+    HtmlPage,
     /// Not well-formed XML.
     #[error("not a readable feed: the XML is malformed ({0})")]
     Malformed(String),
@@ -105,7 +159,7 @@ impl ParseError {
     /// A short, stable label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::NotAFeed(_) => "not_a_feed",
+            Self::NotAFeed(_) | Self::HtmlPage => "not_a_feed",
             Self::Malformed(_) => "malformed",
             Self::DeclaresEntities | Self::TooDeep(_) => "unsafe_xml",
         }
@@ -140,7 +194,7 @@ pub fn parse_feed(
 /// Decodes to UTF-8. Precedence: byte-order mark, then the XML declaration,
 /// then the HTTP charset, then UTF-8. Invalid bytes become U+FFFD rather than
 /// failing the feed.
-fn decode<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a, str> {
+pub fn decode<'a>(body: &'a [u8], http_charset: Option<&str>) -> Cow<'a, str> {
     let (encoding, bom_len) = Encoding::for_bom(body).unwrap_or_else(|| {
         let declared = declared_encoding(body)
             .or_else(|| http_charset.and_then(|c| Encoding::for_label(c.trim().as_bytes())));
@@ -177,11 +231,6 @@ fn strip_declaration(text: &str) -> &str {
         return &trimmed[end + 2..];
     }
     trimmed
-}
-
-/// The error for an HTML page given as a feed.
-fn html_page() -> ParseError {
-    ParseError::NotAFeed("it is an HTML page; look on it for a link to the feed itself".into())
 }
 
 /// Wraps one `ammonia` configuration per feed: the base URL differs per feed.
@@ -253,6 +302,11 @@ fn absolute_http(base: &Url, link: &str) -> Option<String> {
     }
     let url = base.join(link).ok()?;
     matches!(url.scheme(), "http" | "https").then(|| url.into())
+}
+
+/// An item's own identifier: trimmed, and none if empty.
+fn guid(raw: Option<String>) -> Option<String> {
+    raw.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty())
 }
 
 fn parse_date(raw: &str) -> Option<String> {

@@ -210,13 +210,13 @@ fn invalid_utf8_is_replaced_not_fatal() {
 #[test]
 fn html_pages_are_not_feeds() {
     let err = parse(fixture!("page.html")).unwrap_err();
-    assert!(matches!(err, ParseError::NotAFeed(_)));
+    assert!(matches!(err, ParseError::HtmlPage), "{err}");
     assert!(
         err.to_string().starts_with("not an RSS, Atom or JSON feed"),
         "{err}"
     );
     let err = parse(b"<html><body>hi</body></html>").unwrap_err();
-    assert!(matches!(err, ParseError::NotAFeed(_)), "{err}");
+    assert!(matches!(err, ParseError::HtmlPage), "{err}");
 }
 
 #[test]

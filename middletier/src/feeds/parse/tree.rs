@@ -212,7 +212,7 @@ pub(super) fn read(xml: &str, limits: ReadLimits) -> Result<Element, ParseError>
                     .to_ascii_lowercase()
                     .starts_with("html")
                 {
-                    return Err(super::html_page());
+                    return Err(ParseError::HtmlPage);
                 }
             }
             Event::Start(start) => {

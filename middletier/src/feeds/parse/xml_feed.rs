@@ -8,6 +8,8 @@
 //! | item link | `<link>`, else a permalink `<guid>`, else an `atom:link` | `rel="alternate"` (or no `rel`), else the first link, else an `<id>` that is a URL |
 //! | description | `<description>` (escaped or raw markup), else `content:encoded` | `<summary>`, else `<content>` unless it is binary or out of line |
 //! | date | `<pubDate>`, else `<dc:date>` | `<published>` (0.3: `<issued>`), else `<updated>` (`<modified>`) |
+//! | item guid | `<guid>`, else `<dc:identifier>`, else RDF `about` | `<id>` |
+//! | site | channel `<link>`, else its `atom:link` | the feed's alternate link |
 //!
 //! Links resolve against `xml:base` where the feed sets it, else the feed's
 //! URL. An element the reader does not know is ignored, never fatal.
@@ -15,8 +17,10 @@
 use url::Url;
 
 use super::tree::{Element, Ns};
-use super::{ParseError, ParseLimits, ParsedFeed, Sanitizer, absolute_http, non_empty, parse_date};
-use common::api::Item;
+use super::{
+    Format, ParseError, ParseLimits, ParsedFeed, ParsedItem, Sanitizer, absolute_http, guid,
+    non_empty, parse_date,
+};
 
 /// Where RSS elements live: no namespace, or one of the RSS namespaces.
 const RSS: &[Ns] = &[Ns::None, Ns::Rss];
@@ -35,7 +39,7 @@ pub(super) fn from_root(
         // Some feeds lose their <rss>: the channel is the root.
         "channel" => rss_channel(root, &[], base, &clean, limits),
         "feed" => Ok(atom(root, base, &clean, limits)),
-        "html" | "HTML" => Err(super::html_page()),
+        "html" | "HTML" => Err(ParseError::HtmlPage),
         other => Err(ParseError::NotAFeed(format!(
             "its root element is <{}>",
             super::short(other)
@@ -71,8 +75,21 @@ fn rss_channel(
         .take(limits.max_items)
         .map(|item| rss_item(item, &base, clean))
         .collect();
+    let site_url = channel
+        .all(RSS, "link")
+        .find_map(|l| absolute_http(&base, &l.text()))
+        .or_else(|| atom_link(channel, &base));
+    // <ttl> is minutes; nonsense (0, or more than a year) is ignored.
+    let ttl = channel
+        .first(RSS, "ttl")
+        .and_then(|t| t.text().trim().parse::<u64>().ok())
+        .filter(|minutes| (1..=525_600).contains(minutes))
+        .map(|minutes| std::time::Duration::from_secs(minutes * 60));
     Ok(ParsedFeed {
+        format: Format::Rss,
         title: title_of(channel),
+        site_url,
+        ttl,
         items,
     })
 }
@@ -89,7 +106,7 @@ fn title_of(element: &Element) -> Option<String> {
     .find_map(|title| non_empty(Some(&title.text())))
 }
 
-fn rss_item(item: &Element, base: &Url, clean: &Sanitizer) -> Item {
+fn rss_item(item: &Element, base: &Url, clean: &Sanitizer) -> ParsedItem {
     let base = with_xml_base(base, item);
     let description = match item.first(RSS, "description") {
         // Markup that was not escaped is markup all the same.
@@ -125,7 +142,13 @@ fn rss_item(item: &Element, base: &Url, clean: &Sanitizer) -> Item {
     .into_iter()
     .flatten()
     .find_map(|d| parse_date(&d.text()));
-    Item {
+    let id = [item.first(RSS, "guid"), item.first(&[Ns::Dc], "identifier")]
+        .into_iter()
+        .flatten()
+        .find_map(|g| guid(Some(g.text())))
+        .or_else(|| guid(item.attr("rdf:about").map(str::to_owned)));
+    ParsedItem {
+        guid: id,
         title: super::title_or_excerpt(title_of(item).as_deref(), &description),
         link,
         description,
@@ -141,14 +164,17 @@ fn atom(feed: &Element, base: &Url, clean: &Sanitizer, limits: &ParseLimits) -> 
         .map(|entry| atom_entry(entry, &base, clean))
         .collect();
     ParsedFeed {
+        format: Format::Atom,
         title: feed
             .first(ATOM, "title")
             .and_then(|t| non_empty(Some(&atom_text(t, clean)))),
+        site_url: atom_link(feed, &base),
+        ttl: None,
         items,
     }
 }
 
-fn atom_entry(entry: &Element, base: &Url, clean: &Sanitizer) -> Item {
+fn atom_entry(entry: &Element, base: &Url, clean: &Sanitizer) -> ParsedItem {
     let base = with_xml_base(base, entry);
     let description = match (entry.first(ATOM, "summary"), entry.first(ATOM, "content")) {
         (Some(summary), _) if !summary.text().trim().is_empty() => atom_html(summary, clean),
@@ -168,7 +194,8 @@ fn atom_entry(entry: &Element, base: &Url, clean: &Sanitizer) -> Item {
         .filter_map(|name| entry.first(ATOM, name))
         .find_map(|d| parse_date(&d.text()));
     let title = entry.first(ATOM, "title").map(|t| atom_text(t, clean));
-    Item {
+    ParsedItem {
+        guid: guid(entry.first(ATOM, "id").map(|id| id.text())),
         title: super::title_or_excerpt(title.as_deref(), &description),
         link,
         description,

@@ -1,22 +1,26 @@
 //! Every CQL statement the store runs, in one place, and the pure pieces
 //! around them: keyspace names, replication, and turning rows into
-//! subscriptions. Table (docs/ARCHITECTURE.md, "The data model"):
+//! records. The tables are designed by query, one partition per read, with
+//! no `ALLOW FILTERING` (docs/ARCHITECTURE.md, "The data model"):
 //!
-//! ```cql
-//! subscriptions (user_id text, feed_url text, added_at timestamp,
-//!                PRIMARY KEY (user_id, feed_url))
-//! ```
-//!
-//! The partition key is the user, so a user's list is one partition read,
-//! clustered by URL; the reader's order (oldest first) is restored from
-//! `added_at` after reading.
+//! | table | partition key | the query it serves |
+//! |---|---|---|
+//! | `subscriptions` | user | a user's list (clustered by feed URL; the reader's order, oldest first, is restored from `added_at`) |
+//! | `feed_subscribers` | feed URL | does anyone still read this feed? (`LIMIT 1`) |
+//! | `feeds` | feed URL | one feed's fetch state; the scheduler's scan of every feed (token order, paged) |
+//! | `items` | feed URL | a feed's items (clustered by item key, so a refresh upserts by key) |
+//! | `item_feeds` | item id | which feed an item id belongs to (`PUT .../items/{id}`) |
+//! | `read_marks` | user | a user's watermark per feed |
+//! | `read_overrides` | user | a user's per-item exceptions (clustered by feed, then id, so "below the watermark" is one range delete) |
+//! | `starred` | user | a user's starred items, newest first |
+//! | `id_workers` | worker number | the lease on a worker number for item ids (lightweight transactions, with a TTL) |
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use common::api::FeedUrl;
 
-use crate::store::{Subscription, sort_oldest_first};
+use crate::store::{FeedRecord, StoredItem, Subscription, sort_oldest_first};
 
 /// How the keyspace is replicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +108,8 @@ pub fn create_keyspace(keyspace: &str, replication: &Replication) -> String {
     )
 }
 
-/// `CREATE TABLE IF NOT EXISTS subscriptions`.
+/// `CREATE TABLE IF NOT EXISTS subscriptions`: the table of the 2013
+/// recipe, unchanged.
 pub fn create_table(keyspace: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {keyspace}.subscriptions \
@@ -112,24 +117,339 @@ pub fn create_table(keyspace: &str) -> String {
     )
 }
 
-/// A user's subscriptions: one partition.
-pub fn select_user(keyspace: &str) -> String {
-    format!("SELECT feed_url, added_at FROM {keyspace}.subscriptions WHERE user_id = ?")
+/// Every table, in creation order.
+pub fn create_tables(keyspace: &str) -> Vec<String> {
+    let ks = keyspace;
+    vec![
+        create_table(ks),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.feed_subscribers \
+             (feed_url text, user_id text, PRIMARY KEY (feed_url, user_id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.feeds (feed_url text PRIMARY KEY, {FEED_COLUMNS_DDL})"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.items (feed_url text, item_key text, item_id bigint, \
+             {ITEM_COLUMNS_DDL}, PRIMARY KEY (feed_url, item_key))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.item_feeds \
+             (item_id bigint PRIMARY KEY, feed_url text, item_key text)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.read_marks \
+             (user_id text, feed_url text, read_before bigint, PRIMARY KEY (user_id, feed_url))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.read_overrides (user_id text, feed_url text, \
+             item_id bigint, read boolean, PRIMARY KEY (user_id, feed_url, item_id))"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.starred (user_id text, item_id bigint, feed_url text, \
+             item_key text, {ITEM_COLUMNS_DDL}, PRIMARY KEY (user_id, item_id)) \
+             WITH CLUSTERING ORDER BY (item_id DESC)"
+        ),
+        format!("CREATE TABLE IF NOT EXISTS {ks}.id_workers (worker int PRIMARY KEY, owner text)"),
+    ]
 }
 
-/// One subscription, to keep the first `added_at` on a repeated add.
-pub fn select_one(keyspace: &str) -> String {
-    format!("SELECT added_at FROM {keyspace}.subscriptions WHERE user_id = ? AND feed_url = ?")
+const FEED_COLUMNS_DDL: &str = "title text, site_url text, etag text, last_modified text, \
+     last_fetched timestamp, next_fetch timestamp, error_count int, error text, failing_since timestamp";
+const FEED_COLUMNS: &str = "feed_url, title, site_url, etag, last_modified, last_fetched, \
+     next_fetch, error_count, error, failing_since";
+const ITEM_COLUMNS_DDL: &str = "guid text, title text, link text, description text, published text";
+const ITEM_COLUMNS: &str = "item_id, item_key, guid, title, link, description, published";
+
+/// Every statement the store prepares, by name: as CQL text
+/// (`Statements<String>`), then prepared on a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statements<T = String> {
+    /// A user's subscriptions: one partition.
+    pub select_user: T,
+    /// One subscription, to keep the first `added_at` on a repeated add.
+    pub select_one: T,
+    /// Stores one subscription.
+    pub insert: T,
+    /// Removes one subscription.
+    pub delete: T,
+    /// Records a reader of a feed.
+    pub insert_subscriber: T,
+    /// Forgets a reader of a feed.
+    pub delete_subscriber: T,
+    /// Whether a feed has any reader.
+    pub any_subscriber: T,
+    /// One feed's state.
+    pub select_feed: T,
+    /// Every feed and when it is due (a full scan, paged).
+    pub scan_schedule: T,
+    /// Writes a feed's state.
+    pub insert_feed: T,
+    /// Forgets a feed's state.
+    pub delete_feed: T,
+    /// A feed's items.
+    pub select_items: T,
+    /// One item by its key.
+    pub select_item: T,
+    /// Writes one item.
+    pub insert_item: T,
+    /// Removes one item.
+    pub delete_item: T,
+    /// Removes all of a feed's items.
+    pub delete_items: T,
+    /// Indexes an item id.
+    pub insert_item_feed: T,
+    /// Finds an item id's feed.
+    pub select_item_feed: T,
+    /// Drops an item id from the index.
+    pub delete_item_feed: T,
+    /// A user's watermarks.
+    pub select_marks: T,
+    /// One watermark.
+    pub select_mark: T,
+    /// Writes a watermark.
+    pub upsert_mark: T,
+    /// Forgets a watermark.
+    pub delete_mark: T,
+    /// A user's overrides.
+    pub select_overrides: T,
+    /// Writes one override.
+    pub upsert_override: T,
+    /// Drops one override.
+    pub delete_override: T,
+    /// Drops a feed's overrides below an id.
+    pub delete_overrides_below: T,
+    /// Drops all of a feed's overrides.
+    pub delete_overrides_of_feed: T,
+    /// A user's starred items.
+    pub select_starred: T,
+    /// Stars an item.
+    pub insert_starred: T,
+    /// Unstars an item.
+    pub delete_starred: T,
+    /// Claims a worker number (LWT, with a TTL).
+    pub claim_worker: T,
+    /// Renews the claim (LWT, with a TTL).
+    pub renew_worker: T,
 }
 
-/// Stores one subscription.
-pub fn insert(keyspace: &str) -> String {
-    format!("INSERT INTO {keyspace}.subscriptions (user_id, feed_url, added_at) VALUES (?, ?, ?)")
+impl Statements<String> {
+    /// The statements for `ks`.
+    pub fn new(ks: &str) -> Self {
+        Self {
+            select_user: format!(
+                "SELECT feed_url, added_at FROM {ks}.subscriptions WHERE user_id = ?"
+            ),
+            select_one: format!(
+                "SELECT added_at FROM {ks}.subscriptions WHERE user_id = ? AND feed_url = ?"
+            ),
+            insert: format!(
+                "INSERT INTO {ks}.subscriptions (user_id, feed_url, added_at) VALUES (?, ?, ?)"
+            ),
+            delete: format!("DELETE FROM {ks}.subscriptions WHERE user_id = ? AND feed_url = ?"),
+            insert_subscriber: format!(
+                "INSERT INTO {ks}.feed_subscribers (feed_url, user_id) VALUES (?, ?)"
+            ),
+            delete_subscriber: format!(
+                "DELETE FROM {ks}.feed_subscribers WHERE feed_url = ? AND user_id = ?"
+            ),
+            any_subscriber: format!(
+                "SELECT user_id FROM {ks}.feed_subscribers WHERE feed_url = ? LIMIT 1"
+            ),
+            select_feed: format!("SELECT {FEED_COLUMNS} FROM {ks}.feeds WHERE feed_url = ?"),
+            scan_schedule: format!("SELECT feed_url, next_fetch FROM {ks}.feeds"),
+            insert_feed: format!(
+                "INSERT INTO {ks}.feeds ({FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            delete_feed: format!("DELETE FROM {ks}.feeds WHERE feed_url = ?"),
+            select_items: format!("SELECT {ITEM_COLUMNS} FROM {ks}.items WHERE feed_url = ?"),
+            select_item: format!(
+                "SELECT {ITEM_COLUMNS} FROM {ks}.items WHERE feed_url = ? AND item_key = ?"
+            ),
+            insert_item: format!(
+                "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            delete_item: format!("DELETE FROM {ks}.items WHERE feed_url = ? AND item_key = ?"),
+            delete_items: format!("DELETE FROM {ks}.items WHERE feed_url = ?"),
+            insert_item_feed: format!(
+                "INSERT INTO {ks}.item_feeds (item_id, feed_url, item_key) VALUES (?, ?, ?)"
+            ),
+            select_item_feed: format!(
+                "SELECT feed_url, item_key FROM {ks}.item_feeds WHERE item_id = ?"
+            ),
+            delete_item_feed: format!("DELETE FROM {ks}.item_feeds WHERE item_id = ?"),
+            select_marks: format!(
+                "SELECT feed_url, read_before FROM {ks}.read_marks WHERE user_id = ?"
+            ),
+            select_mark: format!(
+                "SELECT read_before FROM {ks}.read_marks WHERE user_id = ? AND feed_url = ?"
+            ),
+            upsert_mark: format!(
+                "INSERT INTO {ks}.read_marks (user_id, feed_url, read_before) VALUES (?, ?, ?)"
+            ),
+            delete_mark: format!("DELETE FROM {ks}.read_marks WHERE user_id = ? AND feed_url = ?"),
+            select_overrides: format!(
+                "SELECT feed_url, item_id, read FROM {ks}.read_overrides WHERE user_id = ?"
+            ),
+            upsert_override: format!(
+                "INSERT INTO {ks}.read_overrides (user_id, feed_url, item_id, read) VALUES (?, ?, ?, ?)"
+            ),
+            delete_override: format!(
+                "DELETE FROM {ks}.read_overrides WHERE user_id = ? AND feed_url = ? AND item_id = ?"
+            ),
+            delete_overrides_below: format!(
+                "DELETE FROM {ks}.read_overrides WHERE user_id = ? AND feed_url = ? AND item_id < ?"
+            ),
+            delete_overrides_of_feed: format!(
+                "DELETE FROM {ks}.read_overrides WHERE user_id = ? AND feed_url = ?"
+            ),
+            select_starred: format!(
+                "SELECT feed_url, {ITEM_COLUMNS} FROM {ks}.starred WHERE user_id = ?"
+            ),
+            insert_starred: format!(
+                "INSERT INTO {ks}.starred (user_id, feed_url, {ITEM_COLUMNS}) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            delete_starred: format!("DELETE FROM {ks}.starred WHERE user_id = ? AND item_id = ?"),
+            claim_worker: format!(
+                "INSERT INTO {ks}.id_workers (worker, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
+            ),
+            renew_worker: format!(
+                "UPDATE {ks}.id_workers USING TTL ? SET owner = ? WHERE worker = ? IF owner = ?"
+            ),
+        }
+    }
 }
 
-/// Removes one subscription.
-pub fn delete(keyspace: &str) -> String {
-    format!("DELETE FROM {keyspace}.subscriptions WHERE user_id = ? AND feed_url = ?")
+impl<T> Statements<T> {
+    /// Each statement through `f` (e.g. prepared on a session), in turn.
+    pub async fn try_map<U, E, Fut>(self, f: impl Fn(T) -> Fut) -> Result<Statements<U>, E>
+    where
+        Fut: std::future::Future<Output = Result<U, E>>,
+    {
+        Ok(Statements {
+            select_user: f(self.select_user).await?,
+            select_one: f(self.select_one).await?,
+            insert: f(self.insert).await?,
+            delete: f(self.delete).await?,
+            insert_subscriber: f(self.insert_subscriber).await?,
+            delete_subscriber: f(self.delete_subscriber).await?,
+            any_subscriber: f(self.any_subscriber).await?,
+            select_feed: f(self.select_feed).await?,
+            scan_schedule: f(self.scan_schedule).await?,
+            insert_feed: f(self.insert_feed).await?,
+            delete_feed: f(self.delete_feed).await?,
+            select_items: f(self.select_items).await?,
+            select_item: f(self.select_item).await?,
+            insert_item: f(self.insert_item).await?,
+            delete_item: f(self.delete_item).await?,
+            delete_items: f(self.delete_items).await?,
+            insert_item_feed: f(self.insert_item_feed).await?,
+            select_item_feed: f(self.select_item_feed).await?,
+            delete_item_feed: f(self.delete_item_feed).await?,
+            select_marks: f(self.select_marks).await?,
+            select_mark: f(self.select_mark).await?,
+            upsert_mark: f(self.upsert_mark).await?,
+            delete_mark: f(self.delete_mark).await?,
+            select_overrides: f(self.select_overrides).await?,
+            upsert_override: f(self.upsert_override).await?,
+            delete_override: f(self.delete_override).await?,
+            delete_overrides_below: f(self.delete_overrides_below).await?,
+            delete_overrides_of_feed: f(self.delete_overrides_of_feed).await?,
+            select_starred: f(self.select_starred).await?,
+            insert_starred: f(self.insert_starred).await?,
+            delete_starred: f(self.delete_starred).await?,
+            claim_worker: f(self.claim_worker).await?,
+            renew_worker: f(self.renew_worker).await?,
+        })
+    }
+}
+
+/// A row of `feeds`, in [`FEED_COLUMNS`] order.
+pub type FeedRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<i32>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
+/// A record as a row of `feeds`.
+pub fn feed_row(record: &FeedRecord) -> FeedRow {
+    (
+        record.url.as_str().to_owned(),
+        record.title.clone(),
+        record.site_url.clone(),
+        record.etag.clone(),
+        record.last_modified.clone(),
+        record.last_fetched,
+        Some(record.next_fetch),
+        Some(i32::try_from(record.error_count).unwrap_or(i32::MAX)),
+        record.error.clone(),
+        record.failing_since,
+    )
+}
+
+/// A row of `feeds` as a record; `None` if its URL no longer parses.
+pub fn feed_record(row: FeedRow) -> Option<FeedRecord> {
+    let (url, title, site_url, etag, last_modified, last_fetched, next_fetch, errors, error, since) =
+        row;
+    Some(FeedRecord {
+        url: FeedUrl::parse(&url).ok()?,
+        title,
+        site_url,
+        etag,
+        last_modified,
+        last_fetched,
+        next_fetch: next_fetch.unwrap_or_default(),
+        error_count: u32::try_from(errors.unwrap_or(0)).unwrap_or(0),
+        error,
+        failing_since: since,
+    })
+}
+
+/// A row of `items` (and the item part of `starred`), in
+/// [`ITEM_COLUMNS`] order.
+pub type ItemRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// An item as a row.
+pub fn item_row(item: &StoredItem) -> ItemRow {
+    (
+        i64::try_from(item.id).unwrap_or(i64::MAX),
+        item.key.clone(),
+        item.guid.clone(),
+        Some(item.title.clone()),
+        item.link.clone(),
+        Some(item.description.clone()),
+        item.published.clone(),
+    )
+}
+
+/// A row as an item.
+pub fn stored_item(row: ItemRow) -> StoredItem {
+    let (id, key, guid, title, link, description, published) = row;
+    StoredItem {
+        id: u64::try_from(id).unwrap_or(0),
+        key,
+        guid,
+        title: title.unwrap_or_default(),
+        link,
+        description: description.unwrap_or_default(),
+        published,
+    }
 }
 
 /// A cheap query every node answers: is the cluster there?
@@ -199,12 +519,53 @@ mod tests {
             create_keyspace("rss", &Replication::Simple(1))
                 .starts_with("CREATE KEYSPACE IF NOT EXISTS rss WITH replication")
         );
+        let statements = Statements::new("k");
         assert_eq!(
-            select_user("k"),
+            statements.select_user,
             "SELECT feed_url, added_at FROM k.subscriptions WHERE user_id = ?"
         );
-        assert!(insert("k").contains("VALUES (?, ?, ?)"));
-        assert!(delete("k").ends_with("WHERE user_id = ? AND feed_url = ?"));
+        assert!(statements.insert.contains("VALUES (?, ?, ?)"));
+        assert!(
+            statements
+                .delete
+                .ends_with("WHERE user_id = ? AND feed_url = ?")
+        );
+        assert_eq!(create_tables("k").len(), 9);
+        for ddl in create_tables("k") {
+            assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS k."), "{ddl}");
+            assert!(!ddl.contains("  "), "{ddl}");
+        }
+    }
+
+    #[test]
+    fn no_statement_filters_or_scans_a_partition_it_does_not_name() {
+        let statements = format!("{:?}", Statements::new("k"));
+        assert!(!statements.to_ascii_uppercase().contains("ALLOW FILTERING"));
+    }
+
+    #[test]
+    fn records_and_items_round_trip_through_rows() {
+        let at = DateTime::<Utc>::from_timestamp_millis(1_800_000_000_000).unwrap();
+        let record = FeedRecord {
+            title: Some("T".into()),
+            etag: Some("e".into()),
+            last_fetched: Some(at),
+            error_count: 3,
+            error: Some("HTTP 500".into()),
+            failing_since: Some(at),
+            ..FeedRecord::new(FeedUrl::parse("https://a.example/f").unwrap(), at)
+        };
+        assert_eq!(feed_record(feed_row(&record)), Some(record));
+        let item = StoredItem {
+            id: 42,
+            key: "k".into(),
+            guid: None,
+            title: "t".into(),
+            link: Some("https://a.example/1".into()),
+            description: "<p>d</p>".into(),
+            published: None,
+        };
+        assert_eq!(stored_item(item_row(&item)), item);
     }
 
     #[test]

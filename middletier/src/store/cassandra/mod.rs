@@ -1,23 +1,35 @@
-//! The `cassandra` store: subscriptions in Cassandra (or ScyllaDB), through
+//! The `cassandra` store: everything in Cassandra (or ScyllaDB), through
 //! the `scylla` driver. This is the store that scales past one machine, as
 //! Astyanax/Cassandra did in the 2013 recipe: every middletier instance
-//! shares it.
+//! shares it, and each feed is refreshed by one of them
+//! (`refresh::ownership`).
 //!
 //! - **Starting in any order.** The store connects in the background,
 //!   retrying with backoff ([`retry::startup`]) and logging each attempt;
 //!   until it is connected every call is a clear `Unavailable` (so a 503, and
 //!   a 503 `/healthcheck`), and the middletier stays `STARTING` in the
-//!   registry. Then it creates the keyspace and table if missing (`IF NOT
-//!   EXISTS`: idempotent, so several middletiers may start at once) and
-//!   prepares its statements.
+//!   registry. Then it creates the keyspace and tables if missing (`IF NOT
+//!   EXISTS`: idempotent, so several middletiers may start at once),
+//!   prepares its statements and claims a worker number for item ids.
 //! - **Each call**: a prepared statement at the configured consistency
 //!   (default `LOCAL_QUORUM`) and request timeout; transient errors retried
 //!   with backoff ([`retry::per_request`]); anything else reported at once.
+//!   Every statement but the lease's is idempotent, so a retry is safe.
+//! - **Item ids** need a worker number no other live middletier holds
+//!   ([`super::ids`]). Each claims one with a lightweight transaction
+//!   (`INSERT ... IF NOT EXISTS USING TTL 60`) and renews it every 20 s
+//!   (`UPDATE ... IF owner = me`). It stops making ids 15 s before its
+//!   lease could expire unrenewed, so another process can only take the
+//!   number over at least 15 s after its last id: ids stay unique as long
+//!   as the middletiers' clocks agree within 15 s (NTP does far better).
 //! - **Adding twice** keeps the first `added_at` (read, then insert when
 //!   absent). Two concurrent first adds of the same feed may both insert;
 //!   the later timestamp then wins, which only moves the feed in the list.
 //!   A lightweight transaction would prevent that at the price of a Paxos
 //!   round on every subscribe; it is not worth it here.
+//! - **Writes in order**: a fetch's items are written before the feed's
+//!   state, so a crash in between leaves the old validators, and the next
+//!   fetch asks for the whole document again.
 
 pub mod cql;
 pub mod retry;
@@ -29,26 +41,37 @@ pub mod retry;
 #[allow(dead_code, clippy::unwrap_used)]
 mod peers;
 
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
 use common::config::Secret;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::frame::types::Consistency;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
+use scylla::response::query_result::QueryResult;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
 use tokio::sync::watch;
 
-use super::{StoreError, Subscription, SubscriptionStore};
-use cql::Replication;
+use super::ids::{self, IdGenerator, ItemId};
+use super::{
+    FeedRecord, FeedUpdate, ReadState, StarredItem, Store, StoreError, StoredItem, Subscription,
+    sort_newest_first,
+};
+use cql::{Replication, Statements};
 
 /// Where the cluster is and how to talk to it.
 #[derive(Debug, Clone)]
@@ -95,11 +118,73 @@ pub fn parse_consistency(raw: &str) -> Result<Consistency, String> {
 /// A session and the statements prepared on it.
 struct Connected {
     session: Session,
-    select_user: PreparedStatement,
-    select_one: PreparedStatement,
-    insert: PreparedStatement,
-    delete: PreparedStatement,
+    statements: Statements<PreparedStatement>,
     ping: PreparedStatement,
+}
+
+/// How long a claim on a worker number lasts unrenewed.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+/// How often the claim is renewed.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
+/// Ids stop this long before the lease could expire.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
+
+/// This process's worker number for item ids, while its lease holds.
+#[derive(Debug, Default)]
+struct IdLease {
+    held: Mutex<Option<Held>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    worker: u16,
+    /// No id is made after this.
+    valid_until: Instant,
+    ids: IdGenerator,
+}
+
+impl IdLease {
+    fn allocate(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        match held.as_mut() {
+            Some(lease) if Instant::now() < lease.valid_until => {
+                let now = ids::now_ms();
+                Ok((0..n).map(|_| lease.ids.next(now)).collect())
+            }
+            _ => Err(StoreError::Unavailable(
+                "no worker number for item ids yet (its lease in Cassandra is being claimed)"
+                    .into(),
+            )),
+        }
+    }
+
+    fn worker(&self) -> Option<u16> {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|h| h.worker)
+    }
+
+    /// Records a claim or renewal sent at `sent`.
+    fn hold(&self, worker: u16, sent: Instant) {
+        let valid_until = sent + LEASE_TTL - LEASE_MARGIN;
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        match held.as_mut() {
+            Some(lease) if lease.worker == worker => lease.valid_until = valid_until,
+            _ => {
+                *held = Some(Held {
+                    worker,
+                    valid_until,
+                    ids: IdGenerator::new(worker, ids::now_ms()),
+                })
+            }
+        }
+    }
+
+    fn lose(&self) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
 }
 
 /// The Cassandra store (see the module docs).
@@ -107,6 +192,7 @@ pub struct CassandraStore {
     settings: CassandraSettings,
     /// `None` until connected; the background connector sends `Some` once.
     connected: watch::Receiver<Option<Arc<Connected>>>,
+    lease: Arc<IdLease>,
 }
 
 impl std::fmt::Debug for CassandraStore {
@@ -114,13 +200,14 @@ impl std::fmt::Debug for CassandraStore {
         f.debug_struct("CassandraStore")
             .field("settings", &self.settings)
             .field("connected", &self.connected.borrow().is_some())
+            .field("worker", &self.lease.worker())
             .finish()
     }
 }
 
 impl CassandraStore {
     /// Returns at once; connects in the background until it succeeds (or
-    /// the store is dropped).
+    /// the store is dropped), then keeps its worker lease.
     pub fn connect_in_background(settings: CassandraSettings) -> Result<Self, String> {
         cql::keyspace(&settings.keyspace)?;
         if settings.nodes.is_empty() {
@@ -129,23 +216,29 @@ impl CassandraStore {
             );
         }
         let (publish, connected) = watch::channel(None);
+        let lease = Arc::new(IdLease::default());
         let store = Self {
             settings: settings.clone(),
             connected,
+            lease: lease.clone(),
         };
         let publish = Arc::new(publish);
         let weak = Arc::downgrade(&publish);
+        let weak_lease = Arc::downgrade(&lease);
+        drop(lease);
         tokio::spawn(async move {
-            // Holding only a weak handle: when the store is gone, stop.
-            let attempt = || connect_once(&settings, &weak);
+            // Holding only weak handles: when the store is gone, stop.
+            let attempt = || connect_once(&settings, &weak, &weak_lease);
             let result = attempt
                 .retry(retry::startup())
                 .notify(|e: &String, wait: Duration| {
                     tracing::warn!(nodes = ?settings.nodes, error = %e, retry_in = ?wait, "Cassandra is not reachable yet");
                 })
                 .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "gave up connecting to Cassandra");
+            match result {
+                Ok(Some(db)) => keep_lease(&db, &weak_lease).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "gave up connecting to Cassandra"),
             }
             drop(publish);
         });
@@ -161,12 +254,16 @@ impl CassandraStore {
         })
     }
 
-    /// Runs one request with retries on transient errors.
-    async fn request<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, StoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, ExecutionError>>,
-    {
+    /// Runs one prepared statement with retries on transient errors.
+    async fn run(
+        &self,
+        op: &'static str,
+        statement: Pick,
+        values: impl SerializeRow,
+    ) -> Result<QueryResult, StoreError> {
+        let db = self.session()?;
+        let statement = statement(&db.statements);
+        let call = || db.session.execute_unpaged(statement, &values);
         call.retry(retry::per_request())
             .when(retry::is_transient)
             .notify(|e: &ExecutionError, wait: Duration| {
@@ -175,16 +272,55 @@ impl CassandraStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("Cassandra {op} failed: {e}")))
     }
+
+    /// Runs a query and reads its rows as `R`, skipping (and logging) rows
+    /// that do not decode.
+    async fn rows<R>(
+        &self,
+        op: &'static str,
+        statement: Pick,
+        values: impl SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
+    {
+        let result = self.run(op, statement, values).await?;
+        let rows = result.into_rows_result().map_err(|e| {
+            StoreError::Unavailable(format!("unexpected answer from Cassandra: {e}"))
+        })?;
+        Ok(rows
+            .rows::<R>()
+            .map_err(|e| StoreError::Unavailable(format!("unexpected rows from Cassandra: {e}")))?
+            .filter_map(|row| {
+                row.map_err(|e| tracing::warn!(op, error = %e, "skipping an unreadable row"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    /// Runs many writes at once; fails if any fails.
+    async fn all<'a>(
+        &self,
+        writes: impl IntoIterator<Item = BoxFuture<'a, Result<QueryResult, StoreError>>>,
+    ) -> Result<(), StoreError> {
+        futures::future::try_join_all(writes).await.map(drop)
+    }
 }
 
-/// One connection attempt: session, schema, statements. Publishes the
-/// result; returns `Ok` also when the store was dropped meanwhile.
+/// Picks one prepared statement; a plain function, so calls picking
+/// different statements have one type and can run together.
+type Pick = for<'a> fn(&'a Statements<PreparedStatement>) -> &'a PreparedStatement;
+
+/// One connection attempt: session, schema, statements, a worker number.
+/// Publishes the result; returns `Ok(None)` when the store was dropped
+/// meanwhile.
 async fn connect_once(
     settings: &CassandraSettings,
     publish: &Weak<watch::Sender<Option<Arc<Connected>>>>,
-) -> Result<(), String> {
-    let Some(publish) = publish.upgrade() else {
-        return Ok(());
+    lease: &Weak<IdLease>,
+) -> Result<Option<Arc<Connected>>, String> {
+    let (Some(publish), Some(lease)) = (publish.upgrade(), lease.upgrade()) else {
+        return Ok(None);
     };
     tracing::info!(nodes = ?settings.nodes, keyspace = %settings.keyspace, "connecting to Cassandra");
     let mut balancing = DefaultPolicy::builder();
@@ -207,10 +343,9 @@ async fn connect_once(
     }
     let session = builder.build().await.map_err(|e| e.to_string())?;
     let ks = &settings.keyspace;
-    for ddl in [
-        cql::create_keyspace(ks, &settings.replication),
-        cql::create_table(ks),
-    ] {
+    let schema = std::iter::once(cql::create_keyspace(ks, &settings.replication))
+        .chain(cql::create_tables(ks));
+    for ddl in schema {
         match session.query_unpaged(ddl.as_str(), &[]).await {
             Ok(_) => {}
             // Another middletier won the race to create it: fine.
@@ -225,27 +360,127 @@ async fn connect_once(
         let session = &session;
         async move {
             let mut statement = session.prepare(text).await.map_err(|e| e.to_string())?;
-            statement.set_is_idempotent(true);
+            // Everything may be retried but the lease's transactions.
+            let is_lease = statement.get_statement().contains(" IF ");
+            statement.set_is_idempotent(!is_lease);
             Ok::<_, String>(statement)
         }
     };
-    let connected = Connected {
-        select_user: prepare(cql::select_user(ks)).await?,
-        select_one: prepare(cql::select_one(ks)).await?,
-        insert: prepare(cql::insert(ks)).await?,
-        delete: prepare(cql::delete(ks)).await?,
-        ping: prepare(cql::PING.to_owned()).await?,
+    let statements = Statements::new(ks).try_map(prepare).await?;
+    let ping = prepare(cql::PING.to_owned()).await?;
+    let db = Arc::new(Connected {
         session,
-    };
-    tracing::info!(keyspace = %ks, "connected to Cassandra; schema ready");
-    let _ = publish.send(Some(Arc::new(connected)));
-    Ok(())
+        statements,
+        ping,
+    });
+    claim_worker(&db, &lease).await?;
+    tracing::info!(keyspace = %ks, worker = ?lease.worker(), "connected to Cassandra; schema ready");
+    let _ = publish.send(Some(db.clone()));
+    Ok(Some(db))
+}
+
+/// Claims a free worker number, starting from a random one so that
+/// middletiers starting together rarely contend.
+async fn claim_worker(db: &Connected, lease: &IdLease) -> Result<(), String> {
+    let owner = lease_owner();
+    let start = u16::try_from(getrandom::u32().unwrap_or(0) % u32::from(ids::WORKERS)).unwrap_or(0);
+    let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
+    for offset in 0..ids::WORKERS {
+        let worker = (start + offset) % ids::WORKERS;
+        let sent = Instant::now();
+        let result = db
+            .session
+            .execute_unpaged(
+                &db.statements.claim_worker,
+                (i32::from(worker), owner.as_str(), ttl),
+            )
+            .await
+            .map_err(|e| format!("claiming an item-id worker number failed: {e}"))?;
+        if applied(result)? {
+            lease.hold(worker, sent);
+            OWNER.get_or_init(|| owner.clone());
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "all {} worker numbers for item ids are taken: more middletiers share this keyspace than ids allow",
+        ids::WORKERS
+    ))
+}
+
+/// Who this process is, in the lease table.
+static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn lease_owner() -> String {
+    OWNER.get().cloned().unwrap_or_else(|| {
+        format!(
+            "pid{}-{:016x}",
+            std::process::id(),
+            getrandom::u64().unwrap_or(0)
+        )
+    })
+}
+
+/// Renews the lease every [`LEASE_RENEW_EVERY`] while the store exists;
+/// claims another number if it was lost.
+async fn keep_lease(db: &Connected, lease: &Weak<IdLease>) {
+    let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
+    loop {
+        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        let Some(lease) = lease.upgrade() else { return };
+        let owner = lease_owner();
+        let Some(worker) = lease.worker() else {
+            if let Err(e) = claim_worker(db, &lease).await {
+                tracing::warn!(error = %e, "could not claim an item-id worker number; will retry");
+            }
+            continue;
+        };
+        let sent = Instant::now();
+        let renewed = db
+            .session
+            .execute_unpaged(
+                &db.statements.renew_worker,
+                (ttl, owner.as_str(), i32::from(worker), owner.as_str()),
+            )
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(applied);
+        match renewed {
+            Ok(true) => lease.hold(worker, sent),
+            Ok(false) => {
+                tracing::warn!(worker, "lost the item-id worker lease; claiming another");
+                lease.lose();
+            }
+            // Not known either way: keep the lease until it runs out.
+            Err(e) => {
+                tracing::warn!(worker, error = %e, "could not renew the item-id worker lease")
+            }
+        }
+    }
+}
+
+/// The `[applied]` column of a lightweight transaction's answer.
+fn applied(result: QueryResult) -> Result<bool, String> {
+    let rows = result.into_rows_result().map_err(|e| e.to_string())?;
+    let row = rows.first_row::<Row>().map_err(|e| e.to_string())?;
+    Ok(matches!(
+        row.columns.first(),
+        Some(Some(CqlValue::Boolean(true)))
+    ))
+}
+
+fn bigint(id: ItemId) -> i64 {
+    i64::try_from(id).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
-impl SubscriptionStore for CassandraStore {
+impl Store for CassandraStore {
     fn name(&self) -> &'static str {
         "cassandra"
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     async fn ready(&self) {
@@ -254,51 +489,316 @@ impl SubscriptionStore for CassandraStore {
     }
 
     async fn list(&self, user: &UserId) -> Result<Vec<Subscription>, StoreError> {
-        let db = self.session()?;
-        let result = self
-            .request("list", || {
-                db.session
-                    .execute_unpaged(&db.select_user, (user.as_str(),))
-            })
+        let rows: Vec<(String, DateTime<Utc>)> = self
+            .rows("list", |s| &s.select_user, (user.as_str(),))
             .await?;
-        let rows = result.into_rows_result().map_err(|e| {
-            StoreError::Unavailable(format!("unexpected answer from Cassandra: {e}"))
-        })?;
-        let rows = rows
-            .rows::<(String, DateTime<Utc>)>()
-            .map_err(|e| StoreError::Unavailable(format!("unexpected rows from Cassandra: {e}")))?
-            .filter_map(|row| {
-                row.map_err(|e| tracing::warn!(error = %e, "skipping an unreadable row"))
-                    .ok()
-            });
         Ok(cql::subscriptions(rows))
     }
 
     async fn add(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
-        let db = self.session()?;
         let key = (user.as_str(), url.as_str());
-        let existing = self
-            .request("add", || db.session.execute_unpaged(&db.select_one, key))
-            .await?;
-        let present = existing
-            .into_rows_result()
-            .map(|r| r.rows_num() > 0)
-            .unwrap_or(false);
-        if present {
-            return Ok(());
+        let existing: Vec<(DateTime<Utc>,)> = self.rows("add", |s| &s.select_one, key).await?;
+        if existing.is_empty() {
+            let row = (user.as_str(), url.as_str(), Utc::now());
+            self.run("add", |s| &s.insert, row).await?;
         }
-        let row = (user.as_str(), url.as_str(), Utc::now());
-        self.request("add", || db.session.execute_unpaged(&db.insert, row))
-            .await
-            .map(|_| ())
+        self.run(
+            "add",
+            |s| &s.insert_subscriber,
+            (url.as_str(), user.as_str()),
+        )
+        .await
+        .map(drop)
     }
 
     async fn remove(&self, user: &UserId, url: &FeedUrl) -> Result<(), StoreError> {
-        let db = self.session()?;
         let key = (user.as_str(), url.as_str());
-        self.request("remove", || db.session.execute_unpaged(&db.delete, key))
+        self.all([
+            self.run("remove", |s| &s.delete, key).boxed(),
+            self.run(
+                "remove",
+                |s| &s.delete_subscriber,
+                (url.as_str(), user.as_str()),
+            )
+            .boxed(),
+            self.run("remove", |s| &s.delete_mark, key).boxed(),
+            self.run("remove", |s| &s.delete_overrides_of_feed, key)
+                .boxed(),
+        ])
+        .await
+    }
+
+    async fn has_subscribers(&self, url: &FeedUrl) -> Result<bool, StoreError> {
+        let rows: Vec<(String,)> = self
+            .rows("has_subscribers", |s| &s.any_subscriber, (url.as_str(),))
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn feed(&self, url: &FeedUrl) -> Result<Option<FeedRecord>, StoreError> {
+        let rows: Vec<cql::FeedRow> = self
+            .rows("feed", |s| &s.select_feed, (url.as_str(),))
+            .await?;
+        Ok(rows.into_iter().next().and_then(cql::feed_record))
+    }
+
+    async fn schedule(&self) -> Result<Vec<(FeedUrl, DateTime<Utc>)>, StoreError> {
+        use futures::TryStreamExt;
+        let db = self.session()?;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            StoreError::Unavailable(format!("Cassandra schedule scan failed: {e}"))
+        };
+        let pager = db
+            .session
+            .execute_iter(db.statements.scan_schedule.clone(), ())
             .await
-            .map(|_| ())
+            .map_err(|e| unavailable(&e))?;
+        let rows: Vec<(String, Option<DateTime<Utc>>)> = pager
+            .rows_stream()
+            .map_err(|e| unavailable(&e))?
+            .try_collect()
+            .await
+            .map_err(|e| unavailable(&e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(url, next)| Some((FeedUrl::parse(&url).ok()?, next.unwrap_or_default())))
+            .collect())
+    }
+
+    async fn create_feed(&self, record: &FeedRecord) -> Result<(), StoreError> {
+        if self.feed(&record.url).await?.is_none() {
+            self.run("create_feed", |s| &s.insert_feed, cql::feed_row(record))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn save_fetch(&self, update: &FeedUpdate) -> Result<(), StoreError> {
+        let url = update.record.url.as_str();
+        let removals = update.removals.iter().flat_map(|item| {
+            [
+                self.run("save_fetch", |s| &s.delete_item, (url, item.key.as_str()))
+                    .boxed(),
+                self.run("save_fetch", |s| &s.delete_item_feed, (bigint(item.id),))
+                    .boxed(),
+            ]
+        });
+        self.all(removals).await?;
+        // Items first, then the feed's state: a crash in between refetches
+        // and finds the items already there (matched by key).
+        let upserts = update.upserts.iter().flat_map(|item| {
+            let (id, key, guid, title, link, description, published) = cql::item_row(item);
+            [
+                self.run(
+                    "save_fetch",
+                    |s| &s.insert_item,
+                    (
+                        url,
+                        id,
+                        key.clone(),
+                        guid,
+                        title,
+                        link,
+                        description,
+                        published,
+                    ),
+                )
+                .boxed(),
+                self.run("save_fetch", |s| &s.insert_item_feed, (id, url, key))
+                    .boxed(),
+            ]
+        });
+        self.all(upserts).await?;
+        self.run(
+            "save_fetch",
+            |s| &s.insert_feed,
+            cql::feed_row(&update.record),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn delete_feed(&self, url: &FeedUrl) -> Result<(), StoreError> {
+        let items = self.items(url).await?;
+        self.all(items.iter().map(|item| {
+            self.run("delete_feed", |s| &s.delete_item_feed, (bigint(item.id),))
+                .boxed()
+        }))
+        .await?;
+        self.all([
+            self.run("delete_feed", |s| &s.delete_items, (url.as_str(),))
+                .boxed(),
+            self.run("delete_feed", |s| &s.delete_feed, (url.as_str(),))
+                .boxed(),
+        ])
+        .await
+    }
+
+    async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError> {
+        let rows: Vec<cql::ItemRow> = self
+            .rows("items", |s| &s.select_items, (url.as_str(),))
+            .await?;
+        let mut items: Vec<StoredItem> = rows.into_iter().map(cql::stored_item).collect();
+        sort_newest_first(&mut items);
+        Ok(items)
+    }
+
+    async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {
+        let index: Vec<(String, String)> = self
+            .rows("item", |s| &s.select_item_feed, (bigint(id),))
+            .await?;
+        let Some((url, key)) = index.into_iter().next() else {
+            return Ok(None);
+        };
+        let rows: Vec<cql::ItemRow> = self
+            .rows("item", |s| &s.select_item, (url.as_str(), key.as_str()))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(cql::stored_item)
+            .filter(|item| item.id == id)
+            .and_then(|item| Some((FeedUrl::parse(&url).ok()?, item))))
+    }
+
+    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+        self.lease.allocate(n)
+    }
+
+    async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {
+        let (marks, overrides): (Vec<(String, i64)>, Vec<(String, i64, bool)>) = tokio::try_join!(
+            self.rows("read_states", |s| &s.select_marks, (user.as_str(),)),
+            self.rows("read_states", |s| &s.select_overrides, (user.as_str(),)),
+        )?;
+        let mut states: HashMap<String, ReadState> = HashMap::new();
+        for (feed, before) in marks {
+            states.entry(feed).or_default().read_before = u64::try_from(before).unwrap_or(0);
+        }
+        for (feed, id, read) in overrides {
+            states
+                .entry(feed)
+                .or_default()
+                .overrides
+                .insert(u64::try_from(id).unwrap_or(0), read);
+        }
+        Ok(states
+            .into_iter()
+            .filter_map(|(url, state)| Some((FeedUrl::parse(&url).ok()?, state)))
+            .collect())
+    }
+
+    async fn set_read_override(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        id: ItemId,
+        read: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let key = (user.as_str(), feed.as_str(), bigint(id));
+        match read {
+            Some(read) => {
+                let (user, feed, id) = key;
+                self.run("set_read", |s| &s.upsert_override, (user, feed, id, read))
+                    .await
+            }
+            None => self.run("set_read", |s| &s.delete_override, key).await,
+        }
+        .map(drop)
+    }
+
+    async fn mark_read_before(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        before: ItemId,
+    ) -> Result<(), StoreError> {
+        let key = (user.as_str(), feed.as_str());
+        let current: Vec<(i64,)> = self.rows("mark_read", |s| &s.select_mark, key).await?;
+        let current = current.first().map_or(0, |(before,)| *before);
+        let before = bigint(before);
+        self.run(
+            "mark_read",
+            |s| &s.upsert_mark,
+            (key.0, key.1, current.max(before)),
+        )
+        .await?;
+        self.run(
+            "mark_read",
+            |s| &s.delete_overrides_below,
+            (key.0, key.1, before),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn starred(&self, user: &UserId) -> Result<Vec<StarredItem>, StoreError> {
+        type StarredRow = (
+            String,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<StarredRow> = self
+            .rows("starred", |s| &s.select_starred, (user.as_str(),))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(
+                |(feed, id, key, guid, title, link, description, published)| {
+                    Some(StarredItem {
+                        feed: FeedUrl::parse(&feed).ok()?,
+                        item: cql::stored_item((
+                            id,
+                            key,
+                            guid,
+                            title,
+                            link,
+                            description,
+                            published,
+                        )),
+                    })
+                },
+            )
+            .collect())
+    }
+
+    async fn set_starred(
+        &self,
+        user: &UserId,
+        item: &StarredItem,
+        starred: bool,
+    ) -> Result<(), StoreError> {
+        if starred {
+            let (id, key, guid, title, link, description, published) = cql::item_row(&item.item);
+            self.run(
+                "set_starred",
+                |s| &s.insert_starred,
+                (
+                    user.as_str(),
+                    item.feed.as_str(),
+                    id,
+                    key,
+                    guid,
+                    title,
+                    link,
+                    description,
+                    published,
+                ),
+            )
+            .await
+        } else {
+            self.run(
+                "set_starred",
+                |s| &s.delete_starred,
+                (user.as_str(), bigint(item.item.id)),
+            )
+            .await
+        }
+        .map(drop)
     }
 
     async fn check(&self) -> Result<(), StoreError> {

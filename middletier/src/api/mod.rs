@@ -1,0 +1,198 @@
+//! The middletier REST API (docs/ARCHITECTURE.md, "Middletier"). The v1
+//! calls of the 2013 recipe keep their shape; v2 adds read state,
+//! discovery, refresh and OPML:
+//!
+//! | call | does |
+//! |---|---|
+//! | `GET /middletier/rss/user/{user}[?unread=true&limit=N]` | the user's feeds with stored items, read state and health |
+//! | `POST /middletier/rss/user/{user}?url=...` | subscribe after checking: 200, 300 (choose a feed) or 422 |
+//! | `DELETE /middletier/rss/user/{user}?url=...` | unsubscribe |
+//! | `PUT /middletier/rss/user/{user}/items/{id}` | `{"read"?, "starred"?}` |
+//! | `POST /middletier/rss/user/{user}/mark-read` | `{"url"?, "before"?}` |
+//! | `POST /middletier/rss/user/{user}/refresh?url=...` | fetch one feed now |
+//! | `GET`/`POST /middletier/rss/user/{user}/opml` | export / import OPML |
+//! | `GET /middletier/rss/discover?url=...` | the feeds a page lists |
+//! | `GET /healthcheck` | 200 UP, or 503 when the store is unreachable |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! Handlers parse input into newtypes and call the [`Reader`]; every
+//! failure is an [`ApiError`], turned into HTTP in exactly one place
+//! ([`error`]). Bodies are capped at 16 KiB, except OPML imports (1 MiB).
+
+mod error;
+mod reading;
+mod subscriptions;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use common::api::UserId;
+use common::ratelimit::WriteLimiter;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+pub(crate) use error::ApiError;
+
+use crate::faults::{self, Faults};
+use crate::reader::Reader;
+
+/// Every endpoint but OPML import takes at most a small JSON body.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// An OPML file of a few thousand feeds is well under this.
+pub(crate) const MAX_OPML_BYTES: usize = 1024 * 1024;
+
+/// Per-user rate limits; `None` is no limit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    /// Subscribe, unsubscribe, OPML import.
+    pub(crate) writes: Option<Arc<WriteLimiter>>,
+    /// Read and starred changes, mark-read.
+    pub(crate) state: Option<Arc<WriteLimiter>>,
+    /// "Refresh now".
+    pub(crate) refresh: Option<Arc<WriteLimiter>>,
+}
+
+/// Shared by all handlers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    reader: Reader,
+    limits: Limits,
+}
+
+impl AppState {
+    pub(crate) fn new(reader: Reader, limits: Limits) -> Self {
+        Self { reader, limits }
+    }
+}
+
+/// Which per-user limit a call counts against.
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    Writes,
+    State,
+    Refresh,
+}
+
+impl AppState {
+    /// Refuses a call when the user has made too many of its kind just now.
+    fn admit(&self, user: &UserId, budget: Budget) -> Result<(), ApiError> {
+        let limiter = match budget {
+            Budget::Writes => &self.limits.writes,
+            Budget::State => &self.limits.state,
+            Budget::Refresh => &self.limits.refresh,
+        };
+        match limiter {
+            Some(limiter) => limiter.check(user).map_err(ApiError::TooManyWrites),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The API's routes; with `faults`, also `/admin/faults` and the injected
+/// latency on `/middletier/...` (see [`crate::faults`]).
+pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
+    let small = Router::new()
+        .route(
+            "/middletier/rss/user/{user}",
+            get(reading::list)
+                .post(subscriptions::subscribe)
+                .delete(subscriptions::unsubscribe),
+        )
+        .route(
+            "/middletier/rss/user/{user}/items/{id}",
+            put(reading::set_item),
+        )
+        .route(
+            "/middletier/rss/user/{user}/mark-read",
+            post(reading::mark_read),
+        )
+        .route(
+            "/middletier/rss/user/{user}/refresh",
+            post(reading::refresh),
+        )
+        .route("/middletier/rss/discover", get(subscriptions::discover));
+    let opml = Router::new().route(
+        "/middletier/rss/user/{user}/opml",
+        get(subscriptions::export_opml).post(subscriptions::import_opml),
+    );
+    // The small cap on every route but the import; the large one (and the
+    // URL length check) on everything, below.
+    let mut api = common::limits::apply(small, MAX_BODY_BYTES).merge(opml);
+    if let Some(faults) = &faults {
+        api = api.route_layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            faults::delay,
+        ));
+    }
+    let mut routes = api
+        .route("/healthcheck", get(healthcheck))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state);
+    if let Some(faults) = faults {
+        routes = routes.merge(common::limits::apply(
+            faults::routes(faults),
+            MAX_BODY_BYTES,
+        ));
+    }
+    common::limits::apply(
+        common::metrics::instrument(routes, "middletier"),
+        MAX_OPML_BYTES,
+    )
+    .layer(TraceLayer::new_for_http())
+}
+
+async fn healthcheck(State(state): State<AppState>) -> Response {
+    let store = state.reader.store();
+    match store.check().await {
+        Ok(()) => Json(json!({"status": "UP", "store": store.name()})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "healthcheck: store unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "DOWN",
+                    "store": store.name(),
+                    "error": "the subscription store is unreachable",
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The user in the path.
+fn user_from(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<UserId, ApiError> {
+    let axum::extract::Path(raw) = path.map_err(|_| ApiError::BadPath)?;
+    Ok(UserId::parse(&raw)?)
+}
+
+/// One query parameter (the first, if repeated).
+fn param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The `url` query parameter, as a feed URL; `usage` names the call.
+fn url_from(query: Option<&str>, usage: &'static str) -> Result<common::api::FeedUrl, ApiError> {
+    let raw = param(query, "url").ok_or(ApiError::MissingUrl(usage))?;
+    Ok(common::api::FeedUrl::parse(&raw)?)
+}
+
+/// A JSON body; an empty one is `T::default()`. `shape` shows what to send.
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    shape: &'static str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string(), shape))
+}

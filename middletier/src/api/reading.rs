@@ -1,0 +1,116 @@
+//! Reading: the listing, read and starred state, refresh now.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use common::api::{FeedView, ItemChange, ItemState, MarkRead, Marked, UserFeeds};
+
+use super::{ApiError, AppState, Budget, json_body, param, url_from, user_from};
+use crate::reader::ListOptions;
+
+/// Most items per feed one listing returns.
+const MAX_LIMIT: usize = 500;
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<UserFeeds>, ApiError> {
+    let user = user_from(user)?;
+    let options = list_options(query.as_deref())?;
+    let subscriptions = state.reader.feeds(&user, options).await?;
+    Ok(Json(UserFeeds {
+        user: user.into(),
+        subscriptions,
+    }))
+}
+
+fn list_options(query: Option<&str>) -> Result<ListOptions, ApiError> {
+    let unread_only = match param(query, "unread").as_deref() {
+        None | Some("false" | "0" | "") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::BadParameter(format!(
+                "unread={:?} is not a boolean; use unread=true or unread=false",
+                other.chars().take(20).collect::<String>()
+            )));
+        }
+    };
+    let limit = param(query, "limit")
+        .map(|raw| match raw.parse::<usize>() {
+            Ok(n) if n <= MAX_LIMIT => Ok(n),
+            _ => Err(ApiError::BadParameter(format!(
+                "limit={:?} is not a number of items from 0 to {MAX_LIMIT}",
+                raw.chars().take(20).collect::<String>()
+            ))),
+        })
+        .transpose()?;
+    Ok(ListOptions { unread_only, limit })
+}
+
+pub(super) async fn set_item(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<ItemState>, ApiError> {
+    let Path((user, id)) = path.map_err(|_| ApiError::BadPath)?;
+    let user = user_from(Ok(Path(user)))?;
+    let change: ItemChange = json_body(&body, r#"{"read": true|false, "starred": true|false}"#)?;
+    state.admit(&user, Budget::State)?;
+    Ok(Json(state.reader.set_item(&user, &id, change).await?))
+}
+
+pub(super) async fn mark_read(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Json<Marked>, ApiError> {
+    let user = user_from(user)?;
+    let request: MarkRead = json_body(
+        &body,
+        r#"{"url"?: "<feed URL>", "before"?: "<RFC 3339 date>"} (an empty body marks everything)"#,
+    )?;
+    let url = request
+        .url
+        .as_deref()
+        .map(common::api::FeedUrl::parse)
+        .transpose()?;
+    state.admit(&user, Budget::State)?;
+    let marked = state
+        .reader
+        .mark_read(&user, url, request.before.as_deref())
+        .await?;
+    Ok(Json(Marked { marked }))
+}
+
+pub(super) async fn refresh(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<FeedView>, ApiError> {
+    let user = user_from(user)?;
+    let url = url_from(query.as_deref(), "POST /middletier/rss/user/{user}/refresh")?;
+    state.admit(&user, Budget::Refresh)?;
+    Ok(Json(state.reader.refresh(&user, &url).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_options_parse_and_refuse_clearly() {
+        let o = list_options(Some("unread=true&limit=5")).unwrap();
+        assert!(o.unread_only);
+        assert_eq!(o.limit, Some(5));
+        let o = list_options(None).unwrap();
+        assert!(!o.unread_only);
+        assert_eq!(o.limit, None);
+        let e = list_options(Some("unread=maybe")).unwrap_err().to_string();
+        assert!(e.contains("unread=true"), "{e}");
+        let e = list_options(Some("limit=-1")).unwrap_err().to_string();
+        assert!(e.contains("0 to 500"), "{e}");
+        assert!(list_options(Some("limit=501")).is_err());
+    }
+}

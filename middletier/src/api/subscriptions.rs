@@ -1,0 +1,93 @@
+//! Managing subscriptions: subscribe (with discovery), unsubscribe, OPML.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use common::api::{Discovered, OpmlImport, SubscriptionChange};
+
+use super::{ApiError, AppState, Budget, url_from, user_from};
+use crate::feeds::parse;
+
+const SUBSCRIBE: &str = "POST /middletier/rss/user/{user}";
+
+pub(super) async fn subscribe(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<SubscriptionChange>, ApiError> {
+    let user = user_from(user)?;
+    let url = url_from(query.as_deref(), SUBSCRIBE)?;
+    state.admit(&user, Budget::Writes)?;
+    let subscribed = state.reader.subscribe(&user, url).await?;
+    Ok(Json(SubscriptionChange {
+        user: user.into(),
+        url: subscribed.url.into(),
+        title: subscribed.title,
+        subscribed: true,
+    }))
+}
+
+pub(super) async fn unsubscribe(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<SubscriptionChange>, ApiError> {
+    let user = user_from(user)?;
+    let url = url_from(query.as_deref(), "DELETE /middletier/rss/user/{user}")?;
+    state.admit(&user, Budget::Writes)?;
+    state.reader.unsubscribe(&user, &url).await?;
+    Ok(Json(SubscriptionChange {
+        user: user.into(),
+        url: url.into(),
+        title: None,
+        subscribed: false,
+    }))
+}
+
+pub(super) async fn discover(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Discovered>, ApiError> {
+    let url = url_from(query.as_deref(), "GET /middletier/rss/discover")?;
+    Ok(Json(state.reader.discover(url).await?))
+}
+
+pub(super) async fn export_opml(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let user = user_from(user)?;
+    let opml = state.reader.export_opml(&user).await?;
+    let mut response = opml.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/x-opml; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"subscriptions.opml\""),
+    );
+    Ok(response)
+}
+
+pub(super) async fn import_opml(
+    State(state): State<AppState>,
+    user: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<OpmlImport>, ApiError> {
+    let user = user_from(user)?;
+    state.admit(&user, Budget::Writes)?;
+    // The same decoding as feeds: BOM, XML declaration, HTTP charset.
+    let charset = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').find_map(|p| p.trim().strip_prefix("charset=")))
+        .map(|c| c.trim_matches('"'));
+    let text = parse::decode(&body, charset);
+    Ok(Json(state.reader.import_opml(&user, &text).await?))
+}
