@@ -4,7 +4,7 @@
 # pinned, under target/interop/:
 #
 #   target/interop/python   a venv with py-eureka-client and feedparser (interop/python/requirements.txt)
-#   target/interop/node     eureka-js-client (interop/node/package-lock.json, npm ci)
+#   target/interop/node     eureka-js-client and axe-core (interop/node/package-lock.json, npm ci)
 #
 # Idempotent and quick when nothing changed (a stamp per lock file's hash);
 # safe to run from several tests at once (flock). The test command runs it

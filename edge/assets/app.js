@@ -1,5 +1,8 @@
-// Small enhancements; the page works without them.
-// - dates become "3 h ago", with the local date in a tooltip;
+// Enhancements; every action also works without them, through the forms.
+// - dates stay relative ("3 h ago"), with the local time in a tooltip;
+// - read and star buttons change the item in place (PUT /api/items/{id});
+// - opening an item shows it as read at once;
+// - keyboard: j/k next/previous, o open, m read/unread, s star, r refresh, ? help;
 // - a form's button shows it is busy, so it is not pressed twice;
 // - a flash message can be dismissed.
 (function () {
@@ -8,10 +11,14 @@
   function ago(date) {
     var seconds = Math.round((Date.now() - date.getTime()) / 1000);
     if (seconds < 0) return null;
-    var units = [["year", 31536000], ["month", 2592000], ["day", 86400], ["hour", 3600], ["minute", 60]];
+    var units = [["year", 31536000], ["month", 2592000], ["day", 86400], ["h", 3600], ["min", 60]];
     for (var i = 0; i < units.length; i++) {
       var n = Math.floor(seconds / units[i][1]);
-      if (n >= 1) return n + " " + units[i][0] + (n > 1 ? "s" : "") + " ago";
+      if (n >= 1) {
+        var unit = units[i][0];
+        var plural = unit.length > 3 && n > 1 ? "s" : "";
+        return n + " " + unit + plural + " ago";
+      }
     }
     return "just now";
   }
@@ -31,7 +38,7 @@
       var button = form.querySelector("button[type=submit]");
       if (button) {
         button.disabled = true;
-        button.textContent = form.getAttribute("data-busy");
+        button.firstChild.textContent = form.getAttribute("data-busy");
       }
     });
   });
@@ -45,5 +52,134 @@
       var input = document.getElementById("feed-url");
       if (input) input.focus();
     });
+  });
+
+  // --- Items in place -------------------------------------------------
+
+  var LABELS = {
+    read: ["Mark read", "Mark unread"],
+    starred: ["☆ Star", "★ Unstar"]
+  };
+
+  function showState(item, field, on) {
+    item.classList.toggle(field === "read" ? "is-read" : "is-starred", on);
+    var form = item.querySelector('form[data-toggle="' + field + '"]');
+    if (!form) return;
+    form.querySelector('input[name="' + field + '"]').value = on ? "false" : "true";
+    var button = form.querySelector("button");
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.firstChild.textContent = LABELS[field][on ? 1 : 0];
+  }
+
+  function unreadDelta(item, delta) {
+    var card = item.closest(".card");
+    var count = card && card.querySelector("[data-unread]");
+    if (!count) return;
+    var n = Math.max(0, parseInt(count.firstChild.textContent, 10) + delta);
+    count.firstChild.textContent = String(n);
+    var total = document.title.match(/^\((\d+)\) (.*)$/);
+    if (total) {
+      var t = Math.max(0, parseInt(total[1], 10) + delta);
+      document.title = (t > 0 ? "(" + t + ") " : "") + total[2];
+    }
+  }
+
+  // Sends a change; on failure, falls back to the form (the page reloads
+  // with the server's message).
+  function change(item, field, on, form) {
+    var body = {};
+    body[field] = on;
+    return fetch("/api/items/" + encodeURIComponent(item.getAttribute("data-item")), {
+      method: "PUT",
+      headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify(body)
+    }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      var wasRead = item.classList.contains("is-read");
+      showState(item, field, on);
+      if (field === "read" && wasRead !== on) unreadDelta(item, on ? -1 : 1);
+    }).catch(function () {
+      if (form) form.submit();
+    });
+  }
+
+  document.querySelectorAll("form[data-toggle]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      var item = form.closest("[data-item]");
+      if (!item) return;
+      event.preventDefault();
+      var field = form.getAttribute("data-toggle");
+      var on = form.querySelector('input[name="' + field + '"]').value === "true";
+      change(item, field, on, form);
+    });
+  });
+
+  // Opening goes through /items/{id}/open, which marks it read; show it.
+  document.querySelectorAll("[data-item] a.item-title").forEach(function (link) {
+    link.addEventListener("click", function () {
+      var item = link.closest("[data-item]");
+      if (!item.classList.contains("is-read")) {
+        showState(item, "read", true);
+        unreadDelta(item, -1);
+      }
+    });
+  });
+
+  // --- Keyboard -------------------------------------------------------
+
+  var items = Array.prototype.slice.call(document.querySelectorAll("[data-item]"));
+  var current = -1;
+  var help = document.getElementById("keys");
+  var helpButton = document.querySelector("[data-help-open]");
+
+  function select(index) {
+    if (items.length === 0) return;
+    index = Math.max(0, Math.min(items.length - 1, index));
+    if (current >= 0) items[current].classList.remove("is-current");
+    current = index;
+    items[current].classList.add("is-current");
+    items[current].focus();
+    items[current].scrollIntoView({ block: "nearest" });
+  }
+
+  function showHelp() {
+    if (help && typeof help.showModal === "function" && !help.open) help.showModal();
+  }
+  if (helpButton && help) {
+    helpButton.hidden = false;
+    helpButton.addEventListener("click", showHelp);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    if (help && help.open) return;
+    var item = current >= 0 ? items[current] : null;
+    switch (event.key) {
+      case "j": select(current + 1); break;
+      case "k": select(current - 1); break;
+      case "o":
+        if (item) {
+          var link = item.querySelector("a.item-title");
+          if (link) link.click();
+        }
+        break;
+      case "m":
+        if (item) change(item, "read", !item.classList.contains("is-read"), item.querySelector('form[data-toggle="read"]'));
+        break;
+      case "s":
+        if (item) change(item, "starred", !item.classList.contains("is-starred"), item.querySelector('form[data-toggle="starred"]'));
+        break;
+      case "r":
+        if (item) {
+          var refresh = item.closest(".card").querySelector("form[data-refresh]");
+          if (refresh) refresh.requestSubmit();
+        }
+        break;
+      case "?": showHelp(); break;
+      default: return;
+    }
+    event.preventDefault();
   });
 })();

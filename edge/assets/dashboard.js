@@ -25,6 +25,11 @@
         el.textContent = typeof v === "number" && !Number.isInteger(v) ? v.toFixed(1) : String(v);
       });
       row.querySelector('[data-field="bulkhead"]').textContent = c.concurrent + "/" + c.max_concurrent;
+      // The server draws the charts; redraw with its latest points.
+      var rate = row.querySelector('[data-line="rate"]');
+      if (rate) rate.setAttribute("points", c.rate_line);
+      var errors = row.querySelector('[data-line="errors"]');
+      if (errors) errors.setAttribute("points", c.error_line);
     });
     var body = document.getElementById("instances");
     while (body.firstChild) body.removeChild(body.firstChild);

@@ -1,36 +1,50 @@
-//! The JSON API (docs/ARCHITECTURE.md, "Edge"):
+//! The JSON API (docs/ARCHITECTURE.md, "Edge"): the reader's calls, each a
+//! named command of [`crate::middletier`].
 //!
 //! | call | result |
 //! |---|---|
-//! | `GET /api/subscriptions` | the middletier's JSON for the current user, plus `"degraded"` |
-//! | `POST /api/subscriptions` `{"url": ...}` | 200 once stored; the middletier's 4xx passed on; 503 when not saved |
+//! | `GET /api/subscriptions[?unread=true]` | the middletier's JSON for the current user, plus `"degraded"` |
+//! | `POST /api/subscriptions` `{"url": ...}` | 200 once stored; 300 `{"error", "feeds"}` when the page lists several feeds; the middletier's 4xx passed on; 503 when not saved |
 //! | `DELETE /api/subscriptions?url=...` | likewise |
+//! | `PUT /api/items/{id}` `{"read"?, "starred"?}` | `{"id", "read", "starred"}` |
+//! | `POST /api/mark-read` `{"url"?, "before"?}` | `{"marked": n}` |
+//! | `POST /api/refresh?url=...` | the feed, fetched now |
+//! | `GET /api/discover?url=...` | `{"feeds": [{"url", "title", "type"}]}` |
+//! | `GET /api/opml`, `POST /api/opml` | export (a download) / import (≤ 1 MiB) |
 //!
 //! Errors are `{"error": "..."}`, mapped once in [`crate::error`].
 
-use axum::extract::{RawQuery, State};
-use axum::http::header;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use common::api::{FeedUrl, SubscriptionChange};
+use common::api::{
+    Discovered, FeedUrl, FeedView, ItemChange, ItemState, MarkRead, Marked, OpmlImport,
+    SubscriptionChange,
+};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::{Error, Json};
+use crate::middletier::Subscribed;
 use crate::user::CurrentUser;
 
-/// `GET /api/subscriptions`: the middletier's JSON, with `"degraded"` (and,
-/// when degraded, a `"notice"` saying why) spliced in at the front.
+/// `GET /api/subscriptions[?unread=true]`: the middletier's JSON, with
+/// `"degraded"` (and, when degraded, a `"notice"` saying why) spliced in at
+/// the front.
 pub(crate) async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Response {
-    let read = state.middletier.read(&user).await;
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let unread_only = flag(query.as_deref(), "unread")?;
+    let read = state.middletier.read(&user, unread_only).await;
     let notice = read
         .degraded
         .as_deref()
         .map(|reason| format!("showing saved feeds; live update unavailable: {reason}"));
     let body = with_degraded(&read.body, notice.as_deref());
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `{"user": ...}` → `{"degraded": false, "user": ...}`. The body was
@@ -58,14 +72,20 @@ pub(crate) struct AddBody {
     url: String,
 }
 
-/// `POST /api/subscriptions`.
+/// `POST /api/subscriptions`: 200 when subscribed, 300 with the feeds to
+/// choose from.
 pub(crate) async fn add(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(body): Json<AddBody>,
-) -> Result<axum::Json<SubscriptionChange>, Error> {
+) -> Result<Response, Error> {
     let url = FeedUrl::parse(&body.url)?;
-    Ok(axum::Json(state.middletier.subscribe(&user, &url).await?))
+    Ok(match state.middletier.subscribe(&user, &url).await? {
+        Subscribed::Added(change) => axum::Json(change).into_response(),
+        Subscribed::Choice(choice) => {
+            (StatusCode::MULTIPLE_CHOICES, axum::Json(*choice)).into_response()
+        }
+    })
 }
 
 /// `DELETE /api/subscriptions?url=...`.
@@ -74,35 +94,123 @@ pub(crate) async fn delete(
     CurrentUser(user): CurrentUser,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<SubscriptionChange>, Error> {
-    let raw = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(key, _)| key == "url")
-        .map(|(_, value)| value.into_owned())
-        .ok_or(Error::MissingParameter {
-            name: "url",
-            usage: "DELETE /api/subscriptions?url=<percent-encoded feed URL>",
-        })?;
-    let url = FeedUrl::parse(&raw)?;
+    let url = url_param(
+        query.as_deref(),
+        "DELETE /api/subscriptions?url=<percent-encoded feed URL>",
+    )?;
     Ok(axum::Json(state.middletier.unsubscribe(&user, &url).await?))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::{Value, json};
+/// `PUT /api/items/{id}`.
+pub(crate) async fn set_item(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Json(change): Json<ItemChange>,
+) -> Result<axum::Json<ItemState>, Error> {
+    Ok(axum::Json(
+        state.middletier.set_item(&user, &id, change).await?,
+    ))
+}
 
-    #[test]
-    fn degraded_is_spliced_into_the_object() {
-        let body = br#"{"user":"u","subscriptions":[]}"#;
-        let live: Value = serde_json::from_slice(&with_degraded(body, None)).unwrap();
-        assert_eq!(
-            live,
-            json!({"degraded": false, "user": "u", "subscriptions": []})
-        );
-        let saved: Value =
-            serde_json::from_slice(&with_degraded(body, Some("it said \"no\""))).unwrap();
-        assert_eq!(saved["degraded"], true);
-        assert_eq!(saved["notice"], "it said \"no\"");
-        let empty: Value = serde_json::from_slice(&with_degraded(b"{ }", None)).unwrap();
-        assert_eq!(empty, json!({"degraded": false}));
+/// `POST /api/mark-read`.
+pub(crate) async fn mark_read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(request): Json<MarkRead>,
+) -> Result<axum::Json<Marked>, Error> {
+    Ok(axum::Json(
+        state.middletier.mark_read(&user, request).await?,
+    ))
+}
+
+/// `POST /api/refresh?url=...`.
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<FeedView>, Error> {
+    let url = url_param(
+        query.as_deref(),
+        "POST /api/refresh?url=<percent-encoded feed URL>",
+    )?;
+    Ok(axum::Json(state.middletier.refresh(&user, &url).await?))
+}
+
+/// `GET /api/discover?url=...`.
+pub(crate) async fn discover(
+    State(state): State<AppState>,
+    CurrentUser(_user): CurrentUser,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<Discovered>, Error> {
+    let url = url_param(
+        query.as_deref(),
+        "GET /api/discover?url=<percent-encoded page or feed URL>",
+    )?;
+    Ok(axum::Json(state.middletier.discover(&url).await?))
+}
+
+/// `GET /api/opml` (and the page's export link): a download.
+pub(crate) async fn export_opml(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Response, Error> {
+    let opml = state.middletier.export_opml(&user).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/x-opml; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"subscriptions.opml\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        opml,
+    )
+        .into_response())
+}
+
+/// `POST /api/opml`: the body is the OPML file, sent as XML. (No form can
+/// send an XML content type, so another site cannot make a browser import
+/// into the user's account; the page's upload form has its CSRF token.)
+pub(crate) async fn import_opml(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<OpmlImport>, Error> {
+    let is_xml = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("xml") || v.contains("opml"));
+    if !is_xml {
+        return Err(Error::BadUpload(
+            "send the OPML file as the body with Content-Type: text/x-opml (or application/xml)"
+                .into(),
+        ));
+    }
+    Ok(axum::Json(state.middletier.import_opml(&user, body).await?))
+}
+
+/// A query parameter, decoded.
+pub(crate) fn param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn url_param(query: Option<&str>, usage: &'static str) -> Result<FeedUrl, Error> {
+    let raw = param(query, "url").ok_or(Error::MissingParameter { name: "url", usage })?;
+    Ok(FeedUrl::parse(&raw)?)
+}
+
+/// A boolean query parameter; absent is false.
+fn flag(query: Option<&str>, name: &'static str) -> Result<bool, Error> {
+    match param(query, name).as_deref() {
+        None | Some("" | "false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(Error::BadParameter(format!(
+            "`{name}` must be true or false"
+        ))),
     }
 }

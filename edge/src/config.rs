@@ -46,7 +46,7 @@ pub struct Config {
     #[arg(long, env = "RSS_AUTH_PROXY_HEADER")]
     pub auth_proxy_header: Option<String>,
 
-    /// The three commands' timeouts, bulkheads and breakers.
+    /// Each command's timeout, bulkhead and breaker.
     #[command(flatten)]
     pub commands: CommandArgs,
 
@@ -70,7 +70,8 @@ pub struct Config {
     pub hystrix_stream_interval: Duration,
 }
 
-/// The three commands of the recipe and their breakers.
+/// The commands that call the middletier, and their breakers: the
+/// recipe's three, and one per kind of reader call.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommandArgs {
     /// Time allowed to read a user's feeds, retries included.
@@ -85,13 +86,32 @@ pub struct CommandArgs {
     #[arg(long, env = "RSS_DEL_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
     pub rss_del_timeout: Duration,
 
+    /// Time allowed to change read or starred state, or mark feeds read
+    /// (`RSSItem`, `RSSMarkRead`).
+    #[arg(long, env = "RSS_STATE_TIMEOUT", value_parser = parse_duration, default_value = "2s")]
+    pub rss_state_timeout: Duration,
+
+    /// Time allowed to refresh a feed now (`RSSRefresh`): the middletier
+    /// fetches it, within its own 10 s feed timeout.
+    #[arg(long, env = "RSS_REFRESH_TIMEOUT", value_parser = parse_duration, default_value = "12s")]
+    pub rss_refresh_timeout: Duration,
+
+    /// Time allowed to look for the feeds of a page (`RSSDiscover`).
+    #[arg(long, env = "RSS_DISCOVER_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub rss_discover_timeout: Duration,
+
+    /// Time allowed to export or import OPML (`RSSOpmlExport`,
+    /// `RSSOpmlImport`).
+    #[arg(long, env = "RSS_OPML_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub rss_opml_timeout: Duration,
+
     /// Reads in flight at once (the RSSGet bulkhead). Async calls hold no
     /// thread, so this is larger than Hystrix's default of 10; it still
     /// stops a slow middletier from piling up every request.
     #[arg(long, env = "RSS_GET_MAX_CONCURRENT", default_value_t = 64)]
     pub rss_get_max_concurrent: u32,
 
-    /// Writes in flight at once, per command (RSSAdd, RSSDel).
+    /// Writes in flight at once, per command (every command but RSSGet).
     #[arg(long, env = "RSS_WRITE_MAX_CONCURRENT", default_value_t = 16)]
     pub rss_write_max_concurrent: u32,
 
@@ -127,27 +147,20 @@ impl CommandArgs {
         }
     }
 
-    /// `RSSGet`'s settings.
-    pub fn get(&self) -> CommandSettings {
-        self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent)
-    }
-
-    /// `RSSAdd`'s settings.
-    pub fn add(&self) -> CommandSettings {
-        self.command(
-            "RSSAdd",
-            self.rss_add_timeout,
-            self.rss_write_max_concurrent,
-        )
-    }
-
-    /// `RSSDel`'s settings.
-    pub fn del(&self) -> CommandSettings {
-        self.command(
-            "RSSDel",
-            self.rss_del_timeout,
-            self.rss_write_max_concurrent,
-        )
+    /// Every command's settings, by name.
+    pub fn all(&self) -> [CommandSettings; 9] {
+        let write = self.rss_write_max_concurrent;
+        [
+            self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent),
+            self.command("RSSAdd", self.rss_add_timeout, write),
+            self.command("RSSDel", self.rss_del_timeout, write),
+            self.command("RSSItem", self.rss_state_timeout, write),
+            self.command("RSSMarkRead", self.rss_state_timeout, write),
+            self.command("RSSRefresh", self.rss_refresh_timeout, write),
+            self.command("RSSDiscover", self.rss_discover_timeout, write),
+            self.command("RSSOpmlExport", self.rss_opml_timeout, write),
+            self.command("RSSOpmlImport", self.rss_opml_timeout, write),
+        ]
     }
 }
 
@@ -200,13 +213,26 @@ mod tests {
         let config = Config::try_parse_from(["edge"]).unwrap();
         assert_eq!(config.port, 9090);
         assert_eq!(config.auth_proxy_header, None);
-        let get = config.commands.get();
+        let commands = config.commands.all();
+        let named: Vec<(&str, u64)> = commands
+            .iter()
+            .map(|c| (c.name.as_str(), c.timeout.as_secs()))
+            .collect();
         assert_eq!(
-            (get.name.as_str(), get.timeout),
-            ("RSSGet", Duration::from_secs(10))
+            named,
+            [
+                ("RSSGet", 10),
+                ("RSSAdd", 5),
+                ("RSSDel", 2),
+                ("RSSItem", 2),
+                ("RSSMarkRead", 2),
+                ("RSSRefresh", 12),
+                ("RSSDiscover", 5),
+                ("RSSOpmlExport", 5),
+                ("RSSOpmlImport", 5),
+            ]
         );
-        assert_eq!(config.commands.add().timeout, Duration::from_secs(5));
-        assert_eq!(config.commands.del().timeout, Duration::from_secs(2));
+        let get = &commands[0];
         assert_eq!(get.breaker, BreakerSettings::default());
         assert_eq!(get.window, Duration::from_secs(10));
         assert_eq!(config.balancer.settings().retry, RetryPolicy::default());

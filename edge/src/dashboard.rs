@@ -1,6 +1,7 @@
 //! Watching the breakers: `/hystrix.stream` for the Hystrix Dashboard and
-//! Turbine, and `/dashboard`, our own page of the same numbers plus the
-//! middletier instances this edge knows.
+//! Turbine, and `/dashboard`, our own page of the same numbers, each
+//! command's last five minutes drawn as small charts ([`crate::history`]),
+//! and the middletier instances this edge knows.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::AppState;
+use crate::history::{self, History, Point, sparkline};
 
 /// `GET /hystrix.stream`: every interval, one `HystrixCommand` and one
 /// `HystrixThreadPool` event per command, from the first moment (so a
@@ -83,6 +85,12 @@ pub(crate) struct CommandRow {
     pub concurrent: u32,
     pub max_concurrent: u32,
     pub timeout_ms: u128,
+    /// The last minutes, oldest first, one point per [`history::EVERY`].
+    pub history: Vec<Point>,
+    /// The same as SVG polyline points, so the page draws it without
+    /// JavaScript: requests per second, and error percentage.
+    pub rate_line: String,
+    pub error_line: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,7 +100,11 @@ pub(crate) struct InstanceRow {
     pub available: bool,
 }
 
-fn row(snapshot: &Snapshot) -> CommandRow {
+/// The size of a sparkline, in SVG user units.
+const SPARK_WIDTH: f64 = 118.0;
+const SPARK_HEIGHT: f64 = 24.0;
+
+fn row(snapshot: &Snapshot, history: &History) -> CommandRow {
     let count = |event| snapshot.counts.get(event);
     let calls = count(CommandEvent::Success)
         + count(CommandEvent::Failure)
@@ -117,6 +129,42 @@ fn row(snapshot: &Snapshot) -> CommandRow {
         concurrent: snapshot.concurrent,
         max_concurrent: snapshot.settings.max_concurrent,
         timeout_ms: snapshot.settings.timeout.as_millis(),
+        history: Vec::new(),
+        rate_line: String::new(),
+        error_line: String::new(),
+    }
+    .with_history(history.of(&snapshot.settings.name))
+}
+
+impl CommandRow {
+    fn with_history(mut self, points: Vec<Point>) -> Self {
+        let rates: Vec<f64> = points.iter().map(|p| p.rate).collect();
+        let errors: Vec<f64> = points.iter().map(|p| p.error_percentage as f64).collect();
+        self.rate_line = sparkline(&rates, 1.0, SPARK_WIDTH, SPARK_HEIGHT);
+        self.error_line = sparkline(&errors, 100.0, SPARK_WIDTH, SPARK_HEIGHT);
+        self.history = points;
+        self
+    }
+}
+
+/// Samples every command into the history until `stop`.
+pub(crate) async fn sample(state: AppState, stop: tokio_util::sync::CancellationToken) {
+    let mut ticks = tokio::time::interval(history::EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        for command in state.middletier.commands() {
+            let now = row(&command.snapshot(), &History::default());
+            state.history.record(
+                &now.name,
+                Point {
+                    rate: now.rate,
+                    error_percentage: now.error_percentage,
+                },
+            );
+        }
     }
 }
 
@@ -128,7 +176,7 @@ fn data(state: &AppState) -> DashboardData {
             .middletier
             .commands()
             .iter()
-            .map(|c| row(&c.snapshot()))
+            .map(|c| row(&c.snapshot(), &state.history))
             .collect(),
         instances: client
             .instances()
@@ -156,7 +204,7 @@ pub(crate) struct DashboardPage {
 
 /// `GET /dashboard`.
 pub(crate) async fn dashboard(State(state): State<AppState>) -> DashboardPage {
-    let window_secs = state.middletier.get.settings().window.as_secs();
+    let window_secs = state.middletier.commands.get.settings().window.as_secs();
     DashboardPage {
         data: data(&state),
         window_secs,

@@ -46,6 +46,12 @@ pub(crate) enum Error {
     /// A user id or feed URL that is not valid.
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// A query parameter that is not what the endpoint takes.
+    #[error("{0}")]
+    BadParameter(String),
+    /// An OPML upload that is not a file of OPML.
+    #[error("{0}")]
+    BadUpload(String),
     /// A required query parameter is missing.
     #[error("the `{name}` query parameter is missing: use {usage}")]
     MissingParameter {
@@ -69,11 +75,11 @@ pub(crate) enum Error {
     #[error(transparent)]
     Write(#[from] WriteError),
     /// No such page or endpoint.
-    #[error("no such page: the reader is at /, the API at /api/subscriptions")]
+    #[error("no such page: the reader is at /, the API under /api/ (e.g. /api/subscriptions)")]
     NotFound,
     /// A method this path does not take.
     #[error(
-        "method not allowed here: the API takes GET, POST and DELETE on /api/subscriptions; forms post to /subscriptions"
+        "method not allowed here: see the API in the README (GET, POST and DELETE /api/subscriptions, PUT /api/items/{{id}}, ...); forms post to the page's own paths"
     )]
     MethodNotAllowed,
 }
@@ -94,11 +100,14 @@ impl Error {
             | Error::Form(_)
             | Error::Invalid(_)
             | Error::MissingParameter { .. }
+            | Error::BadParameter(_)
+            | Error::BadUpload(_)
             | Error::BadUser { .. }
             | Error::RepeatedUser(_) => StatusCode::BAD_REQUEST,
             Error::NoUser(_) => StatusCode::UNAUTHORIZED,
             Error::BadToken => StatusCode::FORBIDDEN,
             Error::Write(write) => match write {
+                WriteError::Choice(_) => StatusCode::MULTIPLE_CHOICES,
                 WriteError::Refused { status, .. } => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
                 }
@@ -130,6 +139,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = self.retry_after();
         let mut response = if self.is_form_refusal() {
             let title = match status {
                 StatusCode::FORBIDDEN => "Form expired",
@@ -137,13 +147,13 @@ impl IntoResponse for Error {
                 _ => "Incomplete form",
             };
             (status, crate::ui::message_page(title, &self.to_string())).into_response()
+        } else if let Error::Write(WriteError::Choice(choice)) = self {
+            // Not only an error: the feeds to choose from.
+            (status, axum::Json(*choice)).into_response()
         } else {
             (status, axum::Json(ErrorBody::new(self.to_string()))).into_response()
         };
-        if let Some(value) = self
-            .retry_after()
-            .and_then(|s| HeaderValue::from_str(&s.to_string()).ok())
-        {
+        if let Some(value) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response

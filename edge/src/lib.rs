@@ -5,11 +5,14 @@
 //! # Layout
 //!
 //! - [`config`]: the flags.
-//! - [`middletier`]: the `RSSGet`/`RSSAdd`/`RSSDel` commands.
+//! - [`middletier`]: one named command per kind of call to the middletier
+//!   (`RSSGet`, `RSSAdd`, `RSSDel`, `RSSItem`, ...).
 //! - [`fallback`]: `RSSGet`'s fallback, each user's last good answer.
-//! - [`ui`]: the reader page and its forms (askama templates in `templates/`).
+//! - [`ui`]: the reader: its page, views and forms (askama templates in
+//!   `templates/`).
 //! - [`api`]: the JSON API.
-//! - [`dashboard`]: `/hystrix.stream` and `/dashboard`.
+//! - [`dashboard`]: `/hystrix.stream` and `/dashboard`; [`history`]: the
+//!   dashboard's last five minutes.
 //! - [`error`]: the one error type, its HTTP mapping, and the extractors
 //!   that reject with it.
 //! - [`security`]: CSRF tokens and security headers.
@@ -24,6 +27,7 @@ pub mod config;
 mod dashboard;
 mod error;
 mod fallback;
+mod history;
 mod middletier;
 mod security;
 mod ui;
@@ -31,7 +35,7 @@ mod user;
 
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use common::balancer::http::BalancedClient;
 use common::discovery::DiscoveryClient;
@@ -46,7 +50,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 use config::Config;
-use middletier::Middletier;
+use middletier::{Commands, Middletier};
 
 /// The registry's name for this service, and its VIP.
 pub const APP_NAME: &str = "EDGE";
@@ -57,6 +61,8 @@ pub const MIDDLETIER_VIP: &str = "middletier";
 
 /// Forms and API bodies are a URL and a token; this is generous.
 const MAX_BODY_BYTES: usize = 16 * 1024;
+/// An OPML import: the middletier's 1 MiB, plus room for a form's parts.
+const MAX_OPML_BYTES: usize = 1024 * 1024 + 16 * 1024;
 
 /// Shared by all handlers. Cheap to clone.
 #[derive(Clone)]
@@ -64,29 +70,48 @@ pub(crate) struct AppState {
     pub middletier: Middletier,
     pub auth_proxy_header: Option<String>,
     pub hystrix_interval: Duration,
+    /// Each command's recent rate and errors, for the dashboard.
+    pub history: std::sync::Arc<history::History>,
     /// Cancelled when shutdown begins, so long-lived streams end and the
     /// graceful drain is not held up by them.
     pub streams_stop: CancellationToken,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let small = Router::new()
         .route("/", get(ui::index))
         .route("/subscriptions", post(ui::add))
         .route("/subscriptions/delete", post(ui::delete))
+        .route("/items/{id}", post(ui::set_item))
+        .route("/items/{id}/open", get(ui::open_item))
+        .route("/mark-read", post(ui::mark_read))
+        .route("/refresh", post(ui::refresh))
+        .route("/opml", get(api::export_opml))
         .route(
             "/api/subscriptions",
             get(api::list).post(api::add).delete(api::delete),
         )
+        .route("/api/items/{id}", put(api::set_item))
+        .route("/api/mark-read", post(api::mark_read))
+        .route("/api/refresh", post(api::refresh))
+        .route("/api/discover", get(api::discover))
+        .route("/api/opml", get(api::export_opml))
         .route("/hystrix.stream", get(dashboard::hystrix_stream))
         .route("/dashboard", get(dashboard::dashboard))
         .route("/dashboard/data", get(dashboard::dashboard_data))
         .route("/assets/{name}", get(assets::asset))
-        .route("/healthcheck", get(healthcheck))
+        .route("/healthcheck", get(healthcheck));
+    // OPML imports are the one large body; every other route keeps the
+    // small cap, the outer layer the large one (and the URL length check).
+    let imports = Router::new()
+        .route("/opml", post(ui::import_opml))
+        .route("/api/opml", post(api::import_opml));
+    let routes = common::limits::apply(small, MAX_BODY_BYTES)
+        .merge(imports.layer(axum::extract::DefaultBodyLimit::max(MAX_OPML_BYTES)))
         .fallback(|| async { error::Error::NotFound })
         .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .with_state(state);
-    let routes = common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_BODY_BYTES)
+    let routes = common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_OPML_BYTES)
         // The fastest level: a page of feeds shrinks about tenfold either
         // way, and the edge's CPU is better spent serving.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
@@ -157,11 +182,7 @@ impl Application {
         )?;
         let middletier = Middletier::new(
             client,
-            [
-                Command::new(config.commands.get()),
-                Command::new(config.commands.add()),
-                Command::new(config.commands.del()),
-            ],
+            Commands::new(config.commands.all().map(Command::new)),
             WriteLimiter::new(config.user_write_rate, config.user_write_burst),
         );
         let auth_proxy_header = config.auth_proxy_header.filter(|h| !h.trim().is_empty());
@@ -174,6 +195,7 @@ impl Application {
                 middletier,
                 auth_proxy_header,
                 hystrix_interval: config.hystrix_stream_interval,
+                history: std::sync::Arc::default(),
                 streams_stop: CancellationToken::new(),
             },
             discovery,
@@ -193,6 +215,10 @@ impl Application {
         let stop_fetching = CancellationToken::new();
         // Background tasks end with this future, even if it is dropped.
         let fetcher = AbortOnDropHandle::new(self.discovery.spawn_fetcher(stop_fetching.clone()));
+        let _sampler = AbortOnDropHandle::new(tokio::spawn(dashboard::sample(
+            self.state.clone(),
+            shutdown.clone(),
+        )));
         let streams_stop = self.state.streams_stop.clone();
         let stop_streams = shutdown.clone();
         let _streams = AbortOnDropHandle::new(tokio::spawn(async move {

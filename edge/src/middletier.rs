@@ -1,12 +1,21 @@
-//! The edge's view of the middle tier: three commands, named as in the 2013
-//! recipe, each calling the middletier through the load balancer.
+//! The edge's view of the middle tier: one named command per kind of call
+//! (the 2013 recipe's three, and the reader's), each with its own breaker,
+//! timeout and bulkhead, each calling the middletier through the load
+//! balancer.
 //!
 //! | command | call | timeout | fallback |
 //! |---|---|---|---|
 //! | `RSSGet` | `GET /middletier/rss/user/{user}` | 10 s | the user's last good answer, marked degraded; else an empty degraded list |
 //! | `RSSAdd` | `POST ...?url=` | 5 s | none: the user is told the change was not saved |
 //! | `RSSDel` | `DELETE ...?url=` | 2 s | none, likewise |
+//! | `RSSItem` | `PUT .../items/{id}` | 2 s | none |
+//! | `RSSMarkRead` | `POST .../mark-read` | 2 s | none |
+//! | `RSSRefresh` | `POST .../refresh?url=` | 12 s | none |
+//! | `RSSDiscover` | `GET /middletier/rss/discover?url=` | 5 s | none: "could not look now" is honest, an empty list would not be |
+//! | `RSSOpmlExport` | `GET .../opml` | 5 s | none: a partial export would lose feeds silently |
+//! | `RSSOpmlImport` | `POST .../opml` | 5 s | none |
 //!
+//! Reads may fall back to the last good answer; writes never pretend.
 //! The command's deadline is handed to the balancer, so its retries (one
 //! more try on the same instance, one on the next) all fit inside the
 //! command's timeout. A 4xx from the middletier (an invalid or refused URL)
@@ -16,7 +25,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use common::api::{ErrorBody, FeedUrl, SubscriptionChange, UserFeeds, UserId};
+use common::api::{
+    Discovered, ErrorBody, FeedUrl, FeedView, ItemChange, ItemState, MarkRead, Marked, OpmlImport,
+    SubscriptionChange, UserFeeds, UserId,
+};
 use common::balancer::http::{BalancedClient, CallError};
 use common::limits::{ReadCappedError, read_capped};
 use common::ratelimit::WriteLimiter;
@@ -37,6 +49,9 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// Why a call to the middletier did not give the answer we wanted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum CallFailure {
+    /// A page with several feeds: the user must choose (a 300).
+    #[error("{}", .0.error.as_deref().unwrap_or("several feeds were found; choose one"))]
+    Choice(Box<Discovered>),
     /// The middletier answered with an error; `message` is its `{"error"}`.
     #[error("the feed service answered HTTP {status}: {message}")]
     Status {
@@ -104,6 +119,9 @@ fn check_shape(body: &[u8]) -> Result<(), String> {
 /// Why a change was not made (or may not have been).
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum WriteError {
+    /// Nothing was changed: the page lists several feeds; choose one.
+    #[error("{}", .0.error.as_deref().unwrap_or("several feeds were found; choose one"))]
+    Choice(Box<Discovered>),
     /// The middletier refused it (the user's mistake): status and reason.
     #[error("{message}")]
     Refused {
@@ -130,29 +148,90 @@ pub(crate) enum WriteError {
     Unknown,
 }
 
+/// The commands, one per kind of call (see the module docs).
+#[derive(Clone)]
+pub(crate) struct Commands {
+    pub get: Command,
+    pub add: Command,
+    pub del: Command,
+    pub item: Command,
+    pub mark_read: Command,
+    pub refresh: Command,
+    pub discover: Command,
+    pub opml_export: Command,
+    pub opml_import: Command,
+}
+
+impl Commands {
+    /// The commands for these settings, in [`crate::config::CommandArgs::all`]'s order.
+    pub(crate) fn new(
+        [
+            get,
+            add,
+            del,
+            item,
+            mark_read,
+            refresh,
+            discover,
+            opml_export,
+            opml_import,
+        ]: [Command; 9],
+    ) -> Self {
+        Self {
+            get,
+            add,
+            del,
+            item,
+            mark_read,
+            refresh,
+            discover,
+            opml_export,
+            opml_import,
+        }
+    }
+
+    /// All of them, for the dashboard, the stream and the health check.
+    pub(crate) fn all(&self) -> [&Command; 9] {
+        [
+            &self.get,
+            &self.add,
+            &self.del,
+            &self.item,
+            &self.mark_read,
+            &self.refresh,
+            &self.discover,
+            &self.opml_export,
+            &self.opml_import,
+        ]
+    }
+}
+
+/// What a subscribe did: subscribed, or found several feeds to choose from.
+#[derive(Debug, Clone)]
+pub(crate) enum Subscribed {
+    Added(SubscriptionChange),
+    Choice(Box<Discovered>),
+}
+
 /// Calls to the middle tier. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Middletier {
     client: BalancedClient,
-    pub get: Command,
-    pub add: Command,
-    pub del: Command,
+    pub commands: Commands,
     saved: Arc<Mutex<LastGood>>,
-    /// Per-user limit on adds and deletes; `None`: no limit.
+    /// Per-user limit on adds, deletes and imports; `None`: no limit.
     writes: Option<Arc<WriteLimiter>>,
 }
 
 impl Middletier {
     pub(crate) fn new(
         client: BalancedClient,
-        [get, add, del]: [Command; 3],
+        commands: Commands,
         writes: Option<WriteLimiter>,
     ) -> Self {
         Self {
             client,
-            get,
-            add,
-            del,
+            commands,
             saved: Arc::new(Mutex::new(LastGood::default())),
             writes: writes.map(Arc::new),
         }
@@ -170,17 +249,24 @@ impl Middletier {
         &self.client
     }
 
-    pub(crate) fn commands(&self) -> [&Command; 3] {
-        [&self.get, &self.add, &self.del]
+    pub(crate) fn commands(&self) -> [&Command; 9] {
+        self.commands.all()
     }
 
-    /// `RSSGet`: the user's feeds, or the fallback.
-    pub(crate) async fn read(&self, user: &UserId) -> Read {
-        let path = user_path(user);
+    /// `RSSGet`: the user's feeds, or the fallback. Only the full view
+    /// (`unread_only` false) is saved for the fallback, which serves every
+    /// view.
+    pub(crate) async fn read(&self, user: &UserId, unread_only: bool) -> Read {
+        let path = if unread_only {
+            format!("{}?unread=true", user_path(user))
+        } else {
+            user_path(user)
+        };
         // The command runs the call as a task of its own: it gets its own
         // handle on the middletier (a clone shares everything).
         let this = self.clone();
         let result = self
+            .commands
             .get
             .execute_or(
                 |deadline| async move {
@@ -197,7 +283,9 @@ impl Middletier {
             .await;
         match result {
             Ok(Outcome::Primary(body)) => {
-                self.save(user, body.clone());
+                if !unread_only {
+                    self.save(user, body.clone());
+                }
                 Read {
                     body,
                     degraded: None,
@@ -216,14 +304,20 @@ impl Middletier {
         }
     }
 
-    /// `RSSAdd`.
+    /// `RSSAdd`: subscribed, or a choice of feeds (nothing stored).
     pub(crate) async fn subscribe(
         &self,
         user: &UserId,
         url: &FeedUrl,
-    ) -> Result<SubscriptionChange, WriteError> {
-        self.write(&self.add, reqwest::Method::POST, user, url)
+    ) -> Result<Subscribed, WriteError> {
+        match self
+            .write(&self.commands.add, reqwest::Method::POST, user, url)
             .await
+        {
+            Ok(change) => Ok(Subscribed::Added(change)),
+            Err(WriteError::Choice(choice)) => Ok(Subscribed::Choice(choice)),
+            Err(e) => Err(e),
+        }
     }
 
     /// `RSSDel`.
@@ -232,7 +326,7 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
-        self.write(&self.del, reqwest::Method::DELETE, user, url)
+        self.write(&self.commands.del, reqwest::Method::DELETE, user, url)
             .await
     }
 
@@ -247,18 +341,121 @@ impl Middletier {
     ) -> Result<SubscriptionChange, WriteError> {
         self.admit_write(user)?;
         let (path, url) = (user_path(user), url.to_string());
-        let this = self.clone();
-        let result = command
-            .execute(|deadline| async move {
-                this.call(deadline, move |http, base| {
-                    http.request(method.clone(), format!("{base}{path}"))
-                        .query(&[("url", &url)])
-                })
-                .await
+        let result = self
+            .run(command, move |http, base| {
+                http.request(method.clone(), format!("{base}{path}"))
+                    .query(&[("url", &url)])
             })
             .await;
         self.forget_saved(user);
-        result.map_err(write_error)
+        result
+    }
+
+    /// `RSSItem`: marks one item read or unread, starred or not.
+    pub(crate) async fn set_item(
+        &self,
+        user: &UserId,
+        id: &str,
+        change: ItemChange,
+    ) -> Result<ItemState, WriteError> {
+        // Item ids are decimal; anything else cannot name an item.
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(WriteError::Refused {
+                status: 404,
+                message: "no such item; reload to get current item ids".into(),
+                retry_after: None,
+            });
+        }
+        let path = format!("{}/items/{id}", user_path(user));
+        self.run(&self.commands.item, move |http, base| {
+            http.put(format!("{base}{path}")).json(&change)
+        })
+        .await
+    }
+
+    /// `RSSMarkRead`: marks one feed (or every feed) read.
+    pub(crate) async fn mark_read(
+        &self,
+        user: &UserId,
+        request: MarkRead,
+    ) -> Result<Marked, WriteError> {
+        let path = format!("{}/mark-read", user_path(user));
+        self.run(&self.commands.mark_read, move |http, base| {
+            http.post(format!("{base}{path}")).json(&request)
+        })
+        .await
+    }
+
+    /// `RSSRefresh`: fetches one feed now.
+    pub(crate) async fn refresh(
+        &self,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<FeedView, WriteError> {
+        let (path, url) = (format!("{}/refresh", user_path(user)), url.to_string());
+        self.run(&self.commands.refresh, move |http, base| {
+            http.post(format!("{base}{path}")).query(&[("url", &url)])
+        })
+        .await
+    }
+
+    /// `RSSDiscover`: the feeds a page lists.
+    pub(crate) async fn discover(&self, url: &FeedUrl) -> Result<Discovered, WriteError> {
+        let url = url.to_string();
+        self.run(&self.commands.discover, move |http, base| {
+            http.get(format!("{base}/middletier/rss/discover"))
+                .query(&[("url", &url)])
+        })
+        .await
+    }
+
+    /// `RSSOpmlExport`: the user's subscriptions as OPML.
+    pub(crate) async fn export_opml(&self, user: &UserId) -> Result<Bytes, WriteError> {
+        let path = format!("{}/opml", user_path(user));
+        let this = self.clone();
+        self.commands
+            .opml_export
+            .execute(|deadline| async move {
+                this.send(deadline, move |http, base| {
+                    http.get(format!("{base}{path}"))
+                })
+                .await
+            })
+            .await
+            .map_err(write_error)
+    }
+
+    /// `RSSOpmlImport`: subscribes to every feed of an OPML file.
+    pub(crate) async fn import_opml(
+        &self,
+        user: &UserId,
+        opml: Bytes,
+    ) -> Result<OpmlImport, WriteError> {
+        self.admit_write(user)?;
+        let path = format!("{}/opml", user_path(user));
+        let result = self
+            .run(&self.commands.opml_import, move |http, base| {
+                http.post(format!("{base}{path}"))
+                    .header(reqwest::header::CONTENT_TYPE, "text/x-opml")
+                    .body(opml.clone())
+            })
+            .await;
+        self.forget_saved(user);
+        result
+    }
+
+    /// One call as `command`, its JSON answer decoded; a failure as the
+    /// user should hear it.
+    async fn run<T: DeserializeOwned + Send + 'static>(
+        &self,
+        command: &Command,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    ) -> Result<T, WriteError> {
+        let this = self.clone();
+        command
+            .execute(|deadline| async move { this.call(deadline, build).await })
+            .await
+            .map_err(write_error)
     }
 
     /// One balanced call, its answer read as JSON.
@@ -292,18 +489,25 @@ impl Middletier {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
-            let message = read_capped(served.response, MAX_ERROR_BYTES)
-                .await
-                .ok()
+            let body = read_capped(served.response, MAX_ERROR_BYTES).await.ok();
+            // A 300 carries the feeds to choose from.
+            let choice = body
+                .as_ref()
+                .filter(|_| status == reqwest::StatusCode::MULTIPLE_CHOICES)
+                .and_then(|body| serde_json::from_slice::<Discovered>(body).ok());
+            let message = body
                 .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
                 .map_or_else(
                     || status.canonical_reason().unwrap_or("error").to_owned(),
                     |body| body.error,
                 );
-            let failure = CallFailure::Status {
-                status: status.as_u16(),
-                message,
-                retry_after,
+            let failure = match choice {
+                Some(choice) => CallFailure::Choice(Box::new(choice)),
+                None => CallFailure::Status {
+                    status: status.as_u16(),
+                    message,
+                    retry_after,
+                },
             };
             return Err(if status.is_client_error() || status.is_redirection() {
                 Failure::BadRequest(failure)
@@ -382,6 +586,7 @@ pub(crate) fn describe(error: &CommandError<CallFailure>) -> String {
 
 fn write_error(error: CommandError<CallFailure>) -> WriteError {
     match error {
+        CommandError::BadRequest(CallFailure::Choice(choice)) => WriteError::Choice(choice),
         CommandError::BadRequest(CallFailure::Status {
             status,
             message,

@@ -1,21 +1,35 @@
-//! The reader in the browser: one server-rendered page and two forms, in
-//! the Post/Redirect/Get pattern (a form posts, the edge answers with a
-//! redirect to `/` and a one-time "flash" message in a cookie), so the page
-//! works without JavaScript and a reload never re-submits a form.
+//! The reader in the browser: server-rendered pages and forms in the
+//! Post/Redirect/Get pattern (a form posts, the edge answers with a
+//! redirect back and a one-time "flash" message in a cookie), so every
+//! action works without JavaScript and a reload never re-submits a form.
+//! `assets/app.js` only enhances: keyboard shortcuts, marking items in
+//! place, relative dates that stay current.
+//!
+//! | path | does |
+//! |---|---|
+//! | `GET /[?view=unread\|starred]` | the feeds, with unread counts, health and a list of broken feeds |
+//! | `POST /subscriptions` | add by site or feed URL; a page with several feeds answers with a choice |
+//! | `POST /subscriptions/delete` | delete a feed |
+//! | `POST /items/{id}` | mark read or unread, star or unstar |
+//! | `GET /items/{id}/open` | mark read, then go to the item's link |
+//! | `POST /mark-read` | mark one feed, or everything, read |
+//! | `POST /refresh` | fetch one feed now |
+//! | `GET /opml`, `POST /opml` | export (download), import (upload, ≤ 1 MiB) |
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Multipart, Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use common::api::{FeedUrl, FeedView, Item};
+use chrono::{DateTime, Utc};
+use common::api::{FeedUrl, FeedView, Item, ItemChange, MarkRead};
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::error::{CheckedForm, HasCsrf};
-use crate::middletier::WriteError;
-use crate::security::csrf_token;
+use crate::error::{CheckedForm, Error, HasCsrf};
+use crate::middletier::{Subscribed, WriteError};
+use crate::security::{csrf_ok, csrf_token};
 use crate::user::CurrentUser;
 
 /// Items shown per feed on the page.
@@ -23,6 +37,35 @@ const ITEMS_PER_FEED: usize = 8;
 /// Summary length, in characters.
 const SUMMARY_CHARS: usize = 240;
 const FLASH_COOKIE: &str = "flash";
+
+/// Which items the page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum View {
+    #[default]
+    All,
+    Unread,
+    Starred,
+}
+
+impl View {
+    /// The page's address for this view.
+    fn path(self) -> &'static str {
+        match self {
+            View::All => "/",
+            View::Unread => "/?view=unread",
+            View::Starred => "/?view=starred",
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            View::All => "all",
+            View::Unread => "unread",
+            View::Starred => "starred",
+        }
+    }
+}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
@@ -32,7 +75,10 @@ struct IndexPage {
     csrf: String,
     flash: Option<Flash>,
     degraded: Option<String>,
+    view: View,
+    unread_total: usize,
     feeds: Vec<FeedCard>,
+    broken: Vec<FeedCard>,
 }
 
 /// A one-time message after a form post.
@@ -45,16 +91,29 @@ struct Flash {
 struct FeedCard {
     url: String,
     title: String,
+    site_url: Option<String>,
     error: Option<String>,
+    unread: usize,
+    /// "checked 5 min ago", or why not yet.
+    checked: Option<String>,
+    /// "failing for 2 h (4 times)", when it is.
+    failing: Option<String>,
+    broken: bool,
     items: Vec<ItemLine>,
 }
 
 struct ItemLine {
+    id: String,
     title: String,
-    link: Option<String>,
+    /// Where opening it goes: through `/items/{id}/open`, which marks it
+    /// read; `None` when the item has no web link.
+    open: Option<String>,
     date_iso: Option<String>,
-    date_text: Option<String>,
+    date_relative: Option<String>,
+    date_exact: Option<String>,
     summary: String,
+    read: bool,
+    starred: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -73,52 +132,106 @@ pub(crate) fn message_page(title: &'static str, text: &str) -> MessagePage {
     }
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "choose.html")]
+struct ChoosePage {
+    csrf: String,
+    page: String,
+    message: String,
+    feeds: Vec<common::api::DiscoveredFeed>,
+}
+
 /// `GET /`: the page.
 pub(crate) async fn index(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    RawQuery(query): RawQuery,
     jar: CookieJar,
 ) -> Response {
+    // An unknown view is the default one, as for any page parameter.
+    let view = match crate::api::param(query.as_deref(), "view").as_deref() {
+        Some("unread") => View::Unread,
+        Some("starred") => View::Starred,
+        _ => View::All,
+    };
     let (jar, csrf) = csrf_token(jar);
     let (jar, flash) = take_flash(jar);
-    let read = state.middletier.read(&user).await;
+    let read = state.middletier.read(&user, view == View::Unread).await;
     let feeds = read.feeds(&user);
+    let now = Utc::now();
+    let unread_total = feeds.subscriptions.iter().map(|f| f.unread).sum();
+    let broken = feeds
+        .subscriptions
+        .iter()
+        .filter(|f| f.broken)
+        .map(|f| card(f, view, now))
+        .collect();
+    let cards = feeds
+        .subscriptions
+        .iter()
+        .map(|f| card(f, view, now))
+        .filter(|c| view != View::Starred || !c.items.is_empty())
+        .collect();
     let page = IndexPage {
         user: user.to_string(),
         show_user: state.auth_proxy_header.is_some(),
         csrf,
         flash,
         degraded: read.degraded,
-        feeds: feeds.subscriptions.iter().map(card).collect(),
+        view,
+        unread_total,
+        feeds: cards,
+        broken,
     };
     (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response()
 }
 
+/// Every form carries its CSRF token and the view to return to.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SubscriptionForm {
     url: String,
     csrf: String,
+    #[serde(default)]
+    view: View,
 }
 
-impl HasCsrf for SubscriptionForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
+/// Each form's token is its `csrf` field.
+macro_rules! has_csrf {
+    ($($form:ty),*) => {$(
+        impl HasCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
 }
+has_csrf!(SubscriptionForm, ItemForm, MarkReadForm);
 
-/// `POST /subscriptions`: add, then back to the page.
+/// `POST /subscriptions`: add, then back to the page; or, when the page
+/// given lists several feeds, a page to choose one.
 pub(crate) async fn add(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     jar: CookieJar,
     CheckedForm(form): CheckedForm<SubscriptionForm>,
 ) -> Response {
-    let flash = match FeedUrl::parse(&form.url) {
+    let flash = match FeedUrl::parse(form.url.trim()) {
         Err(invalid) => Flash::error(format!("Couldn't add that feed: {invalid}")),
         Ok(url) => match state.middletier.subscribe(&user, &url).await {
-            Ok(_) => Flash::ok(format!(
-                "Added {url}. Its items appear below once it has been read."
-            )),
+            Ok(Subscribed::Added(change)) => Flash::ok(match change.title {
+                Some(title) => format!("Added {title} ({}).", change.url),
+                None => format!("Added {}.", change.url),
+            }),
+            Ok(Subscribed::Choice(choice)) => {
+                let (jar, csrf) = csrf_token(jar);
+                let page = ChoosePage {
+                    csrf,
+                    page: url.to_string(),
+                    message: sentence(choice.error.as_deref().unwrap_or("")),
+                    feeds: choice.feeds,
+                };
+                return (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response();
+            }
             Err(WriteError::Refused { message, .. }) => {
                 Flash::error(format!("Couldn't add {url}: {message}"))
             }
@@ -128,7 +241,7 @@ pub(crate) async fn add(
             )),
         },
     };
-    (set_flash(jar, &flash), Redirect::to("/")).into_response()
+    back(jar, &flash, form.view)
 }
 
 /// `POST /subscriptions/delete`: delete, then back to the page.
@@ -142,16 +255,188 @@ pub(crate) async fn delete(
         Err(invalid) => Flash::error(format!("Couldn't delete that feed: {invalid}")),
         Ok(url) => match state.middletier.unsubscribe(&user, &url).await {
             Ok(_) => Flash::ok(format!("Deleted {url}.")),
-            Err(WriteError::Refused { message, .. }) => {
-                Flash::error(format!("Couldn't delete {url}: {message}"))
-            }
-            Err(e) => Flash::error(format!(
-                "The feed was not deleted. {}",
-                sentence(&e.to_string())
-            )),
+            Err(e) => failed("The feed was not deleted", &url.to_string(), e),
         },
     };
-    (set_flash(jar, &flash), Redirect::to("/")).into_response()
+    back(jar, &flash, form.view)
+}
+
+/// The form of an item's buttons: one of `read` or `starred`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ItemForm {
+    csrf: String,
+    read: Option<bool>,
+    starred: Option<bool>,
+    #[serde(default)]
+    view: View,
+}
+
+/// `POST /items/{id}`: read/unread, star/unstar, then back.
+pub(crate) async fn set_item(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    jar: CookieJar,
+    CheckedForm(form): CheckedForm<ItemForm>,
+) -> Response {
+    let change = ItemChange {
+        read: form.read,
+        starred: form.starred,
+    };
+    match state.middletier.set_item(&user, &id, change).await {
+        // Done: no message, the page shows it.
+        Ok(_) => (jar, Redirect::to(form.view.path())).into_response(),
+        Err(e) => back(
+            jar,
+            &failed("That item was not changed", "the item", e),
+            form.view,
+        ),
+    }
+}
+
+/// `GET /items/{id}/open`: marks the item read and goes to its link. The
+/// link comes from the user's own feeds, never from the request, so this
+/// cannot send anyone elsewhere.
+pub(crate) async fn open_item(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let read = state.middletier.read(&user, false).await;
+    let link = read
+        .feeds(&user)
+        .subscriptions
+        .iter()
+        .flat_map(|f| f.items.iter())
+        .find(|item| item.id == id)
+        .and_then(web_link)
+        .ok_or(Error::NotFound)?;
+    let change = ItemChange {
+        read: Some(true),
+        starred: None,
+    };
+    if let Err(e) = state.middletier.set_item(&user, &id, change).await {
+        // Reading matters more than the mark: go anyway.
+        tracing::warn!(error = %e, "could not mark an opened item read");
+    }
+    Ok(Redirect::to(&link).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct MarkReadForm {
+    csrf: String,
+    /// One feed; absent or empty: every feed.
+    url: Option<String>,
+    #[serde(default)]
+    view: View,
+}
+
+/// `POST /mark-read`: one feed, or everything.
+pub(crate) async fn mark_read(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    jar: CookieJar,
+    CheckedForm(form): CheckedForm<MarkReadForm>,
+) -> Response {
+    let url = form.url.filter(|u| !u.trim().is_empty());
+    let what = url.clone().unwrap_or_else(|| "every feed".to_owned());
+    let request = MarkRead { url, before: None };
+    let flash = match state.middletier.mark_read(&user, request).await {
+        Ok(marked) => Flash::ok(format!(
+            "Marked {} item{} read.",
+            marked.marked,
+            if marked.marked == 1 { "" } else { "s" }
+        )),
+        Err(e) => failed("Nothing was marked read", &what, e),
+    };
+    back(jar, &flash, form.view)
+}
+
+/// `POST /refresh`: fetch one feed now.
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    jar: CookieJar,
+    CheckedForm(form): CheckedForm<SubscriptionForm>,
+) -> Response {
+    let flash = match FeedUrl::parse(&form.url) {
+        Err(invalid) => Flash::error(format!("Couldn't refresh that feed: {invalid}")),
+        Ok(url) => match state.middletier.refresh(&user, &url).await {
+            Ok(feed) => match feed.error {
+                None => Flash::ok(format!("Refreshed {}.", feed.title)),
+                Some(error) => {
+                    Flash::error(format!("{} could not be fetched: {error}", feed.title))
+                }
+            },
+            Err(e) => failed("The feed was not refreshed", &url.to_string(), e),
+        },
+    };
+    back(jar, &flash, form.view)
+}
+
+/// `POST /opml`: an uploaded OPML file (multipart, with the CSRF token).
+pub(crate) async fn import_opml(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    jar: CookieJar,
+    mut multipart: Multipart,
+) -> Result<Response, Error> {
+    let upload = || {
+        Error::BadUpload(
+            "the upload arrived incomplete; choose the OPML file again and import it".into(),
+        )
+    };
+    let (mut csrf, mut file) = (None, None);
+    while let Some(field) = multipart.next_field().await.map_err(|_| upload())? {
+        match field.name() {
+            Some("csrf") => csrf = Some(field.text().await.map_err(|_| upload())?),
+            Some("file") => file = Some(field.bytes().await.map_err(|_| upload())?),
+            _ => {}
+        }
+    }
+    if !csrf.is_some_and(|token| csrf_ok(&jar, &token)) {
+        return Err(Error::BadToken);
+    }
+    let file = file.filter(|f| !f.is_empty()).ok_or_else(|| {
+        Error::BadUpload("no file was chosen; choose an OPML file exported from your reader".into())
+    })?;
+    let flash = match state.middletier.import_opml(&user, file).await {
+        Ok(report) => {
+            let mut text = format!(
+                "Imported: {} added, {} already there.",
+                report.added, report.existing
+            );
+            if !report.refused.is_empty() {
+                text.push_str(&format!(" {} refused:", report.refused.len()));
+                for refused in report.refused.iter().take(5) {
+                    text.push_str(&format!(" {} ({});", refused.url, refused.error));
+                }
+            }
+            if report.added > 0 {
+                text.push_str(
+                    " New feeds show their items within a few seconds; reload to see them.",
+                );
+            }
+            Flash::ok(text)
+        }
+        Err(e) => failed("Nothing was imported", "the file", e),
+    };
+    Ok(back(jar, &flash, View::All))
+}
+
+/// The message for a change that did not go through.
+fn failed(what: &str, subject: &str, error: WriteError) -> Flash {
+    match error {
+        WriteError::Refused { message, .. } => {
+            Flash::error(format!("{what}: {subject}: {}", sentence(&message)))
+        }
+        e => Flash::error(format!("{what}. {}", sentence(&e.to_string()))),
+    }
+}
+
+/// Back to the page the form was on, with a message.
+fn back(jar: CookieJar, flash: &Flash, view: View) -> Response {
+    (set_flash(jar, flash), Redirect::to(view.path())).into_response()
 }
 
 /// Capitalizes the first letter and ends with a full stop.
@@ -218,36 +503,94 @@ fn take_flash(jar: CookieJar) -> (CookieJar, Option<Flash>) {
     )
 }
 
-fn card(feed: &FeedView) -> FeedCard {
+fn card(feed: &FeedView, view: View, now: DateTime<Utc>) -> FeedCard {
+    let parse = |at: &Option<String>| {
+        at.as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let failing = match (feed.error_count, parse(&feed.failing_since)) {
+        (0, _) => None,
+        (n, Some(since)) => Some(format!(
+            "failing for {} ({n} time{} in a row)",
+            span(now - since),
+            if n == 1 { "" } else { "s" }
+        )),
+        (n, None) => Some(format!(
+            "failed {n} time{} in a row",
+            if n == 1 { "" } else { "s" }
+        )),
+    };
     FeedCard {
         url: feed.url.clone(),
         title: feed.title.clone(),
+        site_url: feed
+            .site_url
+            .clone()
+            .filter(|l| l.starts_with("https://") || l.starts_with("http://")),
         error: feed.error.clone(),
+        unread: feed.unread,
+        checked: parse(&feed.last_fetched).map(|at| format!("checked {}", relative(now, at))),
+        failing,
+        broken: feed.broken,
         items: feed
             .items
             .iter()
+            .filter(|item| view != View::Starred || item.starred)
             .take(ITEMS_PER_FEED)
-            .map(item_line)
+            .map(|item| item_line(item, now))
             .collect(),
     }
 }
 
-fn item_line(item: &Item) -> ItemLine {
+/// The item's link, if it is a web link. The middletier only sends
+/// http(s) links; check again, since a `javascript:` link would run in
+/// our origin.
+fn web_link(item: &Item) -> Option<String> {
+    item.link
+        .clone()
+        .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
+}
+
+fn item_line(item: &Item, now: DateTime<Utc>) -> ItemLine {
     let date = item
         .published
         .as_deref()
-        .and_then(|p| chrono::DateTime::parse_from_rfc3339(p).ok());
+        .and_then(|p| DateTime::parse_from_rfc3339(p).ok())
+        .map(|d| d.with_timezone(&Utc));
     ItemLine {
+        id: item.id.clone(),
         title: item.title.clone(),
-        // The middletier only sends http(s) links; check again, since a
-        // `javascript:` link would run in our origin.
-        link: item
-            .link
-            .clone()
-            .filter(|l| l.starts_with("https://") || l.starts_with("http://")),
+        open: web_link(item).map(|_| format!("/items/{}/open", item.id)),
         date_iso: date.map(|d| d.to_rfc3339()),
-        date_text: date.map(|d| d.format("%-d %b %Y, %H:%M UTC").to_string()),
+        date_relative: date.map(|d| relative(now, d)),
+        date_exact: date.map(|d| d.format("%-d %b %Y, %H:%M UTC").to_string()),
         summary: summary(&item.description),
+        read: item.read,
+        starred: item.starred,
+    }
+}
+
+/// "just now", "5 min ago", "2 h ago", "3 days ago"; a date for the future
+/// or for over a year ago.
+fn relative(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    let ago = now - at;
+    if ago < chrono::Duration::zero() || ago > chrono::Duration::days(365) {
+        return at.format("%-d %b %Y").to_string();
+    }
+    if ago < chrono::Duration::minutes(1) {
+        return "just now".to_owned();
+    }
+    format!("{} ago", span(ago))
+}
+
+/// A length of time, roughly: "5 min", "2 h", "3 days".
+fn span(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    match minutes {
+        0..=59 => format!("{} min", minutes.max(1)),
+        60..=2879 => format!("{} h", minutes / 60),
+        _ => format!("{} days", minutes / 1440),
     }
 }
 
@@ -311,14 +654,30 @@ mod tests {
             published: Some("2024-01-02T09:30:00Z".into()),
             ..Item::default()
         };
-        let line = item_line(&item);
-        assert_eq!(line.link, None);
-        assert_eq!(line.date_text.as_deref(), Some("2 Jan 2024, 09:30 UTC"));
+        item.id = "42".into();
+        let now = Utc::now();
+        let line = item_line(&item, now);
+        assert_eq!(line.open, None);
+        assert_eq!(line.date_exact.as_deref(), Some("2 Jan 2024, 09:30 UTC"));
         item.link = Some("https://example.com/a".into());
         assert_eq!(
-            item_line(&item).link.as_deref(),
-            Some("https://example.com/a")
+            item_line(&item, now).open.as_deref(),
+            Some("/items/42/open")
         );
+    }
+
+    #[test]
+    fn dates_read_relative() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        assert_eq!(relative(now, at("2026-12-01T11:59:30Z")), "just now");
+        assert_eq!(relative(now, at("2026-12-01T11:55:00Z")), "5 min ago");
+        assert_eq!(relative(now, at("2026-12-01T10:00:00Z")), "2 h ago");
+        assert_eq!(relative(now, at("2026-11-28T12:00:00Z")), "3 days ago");
+        assert_eq!(relative(now, at("2027-01-01T00:00:00Z")), "1 Jan 2027");
+        assert_eq!(relative(now, at("2020-01-01T00:00:00Z")), "1 Jan 2020");
     }
 
     #[test]

@@ -22,4 +22,5 @@ mod helpers;
 mod hostile_requests;
 mod middletier;
 mod reader;
+mod reader_edge;
 mod registry;

@@ -64,6 +64,27 @@ impl Browser {
         self.send(request).await
     }
 
+    /// Uploads a file as a browser's `multipart/form-data` form does, with
+    /// the page's CSRF token.
+    pub(crate) async fn upload(&mut self, path: &str, field: &str, file: &str) -> Page {
+        let csrf = self.get("/").await.csrf();
+        let boundary = "----rss-recipes-test-boundary";
+        let body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"feeds.opml\"\r\n\
+             Content-Type: text/x-opml\r\n\r\n{file}\r\n--{boundary}--\r\n"
+        );
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body);
+        self.send(request).await
+    }
+
     /// Posts a form and follows the redirect back to the page.
     pub(crate) async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let csrf = self.get("/").await.csrf();

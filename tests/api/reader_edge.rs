@@ -1,0 +1,328 @@
+//! The reader through the edge, in-process: its JSON API (each call a named
+//! command), and the whole journey through the page's forms alone, as a
+//! browser without JavaScript makes it. (The same journey with JavaScript,
+//! in real Chromium, is `tests/browser.rs`.)
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{FAST_REFRESH, TestStack, send};
+use crate::support::web::{Browser, Page};
+
+/// The item ids of the first feed of a `GET /api/subscriptions` answer.
+fn ids(body: &Value) -> Vec<String> {
+    body["subscriptions"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_json_api_mirrors_the_reader() {
+    let stack = TestStack::start(1, &[], &[]).await;
+    let edge = &stack.edge;
+    let http = &edge.http;
+    let rss = stack.feeds.url("/fixtures/rss2.xml");
+    let atom = stack.feeds.url("/fixtures/atom.xml");
+
+    // A page with two feeds: a choice, nothing stored.
+    let (status, body) = edge
+        .subscribe(&stack.feeds.url("/fixtures/site-two-feeds.html"))
+        .await;
+    assert_eq!(status, StatusCode::MULTIPLE_CHOICES, "{body}");
+    assert_eq!(body["feeds"][0]["url"], rss);
+    assert_eq!(body["feeds"][1]["url"], atom);
+    assert!(body["error"].as_str().unwrap().contains("choose one"));
+    let (status, body) = send(
+        http.get(edge.url("/api/discover"))
+            .query(&[("url", stack.feeds.url("/fixtures/site-two-feeds.html"))]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["feeds"].as_array().unwrap().len(), 2);
+
+    assert_eq!(edge.subscribe(&rss).await.0, StatusCode::OK);
+    let page = edge.feeds().await;
+    assert_eq!(page["subscriptions"][0]["unread"], 4);
+    let ids = ids(&page);
+
+    let (status, state) = send(
+        http.put(edge.url(&format!("/api/items/{}", ids[0])))
+            .json(&json!({"read": true, "starred": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{state}");
+    assert_eq!(state, json!({"id": ids[0], "read": true, "starred": true}));
+    let (status, body) = send(
+        http.put(edge.url("/api/items/99999"))
+            .json(&json!({"read": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let (_, unread) = send(http.get(edge.url("/api/subscriptions?unread=true"))).await;
+    assert_eq!(unread["degraded"], false);
+    assert_eq!(
+        unread["subscriptions"][0]["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (status, _) = send(http.get(edge.url("/api/subscriptions?unread=maybe"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, marked) = send(
+        http.post(edge.url("/api/mark-read"))
+            .json(&json!({"url": rss})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{marked}");
+    assert_eq!(marked, json!({"marked": 3}));
+
+    let (status, feed) = send(http.post(edge.url("/api/refresh")).query(&[("url", &rss)])).await;
+    assert_eq!(status, StatusCode::OK, "{feed}");
+    assert_eq!(feed["title"], "Recipe Kitchen");
+
+    // OPML: export, and import into this account (the one feed exists).
+    let export = http.get(edge.url("/api/opml")).send().await.unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    assert!(
+        export.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/x-opml")
+    );
+    let opml = export.text().await.unwrap();
+    assert!(opml.contains(&format!("xmlUrl=\"{rss}\"")), "{opml}");
+    let with_atom = opml.replace(
+        "</body>",
+        &format!("<outline type=\"rss\" text=\"Atom\" xmlUrl=\"{atom}\"/></body>"),
+    );
+    let (status, report) = send(
+        http.post(edge.url("/api/opml"))
+            .header("content-type", "text/x-opml")
+            .body(with_atom.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report, json!({"added": 1, "existing": 1, "refused": []}));
+    // Not as a form: another site could post a form.
+    let (status, body) = send(
+        http.post(edge.url("/api/opml"))
+            .header("content-type", "text/plain")
+            .body(with_atom),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Every kind of call is its own command on the dashboard.
+    let data = edge.dashboard().await;
+    let names: Vec<&str> = data["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "RSSGet",
+            "RSSAdd",
+            "RSSDel",
+            "RSSItem",
+            "RSSMarkRead",
+            "RSSRefresh",
+            "RSSDiscover",
+            "RSSOpmlExport",
+            "RSSOpmlImport"
+        ]
+    );
+    for name in [
+        "RSSItem",
+        "RSSMarkRead",
+        "RSSRefresh",
+        "RSSDiscover",
+        "RSSOpmlImport",
+    ] {
+        assert!(
+            edge.command(name).await["success"].as_u64().unwrap() >= 1,
+            "{name}"
+        );
+    }
+}
+
+/// The `href` of the first link on `page` that starts with `prefix`.
+fn link(page: &Page, prefix: &str) -> String {
+    let marker = format!("href=\"{prefix}");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {prefix} link"))
+        + 6;
+    let end = page.body[start..].find('"').unwrap();
+    page.body[start..start + end].to_owned()
+}
+
+/// The items of the page, as (id, is read, is starred).
+fn items(page: &Page) -> Vec<(String, bool, bool)> {
+    page.body
+        .split("<li class=\"item")
+        .skip(1)
+        .map(|li| {
+            let classes = &li[..li.find('"').unwrap()];
+            let id_at = li.find("data-item=\"").unwrap() + 11;
+            let id = li[id_at..id_at + li[id_at..].find('"').unwrap()].to_owned();
+            (
+                id,
+                classes.contains("is-read"),
+                classes.contains("is-starred"),
+            )
+        })
+        .collect()
+}
+
+/// Reloads the page until `ready` holds (within 15 s).
+async fn reload_until(browser: &mut Browser, what: &str, ready: impl Fn(&Page) -> bool) -> Page {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page = browser.get("/").await;
+        if ready(&page) {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_whole_journey_works_through_forms_alone() {
+    let mut args = FAST_REFRESH.to_vec();
+    args.extend(["--refresh-broken-after", "2"]);
+    let stack = TestStack::start(1, &args, &[]).await;
+    stack.feeds.set_mutable(&["one", "two"]);
+    let mut browser: Browser = stack.edge.browser();
+
+    // Import an OPML file through the upload form.
+    let opml = format!(
+        r#"<?xml version="1.0"?><opml version="2.0"><head><title>Mine</title></head><body>
+        <outline text="Folder"><outline type="rss" text="Mutable" xmlUrl="{}"/></outline></body></opml>"#,
+        stack.feeds.url("/mutable")
+    );
+    let posted = browser.upload("/opml", "file", &opml).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let page = browser.get("/").await;
+    assert!(page.body.contains("Imported: 1 added"), "{}", page.body);
+
+    // Add a site that lists two feeds, and pick one.
+    let page = browser.get("/").await;
+    let csrf = page.csrf();
+    let site = stack.feeds.url("/fixtures/site-two-feeds.html");
+    let choice = browser
+        .post_form("/subscriptions", &[("url", &site), ("csrf", &csrf)])
+        .await;
+    assert_eq!(choice.status, StatusCode::OK, "{}", choice.body);
+    assert!(choice.body.contains("Choose a feed"), "{}", choice.body);
+    assert!(choice.body.contains("Posts (RSS)") && choice.body.contains("Log (Atom)"));
+    let rss = stack.feeds.url("/fixtures/rss2.xml");
+    let page = browser.submit("/subscriptions", &[("url", &rss)]).await;
+    assert!(page.body.contains("Added Recipe Kitchen"), "{}", page.body);
+
+    // Mark one item read with its button, open another (marks it read).
+    let page = reload_until(&mut browser, "the imported feed is fetched", |page| {
+        items(page).len() >= 6
+    })
+    .await;
+    assert!(
+        page.body.contains("<title>(6) Your feeds"),
+        "unread count in the title"
+    );
+    let first = items(&page)[0].0.clone();
+    let page = browser
+        .submit(&format!("/items/{first}"), &[("read", "true")])
+        .await;
+    assert!(
+        items(&page)
+            .iter()
+            .any(|(id, read, _)| *id == first && *read)
+    );
+    let second = items(&page)[1].0.clone();
+    let opened = browser.get(&format!("/items/{second}/open")).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    assert!(
+        opened.location().unwrap().starts_with("http"),
+        "{:?}",
+        opened.location()
+    );
+    let page = browser.get("/").await;
+    assert!(page.body.contains("<title>(4) Your feeds"), "two read");
+    assert!(link(&page, "/items/").starts_with("/items/"));
+
+    // Unread only; star one; the starred view.
+    let unread = browser.get("/?view=unread").await;
+    assert!(items(&unread).iter().all(|(_, read, _)| !read));
+    assert_eq!(items(&unread).len(), 4);
+    let third = items(&unread)[0].0.clone();
+    browser
+        .submit(
+            &format!("/items/{third}"),
+            &[("starred", "true"), ("view", "unread")],
+        )
+        .await;
+    let starred = browser.get("/?view=starred").await;
+    assert_eq!(
+        items(&starred)
+            .iter()
+            .map(|(id, ..)| id.clone())
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&third)
+    );
+
+    // Export.
+    let export = browser.get("/opml").await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert!(
+        export.body.contains(&format!("xmlUrl=\"{rss}\"")),
+        "{}",
+        export.body
+    );
+    assert!(export.body.contains("/mutable"));
+
+    // The mutable feed breaks; it shows in the broken list; remove it.
+    stack.feeds.set_mutable_failure(500, None);
+    let page = reload_until(&mut browser, "the feed is shown as broken", |page| {
+        page.body.contains("Broken feeds")
+    })
+    .await;
+    assert!(page.body.contains("failing for"), "{}", page.body);
+    let page = browser
+        .submit(
+            "/subscriptions/delete",
+            &[("url", &stack.feeds.url("/mutable"))],
+        )
+        .await;
+    assert!(!page.body.contains("Broken feeds"), "{}", page.body);
+
+    // Mark everything read; reload: everything as left.
+    let page = browser.submit("/mark-read", &[]).await;
+    assert!(page.body.contains("read."), "{}", page.body);
+    let reloaded = browser.get("/").await;
+    assert!(
+        reloaded.body.contains("<title>Your feeds"),
+        "nothing unread"
+    );
+    assert!(items(&reloaded).iter().all(|(_, read, _)| *read));
+    assert!(
+        items(&reloaded)
+            .iter()
+            .any(|(id, _, starred)| *id == third && *starred)
+    );
+    assert!(!reloaded.body.contains("/mutable"));
+}
