@@ -23,6 +23,7 @@ use axum::routing::get;
 use common::balancer::http::{BalancedClient, BalancerSettings};
 use common::discovery::{DiscoveryClient, DiscoverySettings, parse_registry_urls};
 use common::resilience::{Command, CommandSettings, Failure};
+use support::load::closed_loop;
 use support::stack::Stack;
 use support::web::get_json;
 
@@ -146,16 +147,7 @@ async fn through_the_edge() {
     let stack = Stack::start(1, &["--user-write-rate", "0"], &["--user-write-rate", "0"]).await;
     let http = reqwest::Client::new();
     let user_url = stack.middletiers[0].url("/middletier/rss/user/default");
-    for i in 0..20 {
-        let feed = stack.feeds.url(&format!("/generated/50?feed={i}"));
-        let response = http
-            .post(stack.edge.url("/api/subscriptions"))
-            .json(&serde_json::json!({ "url": feed }))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-    }
+    stack.subscribe_generated(20, 50).await;
     let edge_url = stack.edge.url("/api/subscriptions");
     // Warm: every feed read and cached.
     let body: serde_json::Value = get_json(&edge_url).await;
@@ -182,33 +174,12 @@ async fn through_the_edge() {
         ("through the edge, gzip as a browser asks", &edge_url, &http),
     ];
     for (label, url, client) in paths {
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let (http, url) = (client.clone(), url.clone());
-                tokio::spawn(async move {
-                    let mut samples = Vec::with_capacity(500);
-                    for _ in 0..500 {
-                        let t = Instant::now();
-                        let response = http.get(&url).send().await.unwrap();
-                        assert!(response.status().is_success());
-                        response.bytes().await.unwrap();
-                        samples.push(t.elapsed());
-                    }
-                    samples
-                })
-            })
-            .collect();
-        let mut samples = Vec::new();
-        for task in tasks {
-            samples.extend(task.await.unwrap());
-        }
-        let rate = samples.len() as f64 / started.elapsed().as_secs_f64();
-        let (p50, p99, _) = summary(samples);
+        let run = closed_loop(client, url, 8, 500).await;
         println!(
-            "| {label} | {rate:.0} | {:.2} | {:.2} |",
-            p50 / 1000.0,
-            p99 / 1000.0
+            "| {label} | {:.0} | {:.2} | {:.2} |",
+            run.per_second,
+            run.ms(0.50),
+            run.ms(0.99)
         );
     }
     let get = stack.command("RSSGet").await;

@@ -77,7 +77,7 @@ enum StartError {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    common::telemetry::init(args.log_format);
+    let _telemetry = common::telemetry::init(args.log_format, "rss-recipes");
     let shutdown = common::shutdown::on_signal();
     match run(args, shutdown).await {
         Ok(()) => {

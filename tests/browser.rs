@@ -411,21 +411,8 @@ async fn press(client: &Client, keys: &str) {
 
 #[tokio::test]
 async fn a_person_reads_and_manages_feeds_with_the_keyboard_in_chromium() {
-    let stack = Stack::start(
-        1,
-        &[
-            "--refresh-min-interval",
-            "200ms",
-            "--refresh-max-interval",
-            "300ms",
-            "--refresh-tick",
-            "50ms",
-            "--refresh-broken-after",
-            "2",
-        ],
-        &[],
-    )
-    .await;
+    let middletier_args = [&support::FAST_REFRESH[..], &["--refresh-broken-after", "2"]].concat();
+    let stack = Stack::start(1, &middletier_args, &[]).await;
     stack.feeds.set_mutable(&["first", "second"]);
     let (_driver, client) = browser().await;
     client.goto(&stack.edge.url("/")).await.unwrap();

@@ -375,11 +375,17 @@ pub struct Refused {
     pub error: String,
 }
 
-/// Every 4xx/5xx body: `{"error": "<what is wrong and how to fix it>"}`.
+/// Every 4xx/5xx body: `{"error": "<what is wrong and how to fix it>"}`,
+/// and, on the edge's 5xx, `"reference"`: a short id a user can quote,
+/// which finds the request's trace and log lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     /// What is wrong and what to do about it.
     pub error: String,
+    /// The failed request's reference (see
+    /// [`crate::telemetry::http::error_reference`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 impl ErrorBody {
@@ -387,6 +393,7 @@ impl ErrorBody {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             error: message.into(),
+            reference: None,
         }
     }
 }

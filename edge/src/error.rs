@@ -17,7 +17,9 @@
 //!
 //! The body is `{"error": "<what is wrong and what to do>"}`, except for a
 //! refused form post, which a person submitted from the page and gets an
-//! HTML page saying what to do.
+//! HTML page saying what to do. A 5xx also carries `"reference"`, a short
+//! id the user can quote: it is logged with the error, and with tracing on
+//! it is the start of the trace id and the request span's `error.reference`.
 
 use axum::extract::rejection::{FormRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
@@ -150,6 +152,16 @@ impl IntoResponse for Error {
         } else if let Error::Write(WriteError::Choice(choice)) = self {
             // Not only an error: the feeds to choose from.
             (status, axum::Json(*choice)).into_response()
+        } else if status.is_server_error() {
+            // Ours or the middletier's failure: give the user a reference
+            // to quote, which finds this request's trace and log lines.
+            let reference = common::telemetry::http::error_reference();
+            tracing::warn!(%reference, status = status.as_u16(), error = %self, "request failed");
+            let body = ErrorBody {
+                reference: Some(reference),
+                ..ErrorBody::new(self.to_string())
+            };
+            (status, axum::Json(body)).into_response()
         } else {
             (status, axum::Json(ErrorBody::new(self.to_string()))).into_response()
         };

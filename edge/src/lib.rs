@@ -47,7 +47,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
-use tower_http::trace::TraceLayer;
 
 use config::Config;
 use middletier::{Commands, Middletier};
@@ -116,7 +115,7 @@ pub(crate) fn router(state: AppState) -> Router {
         // way, and the edge's CPU is better spent serving.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
     common::security::apply(routes, security::CONTENT_SECURITY_POLICY)
-        .layer(TraceLayer::new_for_http())
+        .layer(common::telemetry::http::layer())
 }
 
 /// The edge is healthy when it serves; the middletier's state is reported
@@ -169,6 +168,9 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Binds the listener and builds everything the edge serves with.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // The recorder must exist before the commands register their
+        // breaker gauges, or those first zero values are dropped.
+        common::metrics::handle();
         let (listener, port) =
             common::server::bind("edge", &config.server.host, config.port, config.port_hint)
                 .await?;

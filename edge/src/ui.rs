@@ -177,7 +177,11 @@ pub(crate) async fn index(
         show_user: state.auth_proxy_header.is_some(),
         csrf,
         flash,
-        degraded: read.degraded,
+        degraded: read.degraded.map(|reason| {
+            let reference = common::telemetry::http::error_reference();
+            tracing::warn!(%reference, %reason, "served the saved feeds");
+            format!("{reason}; reference {reference}")
+        }),
         view,
         unread_total,
         feeds: cards,
@@ -430,7 +434,16 @@ fn failed(what: &str, subject: &str, error: WriteError) -> Flash {
         WriteError::Refused { message, .. } => {
             Flash::error(format!("{what}: {subject}: {}", sentence(&message)))
         }
-        e => Flash::error(format!("{what}. {}", sentence(&e.to_string()))),
+        e => {
+            // Not the user's mistake: a reference to quote, which finds
+            // this request's trace and log lines.
+            let reference = common::telemetry::http::error_reference();
+            tracing::warn!(%reference, error = %e, "{what}");
+            Flash::error(format!(
+                "{what}. {} (Reference: {reference}.)",
+                sentence(&e.to_string())
+            ))
+        }
     }
 }
 

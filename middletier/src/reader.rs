@@ -205,11 +205,15 @@ impl Reader {
         options: ListOptions,
     ) -> Result<Vec<FeedView>, ReaderError> {
         let subscriptions = self.store.list(user).await?;
-        let (states, starred) =
-            tokio::try_join!(self.store.read_states(user), self.starred_ids(user))?;
-        let views = subscriptions.iter().map(|s| {
-            let state = states.get(&s.url).cloned().unwrap_or_default();
-            self.view(user, &s.url, state, &starred, options)
+        let urls: Vec<FeedUrl> = subscriptions.into_iter().map(|s| s.url).collect();
+        let (states, starred, stored) = tokio::try_join!(
+            self.store.read_states(user),
+            self.starred_ids(user),
+            self.store.feeds_with_items(&urls),
+        )?;
+        let views = urls.iter().zip(stored).map(|(url, stored)| {
+            let state = states.get(url).cloned().unwrap_or_default();
+            self.view(user, url, stored, state, &starred, options)
         });
         futures::future::try_join_all(views).await
     }
@@ -224,20 +228,25 @@ impl Reader {
             .collect())
     }
 
-    /// One subscription as the user sees it now.
+    /// One subscription as the user sees it now, from what the store holds
+    /// (`stored`), fetching it first if it was never fetched.
     async fn view(
         &self,
         user: &UserId,
         url: &FeedUrl,
+        stored: (Option<FeedRecord>, Vec<StoredItem>),
         state: ReadState,
         starred: &HashSet<ItemId>,
         options: ListOptions,
     ) -> Result<FeedView, ReaderError> {
-        let record = match self.store.feed(url).await? {
-            Some(record) if record.last_fetched.is_some() => Some(record),
-            known => self.first_fetch(user, url).await?.or(known),
+        let (record, items) = match stored {
+            (Some(record), items) if record.last_fetched.is_some() => (Some(record), items),
+            (known, _) => {
+                let fetched = self.first_fetch(user, url).await?;
+                // The fetch stored the items it found.
+                (fetched.or(known), self.store.items(url).await?)
+            }
         };
-        let items = self.store.items(url).await?;
         Ok(self.present(url, record.as_ref(), &items, &state, starred, options))
     }
 

@@ -28,7 +28,6 @@ use serde_json::{Value, json};
 use tower::Layer;
 use tower_http::compression::CompressionLayer;
 use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::leases::{RegisterError, Renewal};
 use crate::records::Format;
@@ -101,7 +100,8 @@ pub(crate) fn router(state: AppState) -> Router {
         MAX_BODY_BYTES,
     )
     .layer(CompressionLayer::new().gzip(true));
-    let routes = common::security::apply(routes, API_POLICY).layer(TraceLayer::new_for_http());
+    let routes =
+        common::security::apply(routes, API_POLICY).layer(common::telemetry::http::layer());
     // `apps/` is `apps`: the slash is trimmed before routing, which is why
     // this wraps the router rather than being one of its layers.
     Router::new().fallback_service(NormalizePathLayer::trim_trailing_slash().layer(routes))

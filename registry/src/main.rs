@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
     if config.tool == Some(common::config::Tool::Healthcheck) {
         return common::server::probe(&config.server.host, config.port).await;
     }
-    common::telemetry::init(config.server.log_format);
+    let _telemetry = common::telemetry::init(config.server.log_format, "registry");
     common::server::run_until_signal(
         "registry",
         Application::build(config),

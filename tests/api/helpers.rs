@@ -25,16 +25,7 @@ use crate::support::web::{Browser, get_json};
 pub(crate) const RENEWAL: &str = "500ms";
 pub(crate) const LEASE: &str = "2s";
 
-/// Middletier refresh timings in milliseconds, so the background
-/// scheduler plays out within a test.
-pub(crate) const FAST_REFRESH: [&str; 6] = [
-    "--refresh-min-interval",
-    "200ms",
-    "--refresh-max-interval",
-    "300ms",
-    "--refresh-tick",
-    "50ms",
-];
+pub(crate) use crate::support::FAST_REFRESH;
 
 /// A running service; stops gracefully when dropped.
 pub(crate) struct Running {

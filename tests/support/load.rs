@@ -140,3 +140,61 @@ async fn read(http: &reqwest::Client, url: &str) -> Result<(bool, Vec<String>), 
         .collect();
     Ok((body["degraded"].as_bool().ok_or_else(shape)?, titles))
 }
+
+/// What a closed-loop run measured: requests per second and latencies.
+#[derive(Debug, Clone)]
+pub(crate) struct Throughput {
+    pub per_second: f64,
+    /// Every request's latency, sorted.
+    pub samples: Vec<Duration>,
+}
+
+impl Throughput {
+    /// The `p` quantile (0.0..=1.0) in milliseconds.
+    pub(crate) fn ms(&self, p: f64) -> f64 {
+        let i = ((self.samples.len() as f64 * p) as usize).min(self.samples.len() - 1);
+        self.samples[i].as_secs_f64() * 1e3
+    }
+}
+
+/// `clients` tasks each sending `requests` GETs to `url` back to back (a
+/// closed loop, so the rate is what the server sustains); every answer must
+/// be a success.
+pub(crate) async fn closed_loop(
+    http: &reqwest::Client,
+    url: &str,
+    clients: usize,
+    requests: usize,
+) -> Throughput {
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(requests);
+                for _ in 0..requests {
+                    let t = std::time::Instant::now();
+                    let response = http.get(&url).send().await.unwrap();
+                    assert!(
+                        response.status().is_success(),
+                        "{url}: {}",
+                        response.status()
+                    );
+                    response.bytes().await.unwrap();
+                    samples.push(t.elapsed());
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for task in tasks {
+        samples.extend(task.await.unwrap());
+    }
+    let per_second = samples.len() as f64 / started.elapsed().as_secs_f64();
+    samples.sort();
+    Throughput {
+        per_second,
+        samples,
+    }
+}

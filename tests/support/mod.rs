@@ -9,6 +9,7 @@
 
 pub(crate) mod feed_server;
 pub(crate) mod load;
+pub(crate) mod otlp;
 pub(crate) mod peers;
 pub(crate) mod process;
 pub(crate) mod stack;
@@ -16,6 +17,17 @@ pub(crate) mod web;
 
 use std::future::Future;
 use std::time::Duration;
+
+/// Middletier refresh timings in milliseconds, so the background
+/// scheduler plays out within a test.
+pub(crate) const FAST_REFRESH: [&str; 6] = [
+    "--refresh-min-interval",
+    "200ms",
+    "--refresh-max-interval",
+    "300ms",
+    "--refresh-tick",
+    "50ms",
+];
 
 /// Polls `probe` every 100 ms until it gives `Some`, for at most `within`;
 /// panics saying what never happened otherwise. Tests wait for outcomes,

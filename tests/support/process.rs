@@ -30,6 +30,25 @@ pub(crate) fn memory_mib(pid: u32, field: &str) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/{pid}/stat`. Zero if it cannot be read.
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which may hold spaces: the
+            // 12th and 13th of them are utime and stime, in clock ticks.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: u64 = fields.next()?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    // /proc reports USER_HZ ticks, 100 per second on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
 /// Path of a workspace binary (`middletier`, `registry`, `edge`,
 /// `rss-recipes`), built first unless `RSS_TEST_PREBUILT` says the test
 /// command already did (cargo only builds a package's binaries for that

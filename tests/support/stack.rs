@@ -19,6 +19,8 @@ pub(crate) struct Stack {
     /// The extra arguments each middletier was started with (by index), so
     /// it can be restarted as it was.
     middletier_args: Vec<Vec<String>>,
+    /// Environment variables every service was started with.
+    env: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -35,12 +37,21 @@ impl Stack {
 
     /// Like [`Stack::start`], with arguments per middletier.
     pub(crate) async fn start_each(middletier_args: Vec<Vec<String>>, edge_args: &[&str]) -> Stack {
+        Self::start_with_env(middletier_args, edge_args, &[]).await
+    }
+
+    /// Like [`Stack::start_each`], every service with `env` set.
+    pub(crate) async fn start_with_env(
+        middletier_args: Vec<Vec<String>>,
+        edge_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Stack {
         let feeds = FeedServer::start();
-        let registry = Service::start("registry", &["--eviction-interval", "200ms"], &[]);
+        let registry = Service::start("registry", &["--eviction-interval", "200ms"], env);
         let registry_url = registry.url("/eureka/v2/");
         let middletiers = middletier_args
             .iter()
-            .map(|args| start_middletier(&registry_url, 0, args))
+            .map(|args| start_middletier(&registry_url, 0, args, env))
             .collect();
         let mut args = vec![
             "--registry-url",
@@ -53,13 +64,17 @@ impl Stack {
             FETCH,
         ];
         args.extend_from_slice(edge_args);
-        let edge = Service::start("edge", &args, &[]);
+        let edge = Service::start("edge", &args, env);
         let stack = Stack {
             feeds,
             registry,
             middletiers,
             edge,
             middletier_args,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         stack
             .wait_until_edge_knows(stack.middletier_args.len())
@@ -70,7 +85,7 @@ impl Stack {
     /// Starts one more middletier with the first middletier's arguments.
     pub(crate) fn add_middletier(&mut self) -> &Service {
         let args = self.middletier_args.first().cloned().unwrap_or_default();
-        let service = start_middletier(&self.registry.url("/eureka/v2/"), 0, &args);
+        let service = start_middletier(&self.registry.url("/eureka/v2/"), 0, &args, &self.env());
         self.middletiers.push(service);
         self.middletier_args.push(args);
         self.middletiers.last().expect("just pushed")
@@ -84,8 +99,16 @@ impl Stack {
             &self.registry.url("/eureka/v2/"),
             port,
             &self.middletier_args[index],
+            &self.env(),
         );
         self.middletiers[index] = service;
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     /// A command's row on the edge's dashboard (`RSSGet`, ...): its state,
@@ -99,6 +122,22 @@ impl Stack {
             .find(|c| c["name"] == name)
             .unwrap_or_else(|| panic!("no command {name}"))
             .clone()
+    }
+
+    /// Subscribes the default user, through the edge, to `feeds` generated
+    /// feeds of `items` items each (what the benchmarks read).
+    pub(crate) async fn subscribe_generated(&self, feeds: usize, items: usize) {
+        let http = reqwest::Client::new();
+        for i in 0..feeds {
+            let feed = self.feeds.url(&format!("/generated/{items}?feed={i}"));
+            let response = http
+                .post(self.edge.url("/api/subscriptions"))
+                .json(&serde_json::json!({ "url": feed }))
+                .send()
+                .await
+                .expect("the edge answers");
+            assert!(response.status().is_success(), "{}", response.status());
+        }
     }
 
     /// Subscribes `user` to `feed` on every middletier directly (their
@@ -127,7 +166,12 @@ impl Stack {
     }
 }
 
-fn start_middletier(registry_url: &str, port: u16, extra: &[String]) -> Service {
+fn start_middletier(
+    registry_url: &str,
+    port: u16,
+    extra: &[String],
+    env: &[(&str, &str)],
+) -> Service {
     let mut args: Vec<&str> = vec![
         "--registry-url",
         registry_url,
@@ -140,5 +184,5 @@ fn start_middletier(registry_url: &str, port: u16, extra: &[String]) -> Service 
         "2s",
     ];
     args.extend(extra.iter().map(String::as_str));
-    Service::start_on("middletier", port, &args, &[])
+    Service::start_on("middletier", port, &args, env)
 }

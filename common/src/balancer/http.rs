@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::{Failure, LoadBalancer, Next, RetryPolicy};
 use crate::discovery::{DiscoveryClient, ServiceInstance};
@@ -119,6 +121,12 @@ impl BalancedClient {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()?;
+        // Zero-valued series from the start, so a dashboard's `rate()` has a
+        // line before the first retry rather than "no data".
+        for kind in ["same_server", "next_server", "rediscovered"] {
+            metrics::counter!("lb_retries_total", "vip" => vip.to_owned(), "kind" => kind)
+                .increment(0);
+        }
         Ok(Self {
             vip: vip.to_owned(),
             discovery,
@@ -188,9 +196,17 @@ impl BalancedClient {
             }
             attempts += 1;
             let budget = remaining.min(self.settings.attempt_timeout);
-            let request = build(&self.http, &current.base_url()).timeout(budget);
-            let failure = match tokio::time::timeout(budget, request.send()).await {
+            let span = self.attempt_span(&current, attempts);
+            let request = build(&self.http, &current.base_url())
+                .timeout(budget)
+                .headers(crate::telemetry::http::traceparent(&span));
+            let sent = tokio::time::timeout(budget, request.send())
+                .instrument(span.clone())
+                .await;
+            let failure = match sent {
                 Ok(Ok(response)) => {
+                    span.record("outcome", "ok");
+                    span.record("http.response.status_code", response.status().as_u16());
                     self.balancer.record_success(&current.id);
                     self.count("ok", &current);
                     return Ok(Served {
@@ -212,14 +228,15 @@ impl BalancedClient {
                 Err(_elapsed) => (Failure::Timeout, format!("no answer within {budget:?}")),
             };
             let (kind, reason) = failure;
-            self.count(
-                if kind == Failure::Connect {
-                    "connect_error"
-                } else {
-                    "timeout"
-                },
-                &current,
-            );
+            let outcome = if kind == Failure::Connect {
+                "connect_error"
+            } else {
+                "timeout"
+            };
+            span.record("outcome", outcome);
+            span.record("otel.status_code", "ERROR");
+            span.record("error.message", reason.as_str());
+            self.count(outcome, &current);
             tracing::debug!(vip = %self.vip, instance = %current.id, ?kind, %reason, "attempt failed");
             let step = self.settings.retry.next(kind, retries_here, switched);
             if step == Next::SameServer {
@@ -254,6 +271,27 @@ impl BalancedClient {
             retries_here = 0;
             switched += 1;
         }
+    }
+
+    /// The span of one attempt, a child of the caller's (the command's):
+    /// which instance was tried, and how it went. None with tracing off.
+    fn attempt_span(&self, instance: &ServiceInstance, attempt: u32) -> tracing::Span {
+        crate::telemetry::span(|| {
+            tracing::info_span!(
+                "attempt",
+                otel.name = %format_args!("{} attempt", self.vip),
+                otel.kind = "client",
+                otel.status_code = Empty,
+                vip = %self.vip,
+                instance.id = %instance.id,
+                server.address = %instance.host,
+                server.port = instance.port,
+                attempt,
+                outcome = Empty,
+                http.response.status_code = Empty,
+                error.message = Empty,
+            )
+        })
     }
 
     /// Whether every instance in `instances` is cooling down after a

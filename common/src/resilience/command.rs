@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::breaker::{BreakerSettings, CircuitBreaker, Permit, State, Transition};
 use super::window::{Counts, Event, Health, RollingWindow, percentile};
@@ -281,10 +283,12 @@ impl Command {
         E: Send + 'static,
     {
         let started = Instant::now();
-        let result = self.run(work, started).await;
+        let span = self.span();
+        let result = self.run(work, started).instrument(span.clone()).await;
         if let Err(e) = &result
             && !matches!(e, CommandError::BadRequest(_))
         {
+            span.record("fallback", "none");
             self.note(Event::FallbackMissing, None, started);
         }
         result
@@ -306,20 +310,42 @@ impl Command {
         F: FnOnce(&CommandError<E>) -> Option<T>,
     {
         let started = Instant::now();
-        match self.run(work, started).await {
+        let span = self.span();
+        match self.run(work, started).instrument(span.clone()).await {
             Ok(value) => Ok(Outcome::Primary(value)),
             Err(e @ CommandError::BadRequest(_)) => Err(e),
             Err(e) => match fallback(&e) {
                 Some(value) => {
+                    span.record("fallback", "success");
                     self.note(Event::FallbackSuccess, None, started);
                     Ok(Outcome::Fallback(value, e))
                 }
                 None => {
+                    span.record("fallback", "failure");
                     self.note(Event::FallbackFailure, None, started);
                     Err(e)
                 }
             },
         }
+    }
+
+    /// The span of one execution (with tracing on): the breaker's state when
+    /// it was asked, the outcome, and the fallback used, if any. The
+    /// balancer's attempts are its children.
+    fn span(&self) -> tracing::Span {
+        let settings = &self.inner.settings;
+        crate::telemetry::span(|| {
+            tracing::info_span!(
+                "command",
+                otel.name = %settings.name,
+                otel.status_code = Empty,
+                command = %settings.name,
+                group = %settings.group,
+                breaker = Empty,
+                event = Empty,
+                fallback = Empty,
+            )
+        })
     }
 
     async fn run<T, E, W, Fut>(&self, work: W, started: Instant) -> Result<T, CommandError<E>>
@@ -330,6 +356,8 @@ impl Command {
         E: Send + 'static,
     {
         let inner = &self.inner;
+        let span = tracing::Span::current();
+        span.record("breaker", self.core().breaker.state().as_str());
         let Some(permit) = self.core().breaker.admit(started) else {
             self.note(Event::ShortCircuited, None, started);
             return Err(CommandError::ShortCircuited);
@@ -350,29 +378,32 @@ impl Command {
         let deadline = started + timeout;
         // Its own task, so it ends (and is recorded) even if our caller
         // stops waiting; the slot and the execution go with it.
-        let task = tokio::spawn(async move {
-            let _slot = slot;
-            let result = tokio::time::timeout_at(deadline, work(deadline)).await;
-            let ran = Some(started.elapsed());
-            match result {
-                Ok(Ok(value)) => {
-                    execution.finish(Event::Success, ran);
-                    Ok(value)
-                }
-                Ok(Err(Failure::BadRequest(e))) => {
-                    execution.finish(Event::BadRequest, ran);
-                    Err(CommandError::BadRequest(e))
-                }
-                Ok(Err(Failure::Error(e))) => {
-                    execution.finish(Event::Failure, ran);
-                    Err(CommandError::Error(e))
-                }
-                Err(_elapsed) => {
-                    execution.finish(Event::Timeout, ran);
-                    Err(CommandError::Timeout(timeout))
+        let task = tokio::spawn(
+            async move {
+                let _slot = slot;
+                let result = tokio::time::timeout_at(deadline, work(deadline)).await;
+                let ran = Some(started.elapsed());
+                match result {
+                    Ok(Ok(value)) => {
+                        execution.finish(Event::Success, ran);
+                        Ok(value)
+                    }
+                    Ok(Err(Failure::BadRequest(e))) => {
+                        execution.finish(Event::BadRequest, ran);
+                        Err(CommandError::BadRequest(e))
+                    }
+                    Ok(Err(Failure::Error(e))) => {
+                        execution.finish(Event::Failure, ran);
+                        Err(CommandError::Error(e))
+                    }
+                    Err(_elapsed) => {
+                        execution.finish(Event::Timeout, ran);
+                        Err(CommandError::Timeout(timeout))
+                    }
                 }
             }
-        });
+            .instrument(span),
+        );
         match task.await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -441,6 +472,17 @@ impl Command {
 
     fn export(&self, event: Event, took: Duration) {
         let name = self.inner.settings.name.clone();
+        if !matches!(
+            event,
+            Event::FallbackSuccess | Event::FallbackFailure | Event::FallbackMissing
+        ) {
+            // The primary outcome, on the command's span (current here).
+            let span = tracing::Span::current();
+            span.record("event", event.as_str());
+            if !matches!(event, Event::Success | Event::BadRequest) {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
         metrics::counter!("command_events_total", "command" => name.clone(), "event" => event.as_str()).increment(1);
         if !matches!(
             event,

@@ -33,7 +33,6 @@ use axum::{Json, Router};
 use common::api::UserId;
 use common::ratelimit::WriteLimiter;
 use serde_json::json;
-use tower_http::trace::TraceLayer;
 
 pub(crate) use error::ApiError;
 
@@ -143,7 +142,7 @@ pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
         common::metrics::instrument(routes, "middletier"),
         MAX_OPML_BYTES,
     )
-    .layer(TraceLayer::new_for_http())
+    .layer(common::telemetry::http::layer())
 }
 
 async fn healthcheck(State(state): State<AppState>) -> Response {

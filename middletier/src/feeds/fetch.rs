@@ -23,6 +23,8 @@ use chrono::{DateTime, Utc};
 use common::limits::{ReadCappedError, read_capped};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, redirect};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 use url::Url;
 
 use super::guard::{Blocked, Guard, GuardedResolver, Unresolvable};
@@ -303,8 +305,49 @@ impl Fetcher {
         &self.guard
     }
 
-    /// Fetches `url`, conditionally when `validators` are given.
+    /// Fetches `url`, conditionally when `validators` are given. With
+    /// tracing on, in a `feed fetch` span: the status, the bytes read, and
+    /// whether it was a 304.
     pub async fn fetch(&self, url: &Url, validators: &Validators) -> Result<Fetched, FetchError> {
+        let span = common::telemetry::span(|| {
+            tracing::info_span!(
+                "feed fetch",
+                otel.kind = "client",
+                otel.status_code = Empty,
+                url.full = %url,
+                server.address = url.host_str().unwrap_or_default(),
+                conditional = !validators.is_empty(),
+                http.response.status_code = Empty,
+                not_modified = Empty,
+                bytes = Empty,
+                error.message = Empty,
+            )
+        });
+        let result = self
+            .fetch_unobserved(url, validators)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(Fetched::NotModified { .. }) => {
+                span.record("not_modified", true);
+            }
+            Ok(Fetched::Body { bytes, .. }) => {
+                span.record("not_modified", false);
+                span.record("bytes", bytes.len());
+            }
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.message", tracing::field::display(e));
+            }
+        }
+        result
+    }
+
+    async fn fetch_unobserved(
+        &self,
+        url: &Url,
+        validators: &Validators,
+    ) -> Result<Fetched, FetchError> {
         self.guard.check_literal(url).map_err(FetchError::Blocked)?;
         let mut request = self.client.get(url.clone());
         if let Some(etag) = &validators.etag {
@@ -316,6 +359,7 @@ impl Fetcher {
         let response = request.send().await.map_err(|e| self.classify(url, &e))?;
 
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let hints = CacheHints::from_headers(response.headers(), Utc::now());
         if status == StatusCode::NOT_MODIFIED {
             // "Use your copy" means nothing when we did not say we had one.

@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tracing::Instrument as _;
 
 use crate::feeds::fetch::{FetchError, Validators};
 use crate::feeds::{Document, FeedDocument, FeedError, Feeds};
@@ -137,15 +138,20 @@ impl Refresher {
                 .or_insert_with(|| {
                     let this = self.clone();
                     let (url, user) = (url.clone(), user.cloned());
-                    let task = tokio::spawn(async move {
-                        let result = this.refresh_now(&url, user.as_ref()).await;
-                        this.inner
-                            .flights
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&url);
-                        result
-                    });
+                    // The first caller's span is the refresh's parent in
+                    // a trace; callers that join it share its result.
+                    let task = tokio::spawn(
+                        async move {
+                            let result = this.refresh_now(&url, user.as_ref()).await;
+                            this.inner
+                                .flights
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .remove(&url);
+                            result
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
                     async move {
                         task.await.unwrap_or_else(|join_error| {
                             tracing::error!(error = %join_error, "feed refresh task failed");

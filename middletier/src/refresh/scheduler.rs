@@ -31,6 +31,7 @@ use common::api::FeedUrl;
 use common::discovery::DiscoveryClient;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{Refresher, ownership};
 use crate::store::Store;
@@ -166,8 +167,21 @@ pub async fn run(
             metrics::histogram!("feed_refresh_lag_seconds").record(lag.as_secs_f64());
             let (refresher, store, in_flight) =
                 (refresher.clone(), store.clone(), in_flight.clone());
+            // Each scheduled refresh is a trace of its own: what the
+            // scheduler did for this feed, its fetch and its store writes.
+            let span = common::telemetry::span(|| {
+                tracing::info_span!(
+                    parent: None,
+                    "scheduled refresh",
+                    otel.kind = "internal",
+                    url.full = %url,
+                    lag_seconds = lag.as_secs_f64(),
+                )
+            });
             tokio::spawn(async move {
-                refresh_one(&refresher, store.as_ref(), &url).await;
+                refresh_one(&refresher, store.as_ref(), &url)
+                    .instrument(span)
+                    .await;
                 in_flight
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

@@ -5,6 +5,7 @@
 //!
 //! - `store_operations_total{store, op, outcome}` (`ok` or `error`)
 //! - `store_operation_duration_seconds{store, op}` (histogram)
+//! - with tracing on, a `store {op}` span per call
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use super::{
     FeedRecord, FeedUpdate, ItemId, ReadState, StarredItem, Store, StoreError, StoredItem,
@@ -47,12 +50,38 @@ impl Metered {
         op: &'static str,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        self.measure_batch(op, None, call).await
+    }
+
+    /// [`Metered::measure`] for an operation on `batch` keys at once.
+    async fn measure_batch<T>(
+        &self,
+        op: &'static str,
+        batch: Option<usize>,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
+        let store = self.inner.name();
+        let span = common::telemetry::span(|| {
+            tracing::info_span!(
+                "store",
+                otel.name = %format_args!("store {op}"),
+                otel.kind = "client",
+                otel.status_code = Empty,
+                db.system.name = store,
+                db.operation.name = op,
+                db.operation.batch.size = batch,
+                error.message = Empty,
+            )
+        });
         let result = match self.faults.as_deref().map(Faults::store_gate) {
             Some(Err(down)) => Err(down),
-            _ => call.await,
+            _ => call.instrument(span.clone()).await,
         };
-        let store = self.inner.name();
+        if let Err(e) = &result {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.message", tracing::field::display(e));
+        }
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("store_operations_total", "store" => store, "op" => op, "outcome" => outcome).increment(1);
         metrics::histogram!("store_operation_duration_seconds", "store" => store, "op" => op)
@@ -113,6 +142,18 @@ impl Store for Metered {
 
     async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError> {
         self.measure("items", self.inner.items(url)).await
+    }
+
+    async fn feeds_with_items(
+        &self,
+        urls: &[FeedUrl],
+    ) -> Result<Vec<(Option<FeedRecord>, Vec<StoredItem>)>, StoreError> {
+        self.measure_batch(
+            "feeds_with_items",
+            Some(urls.len()),
+            self.inner.feeds_with_items(urls),
+        )
+        .await
     }
 
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {

@@ -196,6 +196,21 @@ pub trait Store: Send + Sync + 'static {
     /// A feed's stored items, newest (highest id) first.
     async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError>;
 
+    /// Each feed's record and items, in the order of `urls`: what a listing
+    /// of many feeds reads. One operation to its caller (one span, one
+    /// metric), however the store performs it; by default `feed` and
+    /// `items` for each, all at once.
+    async fn feeds_with_items(
+        &self,
+        urls: &[FeedUrl],
+    ) -> Result<Vec<(Option<FeedRecord>, Vec<StoredItem>)>, StoreError> {
+        futures::future::try_join_all(
+            urls.iter()
+                .map(|url| async move { tokio::try_join!(self.feed(url), self.items(url)) }),
+        )
+        .await
+    }
+
     /// The item with `id`, and its feed.
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError>;
 

@@ -31,6 +31,7 @@ macro_rules! behaves_like_a_store {
             subscribers_are_tracked_per_feed,
             a_feed_is_created_once_and_scheduled,
             a_fetch_stores_the_record_and_items_newest_first,
+            feeds_are_read_with_their_items_in_one_call,
             items_are_replaced_by_key_and_removed,
             deleting_a_feed_forgets_its_items_only,
             ids_are_unique_and_ascending,
@@ -315,6 +316,44 @@ pub(crate) async fn a_fetch_stores_the_record_and_items_newest_first(store: Arc<
         .unwrap();
     assert_eq!(store.feed(&feed).await.unwrap(), Some(state));
     assert_eq!(store.items(&feed).await.unwrap().len(), 3);
+}
+
+pub(crate) async fn feeds_are_read_with_their_items_in_one_call(store: Arc<impl Store>) {
+    let (a, b, unknown) = (
+        url("https://a.example/feed"),
+        url("https://b.example/feed"),
+        url("https://unknown.example/feed"),
+    );
+    for feed in [&a, &b] {
+        store
+            .create_feed(&FeedRecord::new(feed.clone(), Utc::now()))
+            .await
+            .unwrap();
+    }
+    let state = record("https://b.example/feed", "B");
+    store
+        .save_fetch(&FeedUpdate {
+            record: state.clone(),
+            upserts: vec![item(40, "d"), item(50, "e")],
+            removals: vec![],
+        })
+        .await
+        .unwrap();
+
+    let read = store
+        .feeds_with_items(&[b.clone(), unknown, a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 3, "one answer per URL, in order");
+    assert_eq!(read[0], (Some(state), vec![item(50, "e"), item(40, "d")]));
+    assert_eq!(
+        read[1],
+        (None, vec![]),
+        "an unknown feed is no record, no items"
+    );
+    assert_eq!(read[2].0, store.feed(&a).await.unwrap());
+    assert!(read[2].0.is_some() && read[2].1.is_empty());
+    assert!(store.feeds_with_items(&[]).await.unwrap().is_empty());
 }
 
 pub(crate) async fn items_are_replaced_by_key_and_removed(store: Arc<impl Store>) {
