@@ -36,8 +36,7 @@ fn yaml_file(path: &str) -> Yaml {
 }
 
 fn compose() -> Yaml {
-    let text = std::fs::read_to_string(format!("{ROOT}/docker-compose.yml")).unwrap();
-    YamlLoader::load_from_str(&text).unwrap().remove(0)
+    yaml_file("docker-compose.yml")
 }
 
 /// One of our services in the compose file.

@@ -50,9 +50,7 @@ pub(crate) const STATUS_ERROR: i32 = 2;
 /// The receiver; it stops with the test's runtime.
 pub(crate) struct Receiver {
     pub port: u16,
-    spans: Arc<Mutex<Vec<Received>>>,
-    requests: Arc<Mutex<usize>>,
-    counted: Arc<Mutex<usize>>,
+    shared: Shared,
 }
 
 #[derive(Clone)]
@@ -114,17 +112,12 @@ impl Receiver {
                 })
             });
         }
-        Receiver {
-            port,
-            spans: shared.spans,
-            requests: shared.requests,
-            counted: shared.counted,
-        }
+        Receiver { port, shared }
     }
 
     /// How many spans arrived, kept or not.
     pub(crate) fn counted(&self) -> usize {
-        *self.counted.lock().unwrap()
+        *self.shared.counted.lock().unwrap()
     }
 
     /// What `OTEL_EXPORTER_OTLP_ENDPOINT` should say.
@@ -134,7 +127,7 @@ impl Receiver {
 
     /// Every span received so far.
     pub(crate) fn spans(&self) -> Vec<Received> {
-        self.spans.lock().unwrap().clone()
+        self.shared.spans.lock().unwrap().clone()
     }
 
     /// The spans of one trace.
@@ -147,7 +140,7 @@ impl Receiver {
 
     /// How many export requests arrived.
     pub(crate) fn requests(&self) -> usize {
-        *self.requests.lock().unwrap()
+        *self.shared.requests.lock().unwrap()
     }
 }
 

@@ -357,8 +357,13 @@ impl Command {
     {
         let inner = &self.inner;
         let span = tracing::Span::current();
-        span.record("breaker", self.core().breaker.state().as_str());
-        let Some(permit) = self.core().breaker.admit(started) else {
+        let admitted = {
+            let mut core = self.core();
+            // The state the breaker was in when asked, on the command's span.
+            span.record("breaker", core.breaker.state().as_str());
+            core.breaker.admit(started)
+        };
+        let Some(permit) = admitted else {
             self.note(Event::ShortCircuited, None, started);
             return Err(CommandError::ShortCircuited);
         };
