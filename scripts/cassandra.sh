@@ -20,7 +20,8 @@
 # The jars are resolved by Maven from interop/cassandra/pom.xml into ~/.m2,
 # which later runs reuse. Each node runs with the JVM options of
 # Cassandra's own conf/jvm17-server.options (interop/cassandra/), a small
-# heap (CASSANDRA_HEAP, default 512M) and a config written by this script.
+# heap (CASSANDRA_HEAP, default 512M) and a config made from
+# interop/cassandra/cassandra.yaml.in (the local Cassandra image uses it too).
 # Java and Maven are installed from Debian's packages if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -121,39 +122,12 @@ write_config() {
     dir=$(node_dir "$i")
     ip=$(node_ip "$i")
     mkdir -p "$dir"/{data,commitlog,saved_caches,hints,cdc_raw,logs}
-    cat >"$dir/cassandra.yaml" <<YAML
-# Written by scripts/cassandra.sh for node $i; rewritten at each start.
-cluster_name: rss-recipes
-num_tokens: 16
-allocate_tokens_for_local_replication_factor: 3
-partitioner: org.apache.cassandra.dht.Murmur3Partitioner
-endpoint_snitch: SimpleSnitch
-# A fresh test cluster: nodes take their tokens without streaming.
-auto_bootstrap: false
-seed_provider:
-  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
-    parameters:
-      - seeds: "127.0.0.1:7000"
-listen_address: $ip
-rpc_address: $ip
-storage_port: 7000
-native_transport_port: 9042
-start_native_transport: true
-data_file_directories:
-  - $dir/data
-commitlog_directory: $dir/commitlog
-saved_caches_directory: $dir/saved_caches
-hints_directory: $dir/hints
-cdc_raw_directory: $dir/cdc_raw
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
-disk_failure_policy: stop
-commit_failure_policy: stop
-# Sized for a 2-core test machine, not for production.
-concurrent_reads: 8
-concurrent_writes: 8
-concurrent_counter_writes: 8
-YAML
+    sed -e "s|@CLUSTER_NAME@|rss-recipes|" -e "s|@NUM_TOKENS@|16|" \
+        -e "s|@ENDPOINT_SNITCH@|SimpleSnitch|" -e "s|@SEEDS@|127.0.0.1:7000|" \
+        -e "s|@LISTEN_ADDRESS@|$ip|; s|@BROADCAST_ADDRESS@|$ip|" \
+        -e "s|@RPC_ADDRESS@|$ip|; s|@BROADCAST_RPC_ADDRESS@|$ip|" \
+        -e "s|@DIR@|$dir|g" \
+        interop/cassandra/cassandra.yaml.in >"$dir/cassandra.yaml"
 }
 
 start_node() {

@@ -2,20 +2,21 @@
 # The test command: README's "run the tests", and what .ci/run calls.
 #
 # It installs what the tests need, starts the real peers (Apache Cassandra
-# and a Netflix Eureka server, from Maven Central), checks formatting and
-# lints, builds every binary (the end-to-end tests start them as real
-# processes), then runs every test in the workspace, and stops the peers.
+# and a Netflix Eureka server, from Maven Central) and a Docker engine with
+# the base images, checks formatting and lints, builds every binary (the
+# end-to-end tests start them as real processes), then runs every test in
+# the workspace (one of them builds the images and runs the compose stack
+# in containers), and stops the peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$SECONDS
 step() { printf '\n==> %s (%ss)\n' "$1" "$((SECONDS - started))"; }
 
-# System packages the tests use: Compose validates docker-compose.yml, the
-# browser test drives Chromium through chromedriver, and the interop tests
-# install Eureka clients with pip (in a venv) and npm.
+# System packages the tests use: the browser test drives Chromium through
+# chromedriver, and the interop tests install Eureka clients with pip (in
+# a venv) and npm. (Docker comes below.)
 need=()
-command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v npm >/dev/null 2>&1 || need+=(npm)
@@ -53,6 +54,16 @@ scripts/cassandra.sh start --dir "$cassandra_dir" >target/peers/cassandra.out 2>
 cassandra_started=$!
 { scripts/eureka.sh start && scripts/eureka.sh build; } >target/peers/eureka.out 2>&1 &
 eureka_started=$!
+# The compose test's needs, also in the background: a Docker engine and
+# Compose v2 (installed and started if missing), and the base images
+# (pulled, or built here where no registry is reachable). Docker's build
+# cache is kept under 20 GB, and the images earlier runs left untagged go.
+{
+    scripts/docker-engine.sh && scripts/base-images.sh &&
+        docker builder prune --force --keep-storage 20GB >/dev/null &&
+        docker image prune --force --filter label=rss-recipes.image >/dev/null
+} >target/peers/docker.out 2>&1 &
+docker_ready=$!
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -67,6 +78,7 @@ export RSS_TEST_PREBUILT=1
 step "waiting for the real peers"
 wait "$cassandra_started" || { cat target/peers/cassandra.out >&2; exit 1; }
 wait "$eureka_started" || { cat target/peers/eureka.out >&2; exit 1; }
+wait "$docker_ready" || { cat target/peers/docker.out >&2; exit 1; }
 # Under test-only names: the services the tests build in-process read
 # RSS_* variables as their own settings.
 RSS_TEST_CASSANDRA_NODES=$(sed -n 's/^RSS_CASSANDRA_NODES=//p' target/peers/cassandra.out | tail -n 1)

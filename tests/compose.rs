@@ -1,14 +1,24 @@
-//! The docker-compose file, checked without a Docker engine: Compose itself
-//! validates it, and every variable it sets for our services is one the
-//! service's binary accepts, with a value it accepts.
+//! The docker-compose file. Checked statically: Compose itself validates
+//! it, and every variable it sets for our services is one the service's
+//! binary accepts, with a value it accepts; the observability profile's
+//! files are consistent (its images cannot be pulled here, so it is not
+//! run). And run for real: the stack built from this repository and
+//! started in containers on a real Docker engine, then put through its
+//! faults (`the_stack_runs_in_containers_and_survives_its_faults`).
 
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use reqwest::StatusCode;
+use support::compose::{Compose, Container};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -86,10 +96,11 @@ fn docker_compose_config(profile: Option<&str>) -> std::process::Output {
         args.extend(["--profile", profile]);
     }
     args.extend(["config", "--quiet"]);
-    Command::new("docker-compose")
+    Command::new("docker")
+        .arg("compose")
         .args(args)
         .output()
-        .expect("docker-compose is installed (scripts/test.sh installs Debian's package)")
+        .expect("docker is installed (scripts/docker-engine.sh installs it and Compose v2)")
 }
 
 #[test]
@@ -310,7 +321,10 @@ fn the_stack_is_cassandra_a_registry_two_middletiers_and_an_edge() {
         services["middletier"]["deploy"]["replicas"].as_i64(),
         Some(2)
     );
-    assert_eq!(services["edge"]["ports"][0].as_str(), Some("9090:9090"));
+    assert_eq!(
+        services["edge"]["ports"][0].as_str(),
+        Some("${EDGE_PUBLISHED_PORT:-9090}:9090")
+    );
     for OurService { name, binary, .. } in our_services() {
         let service = &services[name.as_str()];
         let test: Vec<&str> = service["healthcheck"]["test"]
@@ -371,7 +385,10 @@ fn only_the_reader_is_published_beyond_this_machine() {
             "{name} publishes {port} on every interface"
         );
     }
-    assert!(published.contains(&("registry", "127.0.0.1:8761:8761")));
+    assert!(published.contains(&(
+        "registry",
+        "127.0.0.1:${REGISTRY_PUBLISHED_PORT:-8761}:8761"
+    )));
 }
 
 #[test]
@@ -440,4 +457,471 @@ fn every_variable_set_for_a_service_is_accepted_by_its_binary() {
             String::from_utf8_lossy(&checked.stderr)
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// The stack in real containers, as a newcomer runs it.
+
+/// A registry's instances of `app`: (hostName, ipAddr, status).
+async fn registered(compose: &Compose, app: &str) -> Vec<(String, String, String)> {
+    let response = reqwest::Client::new()
+        .get(compose.registry(&format!("/eureka/v2/apps/{app}")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Vec::new();
+    }
+    let body: serde_json::Value = response.json().await.unwrap();
+    let instances = match &body["application"]["instance"] {
+        serde_json::Value::Array(list) => list.clone(),
+        one => vec![one.clone()],
+    };
+    instances
+        .iter()
+        .map(|i| {
+            let text = |field: &str| i[field].as_str().unwrap_or_default().to_owned();
+            (text("hostName"), text("ipAddr"), text("status"))
+        })
+        .collect()
+}
+
+/// The addresses the registry lists as `UP` for `app`, sorted.
+async fn up_addresses(compose: &Compose, app: &str) -> Vec<String> {
+    let mut ips: Vec<String> = registered(compose, app)
+        .await
+        .into_iter()
+        .filter(|(_, _, status)| status == "UP")
+        .map(|(_, ip, _)| ip)
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The container addresses of `service`, sorted.
+async fn container_addresses(compose: &Compose, service: &str) -> Vec<String> {
+    let mut ips: Vec<String> = compose
+        .containers(service)
+        .await
+        .into_iter()
+        .map(|c| c.ip)
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// Waits until the registry lists exactly the running `middletier`
+/// containers, each `UP` at its own address.
+async fn wait_for_registered_middletiers(compose: &Compose, n: usize) {
+    support::eventually(
+        &format!("{n} middletiers registered at their own addresses"),
+        Duration::from_secs(120),
+        || async {
+            let containers = container_addresses(compose, "middletier").await;
+            let listed = up_addresses(compose, "MIDDLETIER").await;
+            (containers.len() == n && listed == containers).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The host address a service's port is published on.
+fn published_on(container: &Container, port: &str) -> Vec<String> {
+    container.inspect["NetworkSettings"]["Ports"][port]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|binding| binding["HostIp"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `POST /api/subscriptions` through the edge: the status and the error.
+async fn subscribe(http: &reqwest::Client, compose: &Compose, feed: &str) -> (StatusCode, String) {
+    match http
+        .post(compose.edge("/api/subscriptions"))
+        .json(&serde_json::json!({ "url": feed }))
+        .send()
+        .await
+    {
+        Ok(response) => {
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let error = body["error"].as_str().unwrap_or_default().to_owned();
+            (status, error)
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("no answer: {e}")),
+    }
+}
+
+/// The feeds the edge lists (live, or `None` when degraded), and the
+/// read flag of every item by id.
+async fn listing(compose: &Compose) -> Option<(BTreeSet<String>, BTreeMap<String, bool>)> {
+    let page = support::web::get_json(compose.edge("/api/subscriptions")).await;
+    if page["degraded"] != false {
+        return None;
+    }
+    let subscriptions = page["subscriptions"].as_array()?;
+    let feeds = subscriptions
+        .iter()
+        .filter_map(|s| s["url"].as_str().map(str::to_owned))
+        .collect();
+    let read = subscriptions
+        .iter()
+        .flat_map(|s| s["items"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| Some((i["id"].as_str()?.to_owned(), i["read"].as_bool()?)))
+        .collect();
+    Some((feeds, read))
+}
+
+/// What a newcomer's `docker compose up --build` gives, run for real: the
+/// images built from this repository's Dockerfile, Cassandra, a registry,
+/// two middletiers and an edge, healthy; then the faults the README
+/// promises to survive. (Timings are the stack's defaults: nothing is
+/// shortened for the test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_runs_in_containers_and_survives_its_faults() {
+    let started = std::time::Instant::now();
+    let step = |what: &str| eprintln!("[{:>4} s] {what}", started.elapsed().as_secs());
+    let compose = Compose::up("rss-recipes-test").await;
+    step("every service healthy");
+
+    // Published: the reader on every interface; the registry (no
+    // authentication, like Eureka) and Cassandra on this machine only.
+    let edge = compose.containers("edge").await.remove(0);
+    let registry = compose.containers("registry").await.remove(0);
+    let cassandra = compose.containers("cassandra").await.remove(0);
+    assert_eq!(published_on(&registry, "8761/tcp"), ["127.0.0.1"]);
+    assert_eq!(published_on(&cassandra, "9042/tcp"), ["127.0.0.1"]);
+    let edge_on = published_on(&edge, "9090/tcp");
+    assert!(edge_on.contains(&"0.0.0.0".to_owned()), "{edge_on:?}");
+    for middletier in compose.containers("middletier").await {
+        assert!(published_on(&middletier, "9191/tcp").is_empty());
+    }
+
+    // Both middletiers registered, each at its own address; the edge
+    // under its name, with its address as ipAddr.
+    wait_for_registered_middletiers(&compose, 2).await;
+    let edges = registered(&compose, "EDGE").await;
+    assert_eq!(edges, [("edge".into(), edge.ip.clone(), "UP".into())]);
+    step("both middletiers registered");
+
+    // Subscribing through the edge fetches a feed served on the compose
+    // network; the reader page shows it; read state is in Cassandra, so
+    // both middletiers (reads alternate) agree on it.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let feed = "http://feeds:8080/rss2.xml";
+    let (status, error) = subscribe(&http, &compose, feed).await;
+    assert_eq!(status, StatusCode::OK, "{error}");
+    let page = support::web::get_text(compose.edge("/")).await;
+    assert!(
+        page.contains("Recipe Kitchen"),
+        "the reader page shows the feed"
+    );
+    let (_, items) = listing(&compose).await.expect("a live listing");
+    let item = items.keys().next().expect("the feed's items").clone();
+    let marked = http
+        .put(compose.edge(&format!("/api/items/{item}")))
+        .json(&serde_json::json!({"read": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(marked.status(), StatusCode::OK);
+    for _ in 0..6 {
+        let (feeds, read) = listing(&compose).await.expect("live");
+        assert!(feeds.contains(feed));
+        assert_eq!(read.get(&item), Some(&true), "read on every middletier");
+    }
+    step("subscribed, read state shared");
+
+    // A middletier killed under load: no reader sees a failure or a
+    // degraded answer. The dead container times out rather than refusing;
+    // the balancer moves on, and after each cool-down lets one trial call
+    // through, not every call. 25 s covers two cool-downs.
+    let load = support::load::Load::start(
+        &compose.edge(""),
+        4,
+        Duration::from_millis(20),
+        &["Recipe Kitchen"],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let victim = compose.containers("middletier").await.remove(0);
+    let killed = tokio::process::Command::new("docker")
+        .args(["kill", "--signal", "KILL", &victim.id])
+        .output()
+        .await
+        .unwrap();
+    assert!(killed.status.success());
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let tally = load.stop().await;
+    assert_eq!((tally.failed, tally.degraded), (0, 0), "{tally:?}");
+    assert!(tally.live > 500, "{tally:?}");
+    step(&format!("a middletier killed under load: {tally:?}"));
+    let restarted = tokio::process::Command::new("docker")
+        .args(["start", &victim.id])
+        .output()
+        .await
+        .unwrap();
+    assert!(restarted.status.success());
+    support::eventually(
+        "the restarted middletier healthy",
+        Duration::from_secs(120),
+        || async {
+            compose
+                .healthy_now("middletier", "middletier")
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    wait_for_registered_middletiers(&compose, 2).await;
+    step("the killed middletier back");
+
+    // Cassandra stopped for a minute, then started again, under writes
+    // and reads: writes are refused honestly (503, "not saved") while it
+    // is away, reads are served (live or from the edge's saved copy, never
+    // an error), and every acknowledged write is kept. A minute is longer
+    // than a middletier's item-id lease lasts unrenewed (45 s), so each
+    // must claim it again: within seconds of Cassandra's return both say
+    // they are healthy and take writes.
+    let writes: Arc<Mutex<Vec<(String, StatusCode, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (http, writes, stop) = (http.clone(), writes.clone(), stop.clone());
+        let edge = compose.edge("");
+        async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let feed = format!("{feed}?n={n}");
+                let response = http
+                    .post(format!("{edge}/api/subscriptions"))
+                    .json(&serde_json::json!({ "url": feed }))
+                    .send()
+                    .await;
+                let (status, error) = match response {
+                    Ok(r) => {
+                        let status = r.status();
+                        let body: serde_json::Value = r.json().await.unwrap_or_default();
+                        (
+                            status,
+                            body["error"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    }
+                    Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()),
+                };
+                writes.lock().unwrap().push((feed, status, error));
+                // Under the per-user write rate, and the subscription cap.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    let load = support::load::Load::start_any(&compose.edge(""), 2, Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    compose.run(&["stop", "cassandra"]).await;
+    step("Cassandra stopped");
+    support::eventually(
+        "a write refused while Cassandra is away",
+        Duration::from_secs(30),
+        || async {
+            let writes = writes.lock().unwrap();
+            writes
+                .iter()
+                .any(|(_, status, _)| *status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(())
+        },
+    )
+    .await;
+    support::eventually(
+        "the middletiers' healthchecks say they cannot take writes",
+        Duration::from_secs(30),
+        || async {
+            let up = compose.healthy_now("middletier", "middletier").await;
+            (!up).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    compose.run(&["start", "cassandra"]).await;
+    // Back when CQL answers on its published port.
+    let nodes = format!("127.0.0.1:{}", compose.ports.cassandra);
+    support::eventually(
+        "Cassandra answers CQL again",
+        Duration::from_secs(180),
+        || {
+            let nodes = nodes.clone();
+            async move {
+                scylla::client::session_builder::SessionBuilder::new()
+                    .known_node(&nodes)
+                    .connection_timeout(Duration::from_secs(2))
+                    .build()
+                    .await
+                    .ok()
+                    .map(drop)
+            }
+        },
+    )
+    .await;
+    let back = std::time::Instant::now();
+    step("Cassandra answers again");
+    // Within 10 s: the edge's RSSAdd breaker, opened by the refused
+    // writes, lets a trial through after its 5 s sleep window.
+    let first_written_after = support::eventually(
+        "writes taken again within seconds of Cassandra's return",
+        Duration::from_secs(10),
+        || async {
+            // Two in a row, so both middletiers (round robin) take writes.
+            let writes = writes.lock().unwrap();
+            let n = writes.len();
+            (n >= 2 && writes[n - 2..].iter().all(|(_, s, _)| *s == StatusCode::OK))
+                .then(|| back.elapsed())
+        },
+    )
+    .await;
+    support::eventually(
+        "every middletier healthy within seconds of Cassandra's return",
+        Duration::from_secs(10)
+            .saturating_sub(back.elapsed())
+            .max(Duration::from_secs(1)),
+        || async {
+            compose
+                .healthy_now("middletier", "middletier")
+                .await
+                .then_some(())
+        },
+    )
+    .await;
+    step(&format!(
+        "writes back {first_written_after:?} after Cassandra"
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let tally = load.stop().await;
+    assert_eq!(tally.failed, 0, "reads during the outage: {tally:?}");
+    let writes = writes.lock().unwrap().clone();
+    for (feed, status, error) in &writes {
+        assert!(
+            *status == StatusCode::OK
+                || (*status == StatusCode::SERVICE_UNAVAILABLE && error.starts_with("not saved")),
+            "{feed}: {status} {error}"
+        );
+    }
+    let acknowledged: BTreeSet<String> = writes
+        .iter()
+        .filter(|(_, status, _)| *status == StatusCode::OK)
+        .map(|(feed, _, _)| feed.clone())
+        .collect();
+    assert!(
+        writes
+            .iter()
+            .any(|(_, s, _)| *s == StatusCode::SERVICE_UNAVAILABLE),
+        "some writes were refused while Cassandra was away"
+    );
+    let (feeds, _) = support::eventually("a live listing", Duration::from_secs(30), || {
+        listing(&compose)
+    })
+    .await;
+    let lost: Vec<&String> = acknowledged.difference(&feeds).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    step(&format!(
+        "Cassandra restarted: {} writes, {} acknowledged and kept",
+        writes.len(),
+        acknowledged.len()
+    ));
+
+    // `down` and `up` again: everything is still there.
+    let (before, read_before) = listing(&compose).await.expect("live");
+    compose.down(false).await;
+    compose
+        .run_logged(
+            "up-again",
+            &["up", "--detach", "--wait", "--wait-timeout", "600"],
+        )
+        .await;
+    wait_for_registered_middletiers(&compose, 2).await;
+    let (after, read_after) = support::eventually(
+        "a live listing after down and up",
+        Duration::from_secs(60),
+        || listing(&compose),
+    )
+    .await;
+    assert_eq!(after, before);
+    assert_eq!(read_after.get(&item), Some(&true));
+    assert_eq!(read_after, read_before);
+    step("down and up: all data kept");
+
+    // More middletiers on demand.
+    compose
+        .run_logged(
+            "scale",
+            &[
+                "up",
+                "--detach",
+                "--wait",
+                "--wait-timeout",
+                "300",
+                "--scale",
+                "middletier=3",
+            ],
+        )
+        .await;
+    wait_for_registered_middletiers(&compose, 3).await;
+    step("scaled to three middletiers");
+}
+
+/// Every image the build starts from (the Dockerfiles' `FROM`s) and every
+/// image the stack runs without building it is one that
+/// `scripts/base-images.sh` pulls, or builds where it cannot be pulled.
+#[test]
+fn every_base_image_is_provided_by_the_base_images_script() {
+    let listed = Command::new(format!("{ROOT}/scripts/base-images.sh"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let provided: BTreeSet<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut needed = BTreeSet::new();
+    for dockerfile in ["Dockerfile", "tests/fixtures/compose/feeds.Dockerfile"] {
+        let text = std::fs::read_to_string(format!("{ROOT}/{dockerfile}")).unwrap();
+        let args: BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("ARG "))
+            .filter_map(|a| a.split_once('='))
+            .map(|(k, v)| (format!("${{{k}}}"), v.to_owned()))
+            .collect();
+        let mut stages = BTreeSet::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix("FROM ")) {
+            let mut words = line.split_whitespace();
+            let mut image = words.next().unwrap().to_owned();
+            for (arg, value) in &args {
+                image = image.replace(arg, value);
+            }
+            if let (Some("AS"), Some(stage)) = (words.next(), words.next()) {
+                stages.insert(stage.to_owned());
+            }
+            if !stages.contains(&image) && image != "scratch" {
+                needed.insert(image);
+            }
+        }
+    }
+    let file = compose();
+    for service in file["services"].as_hash().unwrap().values() {
+        let built = service["build"].as_hash().is_some();
+        let in_profile = service["profiles"].as_vec().is_some();
+        if let (Some(image), false, false) = (service["image"].as_str(), built, in_profile) {
+            needed.insert(image.to_owned());
+        }
+    }
+    let missing: Vec<&String> = needed.difference(&provided).collect();
+    assert!(
+        missing.is_empty(),
+        "not provided: {missing:?} (provided: {provided:?})"
+    );
 }

@@ -125,13 +125,16 @@ impl DiscoveryArgs {
         vip: &str,
         port: u16,
     ) -> Result<crate::discovery::DiscoveryClient, DiscoverySetupError> {
-        use crate::discovery::{DiscoveryClient, Registration, default_advertise_host};
+        use crate::discovery::{
+            DiscoveryClient, Registration, advertise_ip, default_advertise_host,
+        };
         let settings = self.settings().map_err(DiscoverySetupError::Config)?;
         let host = server
             .advertise_host
             .clone()
             .unwrap_or_else(|| default_advertise_host(&server.host, &settings.registry_urls));
-        let registration = Registration::new(app, vip, &host, port, self.instance_id.clone());
+        let registration = Registration::new(app, vip, &host, port, self.instance_id.clone())
+            .with_ip(advertise_ip(&host, &settings.registry_urls));
         Ok(DiscoveryClient::new(settings, Some(registration))?)
     }
 

@@ -401,6 +401,83 @@ async fn the_balancer_spreads_calls_and_retries_past_a_killed_instance() {
     fetcher.await.unwrap();
 }
 
+/// A port that accepts no connection and refuses none, as a killed
+/// container's address does: a listener that never accepts, its backlog
+/// filled, so the kernel drops further SYNs and a connect times out.
+/// (Keep the returned values alive.)
+async fn blackhole() -> (u16, tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            filling.push(stream);
+        }
+    }
+    (addr.port(), listener, filling)
+}
+
+#[tokio::test]
+async fn after_a_cool_down_one_call_tries_a_silent_instance_not_every_call() {
+    let registry = spawn_registry(&[]).await;
+    let (good, _server) = named_server("good").await;
+    let (silent, _listener, _filling) = blackhole().await;
+    for (id, port) in [("good", good), ("silent", silent)] {
+        assert_eq!(
+            registry
+                .register("/eureka/v2/", "MIDDLETIER", record("MIDDLETIER", id, port))
+                .await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    let discovery = client(&registry.url("/eureka/v2/"), Duration::from_secs(3600));
+    discovery.fetch().await.unwrap();
+    let cooldown = Duration::from_millis(500);
+    let settings = BalancerSettings {
+        connect_timeout: Duration::from_millis(300),
+        cooldown,
+        ..BalancerSettings::default()
+    };
+    let balancer = BalancedClient::new("middletier", discovery, settings).unwrap();
+    let call = |balancer: BalancedClient| async move {
+        balancer
+            .call(Instant::now() + Duration::from_secs(5), |http, base| {
+                http.get(format!("{base}/"))
+            })
+            .await
+            .expect("every call is answered")
+            .attempts
+    };
+    // Round robin reaches the silent one within two calls; its connect
+    // times out and the call goes on to the good one.
+    let first: Vec<u32> = vec![call(balancer.clone()).await, call(balancer.clone()).await];
+    assert_eq!(first.iter().filter(|&&a| a == 2).count(), 1, "{first:?}");
+
+    // After the cool-down, eight calls at once: exactly one is the trial
+    // that pays the silent instance's timeout; the others go straight to
+    // the good one.
+    tokio::time::sleep(cooldown).await;
+    let calls: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(call(balancer.clone())))
+        .collect();
+    let mut attempts = Vec::new();
+    for c in calls {
+        attempts.push(c.await.unwrap());
+    }
+    assert_eq!(
+        attempts.iter().filter(|&&a| a == 2).count(),
+        1,
+        "one trial, not every call: {attempts:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_registry_speaks_eureka_json_and_xml() {
     let registry = registry().await;

@@ -7,6 +7,7 @@
 // Test harness: failing loudly on surprises is right.
 #![allow(clippy::unwrap_used)]
 
+pub(crate) mod compose;
 pub(crate) mod feed_server;
 pub(crate) mod load;
 pub(crate) mod otlp;

@@ -7,7 +7,12 @@
 //! as plain types with no I/O, so each rule is unit-tested on its own:
 //!
 //! - [`LoadBalancer`] chooses: round robin over the candidates, skipping any
-//!   whose connection failed within the cool-down (default 10 s). If every
+//!   whose connection failed within the cool-down (default 10 s). After the
+//!   cool-down, *one* call is let through as a trial, as a half-open
+//!   breaker does; the others keep skipping the instance until the trial
+//!   connects (it is back) or fails (another cool-down). A dead container
+//!   does not refuse, it times out, so without the single trial every
+//!   concurrent call would pay that timeout after each cool-down. If every
 //!   candidate is cooling down it still picks one: trying a server that may
 //!   have come back beats failing for sure.
 //! - [`RetryPolicy`] decides what follows a failure. Only connect errors and
@@ -39,8 +44,27 @@ pub struct LoadBalancer {
     /// Advances once per choice; shared by all callers.
     cursor: AtomicUsize,
     cooldown: Duration,
-    /// Instance id → when its last connection failed.
-    failures: Mutex<HashMap<String, Instant>>,
+    /// Instance id → its cool-down, for instances whose last connection
+    /// failed.
+    failures: Mutex<HashMap<String, Cooling>>,
+}
+
+/// An instance whose last connection failed.
+#[derive(Debug, Clone, Copy)]
+struct Cooling {
+    failed_at: Instant,
+    /// When a trial call was let through after the cool-down, if one is
+    /// under way. A trial that never reports back is given up after one
+    /// more cool-down, and another is let through.
+    trial_since: Option<Instant>,
+}
+
+impl Cooling {
+    /// Whether a new trial may start at `now`.
+    fn trial_allowed(&self, now: Instant, cooldown: Duration) -> bool {
+        let since = |t: Instant| now.saturating_duration_since(t);
+        since(self.failed_at) >= cooldown && self.trial_since.is_none_or(|t| since(t) >= cooldown)
+    }
 }
 
 impl LoadBalancer {
@@ -71,18 +95,34 @@ impl LoadBalancer {
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         let n = candidates.len();
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         (0..n)
             .map(|k| candidates[(start + k) % n])
-            .find(|i| self.is_available(&i.id, now))
+            .find(|i| match failures.get_mut(&i.id) {
+                None => true,
+                Some(cooling) if cooling.trial_allowed(now, self.cooldown) => {
+                    // This call is the trial; the others keep skipping it.
+                    cooling.trial_since = Some(now);
+                    true
+                }
+                Some(_) => false,
+            })
             .or(Some(candidates[start % n]))
     }
 
-    /// A connection to `id` failed: skip it for the cool-down.
+    /// A connection to `id` failed: skip it for the cool-down (again, if
+    /// this was its trial).
     pub fn record_connect_failure(&self, id: &str, now: Instant) {
         self.failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned(), now);
+            .insert(
+                id.to_owned(),
+                Cooling {
+                    failed_at: now,
+                    trial_since: None,
+                },
+            );
     }
 
     /// `id` answered: it is available again.
@@ -93,12 +133,13 @@ impl LoadBalancer {
             .remove(id);
     }
 
-    /// Whether `id` is outside its cool-down.
+    /// Whether `id` would be chosen: not cooling down, or due a trial that
+    /// no call has taken yet.
     pub fn is_available(&self, id: &str, now: Instant) -> bool {
         let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         failures
             .get(id)
-            .is_none_or(|failed_at| now.saturating_duration_since(*failed_at) >= self.cooldown)
+            .is_none_or(|cooling| cooling.trial_allowed(now, self.cooldown))
     }
 }
 
@@ -202,6 +243,57 @@ mod tests {
         // After the cool-down it is tried again.
         let later = picks(&lb, &list, 2, t0 + Duration::from_secs(10));
         assert!(later.contains(&"a".to_owned()), "{later:?}");
+    }
+
+    #[test]
+    fn after_the_cooldown_one_call_is_the_trial_and_the_others_wait_for_it() {
+        let lb = LoadBalancer::new(Duration::from_secs(10));
+        let list = instances(&["a", "b"]);
+        let t0 = Instant::now();
+        lb.record_connect_failure("a", t0);
+        let after = t0 + Duration::from_secs(10);
+        // However many calls come at once, `a` gets exactly one of them.
+        let chosen = picks(&lb, &list, 20, after);
+        assert_eq!(
+            chosen.iter().filter(|id| *id == "a").count(),
+            1,
+            "{chosen:?}"
+        );
+        assert!(!lb.is_available("a", after));
+        // The trial connects: `a` is back for everyone.
+        lb.record_success("a");
+        let chosen = picks(&lb, &list, 4, after);
+        assert_eq!(chosen.iter().filter(|id| *id == "a").count(), 2);
+    }
+
+    #[test]
+    fn a_failed_trial_starts_another_cooldown() {
+        let lb = LoadBalancer::new(Duration::from_secs(10));
+        let list = instances(&["a", "b"]);
+        let t0 = Instant::now();
+        lb.record_connect_failure("a", t0);
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(picks(&lb, &list, 2, t1).contains(&"a".to_owned()));
+        lb.record_connect_failure("a", t1 + Duration::from_secs(1));
+        assert_eq!(
+            picks(&lb, &list, 6, t1 + Duration::from_secs(10)),
+            ["b"; 6],
+            "cooling down again from the failed trial"
+        );
+        let t2 = t1 + Duration::from_secs(11);
+        assert!(lb.is_available("a", t2), "then another trial is due");
+    }
+
+    #[test]
+    fn a_trial_that_never_reports_is_given_up_after_a_cooldown() {
+        let lb = LoadBalancer::new(Duration::from_secs(10));
+        let list = instances(&["a", "b"]);
+        let t0 = Instant::now();
+        lb.record_connect_failure("a", t0);
+        let t1 = t0 + Duration::from_secs(10);
+        assert!(picks(&lb, &list, 2, t1).contains(&"a".to_owned()));
+        assert!(!lb.is_available("a", t1 + Duration::from_secs(9)));
+        assert!(lb.is_available("a", t1 + Duration::from_secs(10)));
     }
 
     #[test]

@@ -57,8 +57,7 @@ pub fn http_base(host: &str, port: u16) -> String {
 
 /// The host to advertise when none is configured: the listen host, unless
 /// it is a wildcard (0.0.0.0, ::), in which case the address this machine
-/// uses to reach the registry (found by "connecting" a UDP socket, which
-/// sends nothing), or else the machine's host name.
+/// uses to reach the registry, or else the machine's host name.
 pub fn default_advertise_host(listen_host: &str, registry_urls: &[url::Url]) -> String {
     let wildcard = listen_host
         .parse::<IpAddr>()
@@ -66,21 +65,40 @@ pub fn default_advertise_host(listen_host: &str, registry_urls: &[url::Url]) -> 
     if !wildcard {
         return listen_host.to_owned();
     }
-    let route = registry_urls.first().and_then(|url| {
-        let host = url.host_str()?;
-        let port = url.port_or_known_default()?;
-        let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-        socket.connect((host.trim_matches(['[', ']']), port)).ok()?;
-        let ip = socket.local_addr().ok()?.ip();
-        (!ip.is_unspecified()).then(|| ip.to_string())
-    });
-    route.unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned())
-    })
+    route_to_registry(registry_urls)
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned())
+        })
+}
+
+/// The address to put in the record's `ipAddr` for an advertised `host`:
+/// the host itself when it is an IP address; for a host *name* (say
+/// `edge`, in compose), the address this machine uses to reach the
+/// registry, as a Eureka client fills `ipAddr` from its own interface.
+/// Clients that prefer IP addresses must never be handed a name there.
+pub fn advertise_ip(host: &str, registry_urls: &[url::Url]) -> String {
+    let literal = host.trim_matches(['[', ']']);
+    if literal.parse::<IpAddr>().is_ok() {
+        return literal.to_owned();
+    }
+    route_to_registry(registry_urls).map_or_else(|| host.to_owned(), |ip| ip.to_string())
+}
+
+/// The local address of the route to the first registry, found by
+/// "connecting" a UDP socket, which sends nothing.
+fn route_to_registry(registry_urls: &[url::Url]) -> Option<IpAddr> {
+    let url = registry_urls.first()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect((host.trim_matches(['[', ']']), port)).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 #[cfg(test)]
@@ -107,5 +125,17 @@ mod tests {
         let registry = url::Url::parse("http://127.0.0.1:8761/eureka/v2/").unwrap();
         assert_eq!(default_advertise_host("0.0.0.0", &[registry]), "127.0.0.1");
         assert!(!default_advertise_host("0.0.0.0", &[]).is_empty());
+    }
+
+    #[test]
+    fn ip_addr_is_always_an_address() {
+        let registry = [url::Url::parse("http://127.0.0.1:8761/eureka/v2/").unwrap()];
+        assert_eq!(advertise_ip("10.0.0.5", &registry), "10.0.0.5");
+        assert_eq!(advertise_ip("[::1]", &registry), "::1");
+        // A name (compose's `edge`) gets the address the registry is
+        // reached from.
+        assert_eq!(advertise_ip("edge", &registry), "127.0.0.1");
+        // With no registry to route to, the name is all there is.
+        assert_eq!(advertise_ip("edge", &[]), "edge");
     }
 }

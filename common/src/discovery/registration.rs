@@ -17,7 +17,8 @@ pub struct Registration {
     pub instance_id: String,
     /// Where callers connect: the advertised host.
     pub host: String,
-    /// The address put in `ipAddr` (the advertised host too).
+    /// The address put in `ipAddr`: the advertised host, unless that is a
+    /// name (see [`Registration::with_ip`]).
     pub ip: String,
     /// The port callers connect to.
     pub port: u16,
@@ -34,6 +35,13 @@ impl Registration {
             ip: host.to_owned(),
             port,
         }
+    }
+
+    /// The same registration with `ip` as its `ipAddr`, for a host
+    /// advertised by name (see [`super::advertise_ip`]).
+    pub fn with_ip(mut self, ip: String) -> Self {
+        self.ip = ip;
+        self
     }
 
     /// The record a standard Eureka client would send.

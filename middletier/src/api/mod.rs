@@ -38,6 +38,7 @@ pub(crate) use error::ApiError;
 
 use crate::faults::{self, Faults};
 use crate::reader::Reader;
+use crate::store::StoreError;
 
 /// Every endpoint but OPML import takes at most a small JSON body.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -151,12 +152,16 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "UP", "store": store.name()})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "healthcheck: store unavailable");
+            // For operators (the middletier is not published): what is
+            // wrong, e.g. unreachable, or reachable but unable to store new
+            // items yet.
+            let StoreError::Unavailable(reason) = e;
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({
                     "status": "DOWN",
                     "store": store.name(),
-                    "error": "the subscription store is unreachable",
+                    "error": format!("the subscription store cannot take writes: {reason}"),
                 })),
             )
                 .into_response()

@@ -128,6 +128,9 @@ const LEASE_TTL: Duration = Duration::from_secs(60);
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
 /// Ids stop this long before the lease could expire.
 const LEASE_MARGIN: Duration = Duration::from_secs(15);
+/// How soon a failed claim or renewal is tried again: at once, near
+/// enough, so writes are back within a second or two of Cassandra.
+const LEASE_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// This process's worker number for item ids, while its lease holds.
 #[derive(Debug, Default)]
@@ -151,11 +154,24 @@ impl IdLease {
                 let now = ids::now_ms();
                 Ok((0..n).map(|_| lease.ids.next(now)).collect())
             }
-            _ => Err(StoreError::Unavailable(
-                "no worker number for item ids yet (its lease in Cassandra is being claimed)"
-                    .into(),
-            )),
+            _ => Err(Self::not_held()),
         }
+    }
+
+    /// Whether ids can be made now; `/healthcheck` says so.
+    fn check(&self) -> Result<(), StoreError> {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        match held.as_ref() {
+            Some(lease) if Instant::now() < lease.valid_until => Ok(()),
+            _ => Err(Self::not_held()),
+        }
+    }
+
+    fn not_held() -> StoreError {
+        StoreError::Unavailable(
+            "no new items can be stored: no worker number for item ids (its lease in Cassandra is being claimed)"
+                .into(),
+        )
     }
 
     fn worker(&self) -> Option<u16> {
@@ -422,39 +438,60 @@ fn lease_owner() -> String {
 }
 
 /// Renews the lease every [`LEASE_RENEW_EVERY`] while the store exists;
-/// claims another number if it was lost.
+/// claims another number if it was lost. After a failure (Cassandra
+/// unreachable, say) it tries again every [`LEASE_RETRY_EVERY`], not a
+/// whole period later: once the lease has run out, no new item can be
+/// stored until it is back.
 async fn keep_lease(db: &Connected, lease: &Weak<IdLease>) {
-    let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
+    let mut wait = LEASE_RENEW_EVERY;
     loop {
-        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        tokio::time::sleep(wait).await;
         let Some(lease) = lease.upgrade() else { return };
-        let owner = lease_owner();
-        let Some(worker) = lease.worker() else {
-            if let Err(e) = claim_worker(db, &lease).await {
-                tracing::warn!(error = %e, "could not claim an item-id worker number; will retry");
-            }
-            continue;
+        wait = if renew_or_claim(db, &lease).await {
+            LEASE_RENEW_EVERY
+        } else {
+            LEASE_RETRY_EVERY
         };
-        let sent = Instant::now();
-        let renewed = db
-            .session
-            .execute_unpaged(
-                &db.statements.renew_worker,
-                (ttl, owner.as_str(), i32::from(worker), owner.as_str()),
-            )
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(applied);
-        match renewed {
-            Ok(true) => lease.hold(worker, sent),
-            Ok(false) => {
-                tracing::warn!(worker, "lost the item-id worker lease; claiming another");
-                lease.lose();
-            }
-            // Not known either way: keep the lease until it runs out.
+    }
+}
+
+/// One round of [`keep_lease`]: whether the lease is held afterwards.
+async fn renew_or_claim(db: &Connected, lease: &IdLease) -> bool {
+    let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
+    let owner = lease_owner();
+    let Some(worker) = lease.worker() else {
+        return match claim_worker(db, lease).await {
+            Ok(()) => true,
             Err(e) => {
-                tracing::warn!(worker, error = %e, "could not renew the item-id worker lease")
+                tracing::warn!(error = %e, retry_in = ?LEASE_RETRY_EVERY, "could not claim an item-id worker number");
+                false
             }
+        };
+    };
+    let sent = Instant::now();
+    let renewed = db
+        .session
+        .execute_unpaged(
+            &db.statements.renew_worker,
+            (ttl, owner.as_str(), i32::from(worker), owner.as_str()),
+        )
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(applied);
+    match renewed {
+        Ok(true) => {
+            lease.hold(worker, sent);
+            true
+        }
+        Ok(false) => {
+            tracing::warn!(worker, "lost the item-id worker lease; claiming another");
+            lease.lose();
+            false
+        }
+        // Not known either way: keep the lease until it runs out.
+        Err(e) => {
+            tracing::warn!(worker, error = %e, retry_in = ?LEASE_RETRY_EVERY, "could not renew the item-id worker lease");
+            false
         }
     }
 }
@@ -806,8 +843,10 @@ impl Store for CassandraStore {
         db.session
             .execute_unpaged(&db.ping, ())
             .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(format!("Cassandra did not answer: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("Cassandra did not answer: {e}")))?;
+        // Reachable is not enough: without its id lease this middletier
+        // cannot store a new item, so it cannot take a subscription.
+        self.lease.check()
     }
 }
 
@@ -837,6 +876,23 @@ mod tests {
         assert_eq!(parse_consistency("local-one"), Ok(Consistency::LocalOne));
         assert_eq!(parse_consistency("quorum"), Ok(Consistency::Quorum));
         assert!(parse_consistency("most").is_err());
+    }
+
+    #[test]
+    fn without_a_live_id_lease_writes_and_health_say_no() {
+        let lease = IdLease::default();
+        assert!(lease.check().is_err(), "never claimed");
+        lease.hold(3, Instant::now());
+        assert!(lease.check().is_ok());
+        assert_eq!(lease.allocate(2).unwrap().len(), 2);
+        // A renewal that last succeeded a whole TTL ago (Cassandra was
+        // away): the lease has run out, and health says why.
+        let long_ago = Instant::now() - LEASE_TTL;
+        let lapsed = IdLease::default();
+        lapsed.hold(3, long_ago);
+        let err = lapsed.check().unwrap_err().to_string();
+        assert!(err.contains("no new items can be stored"), "{err}");
+        assert!(lapsed.allocate(1).is_err());
     }
 
     #[tokio::test]
