@@ -8,6 +8,10 @@
 //!
 //! Flags here cover what a newcomer changes; every other `RSS_*` variable
 //! of the three services (timeouts, breaker settings, ...) applies too.
+//!
+//! Only the edge follows `--host`: the registry and the middletier have no
+//! authentication (anyone who reaches the middletier reads and writes
+//! every user's feeds), so they listen on loopback whatever `--host` says.
 
 use std::process::ExitCode;
 
@@ -27,7 +31,8 @@ use tokio_util::sync::CancellationToken;
     about = "The RSS recipe in one process: registry, middletier and edge"
 )]
 struct Args {
-    /// Address every service listens on.
+    /// Address the reader (the edge) listens on. The registry and the
+    /// middletier, which have no authentication, stay on loopback.
     #[arg(long, env = "RSS_HOST", default_value = "127.0.0.1")]
     host: String,
 
@@ -95,23 +100,28 @@ async fn main() -> ExitCode {
 async fn run(args: Args, shutdown: CancellationToken) -> Result<(), StartError> {
     // Each service takes its defaults (and RSS_* variables) as its own
     // binary would; then the flags above are applied on top.
+    // The services without authentication listen on loopback (see the
+    // module docs): IPv6's when the reader is on an IPv6 address.
+    let loopback = if args
+        .host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_ipv6())
+    {
+        "::1"
+    } else {
+        "127.0.0.1"
+    };
     let mut registry = registry::config::Config::try_parse_from(["registry"])?;
     registry.port = args.registry_port;
     registry.port_hint = "--registry-port / RSS_REGISTRY_PORT";
-    registry.server.host = args.host.clone();
+    registry.server.host = loopback.to_owned();
     let registry = registry::Application::build(registry).await?;
-
-    let local = if args.host == "0.0.0.0" || args.host == "::" {
-        "127.0.0.1"
-    } else {
-        &args.host
-    };
-    let registry_url = format!("{}/eureka/v2/", http_base(local, registry.port()));
+    let registry_url = format!("{}/eureka/v2/", http_base(loopback, registry.port()));
 
     let mut middletier = middletier::config::Config::try_parse_from(["middletier"])?;
     middletier.port = args.middletier_port;
     middletier.port_hint = "--middletier-port / RSS_MIDDLETIER_PORT";
-    middletier.server.host = args.host.clone();
+    middletier.server.host = loopback.to_owned();
     middletier.discovery.registry_url = vec![registry_url.clone()];
     middletier.allow_private_feeds = args.allow_private_feeds;
     middletier.store = args.store;
@@ -124,8 +134,13 @@ async fn run(args: Args, shutdown: CancellationToken) -> Result<(), StartError> 
     edge.server.host = args.host.clone();
     edge.discovery.registry_url = vec![registry_url.clone()];
     let edge = edge::Application::build(edge).await?;
-    let reader = format!("{}/", http_base(local, edge.port()));
-    let registry_page = format!("{}/", http_base(local, registry.port()));
+    let edge_host = if args.host == "0.0.0.0" || args.host == "::" {
+        loopback
+    } else {
+        &args.host
+    };
+    let reader = format!("{}/", http_base(edge_host, edge.port()));
+    let registry_page = format!("{}/", http_base(loopback, registry.port()));
 
     // Stop order: the middletier and the edge first (they deregister while
     // the registry still answers), the registry last.

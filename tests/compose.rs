@@ -464,7 +464,10 @@ fn every_variable_set_for_a_service_is_accepted_by_its_binary() {
 
 /// A registry's instances of `app`: (hostName, ipAddr, status).
 async fn registered(compose: &Compose, app: &str) -> Vec<(String, String, String)> {
-    let response = reqwest::Client::new()
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
         .get(compose.registry(&format!("/eureka/v2/apps/{app}")))
         .header("accept", "application/json")
         .send()
@@ -557,7 +560,17 @@ async fn subscribe(http: &reqwest::Client, compose: &Compose, feed: &str) -> (St
 /// The feeds the edge lists (live, or `None` when degraded), and the
 /// read flag of every item by id.
 async fn listing(compose: &Compose) -> Option<(BTreeSet<String>, BTreeMap<String, bool>)> {
-    let page = support::web::get_json(compose.edge("/api/subscriptions")).await;
+    let page: serde_json::Value = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap()
+        .get(compose.edge("/api/subscriptions"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     if page["degraded"] != false {
         return None;
     }
@@ -581,10 +594,26 @@ async fn listing(compose: &Compose) -> Option<(BTreeSet<String>, BTreeMap<String
 /// shortened for the test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_runs_in_containers_and_survives_its_faults() {
+    // A bound on the faults (about 5 min): a step that hangs fails here,
+    // and the stack's logs are shown, instead of the test command hanging
+    // until CI gives up.
+    // The stack lives outside the bound, so its Drop shows the logs.
     let started = std::time::Instant::now();
-    let step = |what: &str| eprintln!("[{:>4} s] {what}", started.elapsed().as_secs());
     let compose = Compose::up("rss-recipes-test").await;
-    step("every service healthy");
+    eprintln!(
+        "[{:>4} s] every service healthy",
+        started.elapsed().as_secs()
+    );
+    tokio::time::timeout(
+        Duration::from_secs(20 * 60),
+        containers_survive_faults(&compose, started),
+    )
+    .await
+    .expect("the stack's faults were all tried within 20 minutes");
+}
+
+async fn containers_survive_faults(compose: &Compose, started: std::time::Instant) {
+    let step = |what: &str| eprintln!("[{:>4} s] {what}", started.elapsed().as_secs());
 
     // Published: the reader on every interface; the registry (no
     // authentication, like Eureka) and Cassandra on this machine only.
@@ -601,8 +630,8 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
 
     // Both middletiers registered, each at its own address; the edge
     // under its name, with its address as ipAddr.
-    wait_for_registered_middletiers(&compose, 2).await;
-    let edges = registered(&compose, "EDGE").await;
+    wait_for_registered_middletiers(compose, 2).await;
+    let edges = registered(compose, "EDGE").await;
     assert_eq!(edges, [("edge".into(), edge.ip.clone(), "UP".into())]);
     step("both middletiers registered");
 
@@ -614,14 +643,14 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
         .build()
         .unwrap();
     let feed = "http://feeds:8080/rss2.xml";
-    let (status, error) = subscribe(&http, &compose, feed).await;
+    let (status, error) = subscribe(&http, compose, feed).await;
     assert_eq!(status, StatusCode::OK, "{error}");
     let page = support::web::get_text(compose.edge("/")).await;
     assert!(
         page.contains("Recipe Kitchen"),
         "the reader page shows the feed"
     );
-    let (_, items) = listing(&compose).await.expect("a live listing");
+    let (_, items) = listing(compose).await.expect("a live listing");
     let item = items.keys().next().expect("the feed's items").clone();
     let marked = http
         .put(compose.edge(&format!("/api/items/{item}")))
@@ -631,7 +660,7 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
         .unwrap();
     assert_eq!(marked.status(), StatusCode::OK);
     for _ in 0..6 {
-        let (feeds, read) = listing(&compose).await.expect("live");
+        let (feeds, read) = listing(compose).await.expect("live");
         assert!(feeds.contains(feed));
         assert_eq!(read.get(&item), Some(&true), "read on every middletier");
     }
@@ -649,22 +678,18 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let victim = compose.containers("middletier").await.remove(0);
-    let killed = tokio::process::Command::new("docker")
-        .args(["kill", "--signal", "KILL", &victim.id])
-        .output()
-        .await
-        .unwrap();
+    let mut kill = tokio::process::Command::new("docker");
+    kill.args(["kill", "--signal", "KILL", &victim.id]);
+    let killed = support::compose::bounded("docker kill", kill).await;
     assert!(killed.status.success());
     tokio::time::sleep(Duration::from_secs(25)).await;
     let tally = load.stop().await;
     assert_eq!((tally.failed, tally.degraded), (0, 0), "{tally:?}");
     assert!(tally.live > 500, "{tally:?}");
     step(&format!("a middletier killed under load: {tally:?}"));
-    let restarted = tokio::process::Command::new("docker")
-        .args(["start", &victim.id])
-        .output()
-        .await
-        .unwrap();
+    let mut start = tokio::process::Command::new("docker");
+    start.args(["start", &victim.id]);
+    let restarted = support::compose::bounded("docker start", start).await;
     assert!(restarted.status.success());
     support::eventually(
         "the restarted middletier healthy",
@@ -677,7 +702,7 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
         },
     )
     .await;
-    wait_for_registered_middletiers(&compose, 2).await;
+    wait_for_registered_middletiers(compose, 2).await;
     step("the killed middletier back");
 
     // Cassandra stopped for a minute, then started again, under writes
@@ -822,7 +847,7 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
         "some writes were refused while Cassandra was away"
     );
     let (feeds, _) = support::eventually("a live listing", Duration::from_secs(30), || {
-        listing(&compose)
+        listing(compose)
     })
     .await;
     let lost: Vec<&String> = acknowledged.difference(&feeds).collect();
@@ -834,7 +859,7 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
     ));
 
     // `down` and `up` again: everything is still there.
-    let (before, read_before) = listing(&compose).await.expect("live");
+    let (before, read_before) = listing(compose).await.expect("live");
     compose.down(false).await;
     compose
         .run_logged(
@@ -842,11 +867,11 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
             &["up", "--detach", "--wait", "--wait-timeout", "600"],
         )
         .await;
-    wait_for_registered_middletiers(&compose, 2).await;
+    wait_for_registered_middletiers(compose, 2).await;
     let (after, read_after) = support::eventually(
         "a live listing after down and up",
         Duration::from_secs(60),
-        || listing(&compose),
+        || listing(compose),
     )
     .await;
     assert_eq!(after, before);
@@ -869,7 +894,7 @@ async fn the_stack_runs_in_containers_and_survives_its_faults() {
             ],
         )
         .await;
-    wait_for_registered_middletiers(&compose, 3).await;
+    wait_for_registered_middletiers(compose, 3).await;
     step("scaled to three middletiers");
 }
 

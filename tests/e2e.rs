@@ -235,6 +235,60 @@ async fn the_all_in_one_binary_serves_the_reader_and_keeps_feeds_across_restarts
     assert_eq!(titles(&body), ["Recipe Kitchen"], "feeds survive a restart");
 }
 
+/// The local addresses `port` is listened on, from /proc/net/tcp{,6}.
+fn listening_addresses(port: u16) -> Vec<std::net::IpAddr> {
+    let mut found = Vec::new();
+    for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let Ok(table) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT; state 0A is LISTEN.
+            let (Some(local), Some("0A")) = (fields.get(1), fields.get(3).copied()) else {
+                continue;
+            };
+            let (ip, p) = local.split_once(':').unwrap();
+            if u16::from_str_radix(p, 16).unwrap() != port {
+                continue;
+            }
+            let bytes: Vec<u8> = (0..ip.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&ip[i..i + 2], 16).unwrap())
+                .collect();
+            // The kernel writes each 32-bit word in host (little-endian) order.
+            let bytes: Vec<u8> = bytes
+                .chunks(4)
+                .flat_map(|w| w.iter().rev().copied())
+                .collect();
+            found.push(if v6 {
+                std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).unwrap())
+            } else {
+                std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).unwrap())
+            });
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn with_host_0_0_0_0_only_the_reader_listens_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = all_in_one_command(dir.path(), "0");
+    command
+        .args(["--host", "0.0.0.0", "--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let stack = Service::spawn("rss-recipes", command);
+    for (service, wide) in [("edge", true), ("middletier", false), ("registry", false)] {
+        let addresses = listening_addresses(stack.port_of(service));
+        assert!(!addresses.is_empty(), "{service} listens");
+        let beyond_loopback = addresses.iter().any(|ip| !ip.is_loopback());
+        assert_eq!(beyond_loopback, wide, "{service}: {addresses:?}");
+    }
+}
+
 #[test]
 fn the_all_in_one_binary_names_the_flag_when_a_port_is_taken() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

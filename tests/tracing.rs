@@ -31,7 +31,8 @@ async fn start(middletiers: usize, env: &[(&'static str, String)]) -> Stack {
     Stack::start_with_env(vec![Vec::new(); middletiers], &[], &env).await
 }
 
-/// `GET /api/subscriptions`, continuing the caller's trace `trace_id`.
+/// `GET /api/subscriptions` from a caller that traces already, in its
+/// trace `trace_id`.
 async fn read_in_trace(edge: &str, trace_id: &str, parent: &str) -> StatusCode {
     reqwest::Client::new()
         .get(format!("{edge}/api/subscriptions"))
@@ -77,9 +78,23 @@ async fn one_request_through_the_edge_is_one_trace_across_the_stack() {
     assert_eq!(added.status(), StatusCode::OK);
 
     // A caller (a proxy, a browser extension) that traces already: the
-    // edge continues its trace.
-    let (trace, caller) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
-    assert_eq!(read_in_trace(&edge, trace, caller).await, StatusCode::OK);
+    // edge starts a trace of its own, linked to the caller's, since anyone
+    // may send a traceparent.
+    let (caller_trace, caller) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+    assert_eq!(
+        read_in_trace(&edge, caller_trace, caller).await,
+        StatusCode::OK
+    );
+    let trace = eventually("the edge's trace", Duration::from_secs(20), || {
+        let found = receiver.trace_linked_to(caller_trace);
+        async move { found }
+    })
+    .await;
+    let trace = trace.as_str();
+    assert_ne!(
+        trace, caller_trace,
+        "the caller does not choose the trace id"
+    );
     let spans = eventually("the whole trace arrives", Duration::from_secs(20), || {
         let spans = receiver.trace(trace);
         let complete = spans
@@ -96,7 +111,12 @@ async fn one_request_through_the_edge_is_one_trace_across_the_stack() {
         s.service == "edge" && s.kind == SERVER
     });
     assert_eq!(request.name, "GET /api/subscriptions");
-    assert_eq!(request.parent_id, caller, "the caller's span is the parent");
+    assert_eq!(request.parent_id, "", "the edge's span is the trace's root");
+    assert_eq!(
+        request.links,
+        [(caller_trace.to_owned(), caller.to_owned())],
+        "the caller's span is linked, for correlation"
+    );
     assert_eq!(request.attr("http.response.status_code"), Some("200"));
 
     let command = one(&spans, "RSSGet command span", |s| s.name == "RSSGet");
@@ -194,8 +214,9 @@ async fn a_retry_onto_a_second_instance_is_two_attempts_in_one_trace() {
         );
     }
     let (attempts, command) = eventually("a trace with a retry", Duration::from_secs(20), || {
-        let found = traces.iter().find_map(|trace| {
-            let spans = receiver.trace(trace);
+        let found = traces.iter().find_map(|caller| {
+            let trace = receiver.trace_linked_to(caller)?;
+            let spans = receiver.trace(&trace);
             let attempts: Vec<Received> = spans
                 .iter()
                 .filter(|s| s.name == "middletier attempt")
@@ -226,10 +247,13 @@ async fn a_failed_request_gives_a_reference_that_finds_its_trace_and_log_line() 
     let mut stack = start(1, &exporting_to(&receiver)).await;
     stack.middletiers[0].kill();
 
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = reqwest::Client::new()
         .post(stack.edge.url("/api/subscriptions"))
-        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .header(
+            "traceparent",
+            format!("00-{caller_trace}-00f067aa0ba902b7-01"),
+        )
         .json(&json!({"url": stack.feeds.url("/fixtures/rss2.xml")}))
         .send()
         .await
@@ -237,7 +261,18 @@ async fn a_failed_request_gives_a_reference_that_finds_its_trace_and_log_line() 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     let reference = body["reference"].as_str().unwrap().to_owned();
+    let trace = eventually("the edge's trace", Duration::from_secs(20), || {
+        let found = receiver.trace_linked_to(caller_trace);
+        async move { found }
+    })
+    .await;
+    let trace = trace.as_str();
     assert_eq!(reference, trace[..16], "the reference starts the trace id");
+    assert_ne!(
+        reference,
+        caller_trace[..16],
+        "a client cannot choose the reference"
+    );
 
     // The log line that says what failed carries the reference and the ids.
     let line = eventually("the edge logs the failure", Duration::from_secs(5), || {

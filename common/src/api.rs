@@ -56,11 +56,16 @@ pub enum InvalidInput {
     UrlCredentials(String),
 }
 
-/// A validated user id: 1–64 chars of `A–Z a–z 0–9 . _ @ -`.
+/// A validated user id: 1–64 chars of `A–Z a–z 0–9 . _ @ -`, but not `.` or
+/// `..`, compared without case (kept in lower case).
 ///
 /// The character set keeps ids safe in URLs, file names and CQL without
-/// escaping, and rules out path traversal (`..` alone is allowed but harmless
-/// because ids are never used as paths).
+/// escaping. `.` and `..` are refused because a URL parser drops them as
+/// dot segments: `/middletier/rss/user/./opml` *is*
+/// `/middletier/rss/user/opml`, another user's data. Case is folded
+/// because people and identity providers do not agree on it: `Alice` and
+/// `alice` are one person (stores fold ids saved before this rule, once,
+/// when they open).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(String);
@@ -72,8 +77,9 @@ impl UserId {
         let ok_chars = raw
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
-        if ok_len && ok_chars {
-            Ok(Self(raw.to_owned()))
+        let dot_segment = raw == "." || raw == "..";
+        if ok_len && ok_chars && !dot_segment {
+            Ok(Self(raw.to_ascii_lowercase()))
         } else {
             // Quote at most the first 80 chars so an attacker cannot make us echo megabytes.
             Err(InvalidInput::UserId(raw.chars().take(80).collect()))
@@ -413,9 +419,34 @@ mod tests {
         ] {
             assert!(UserId::parse(ok).is_ok(), "{ok} should be valid");
         }
-        for bad in ["", "a b", "../etc", "a/b", "é", &"x".repeat(65), "a%2F"] {
+        for bad in [
+            "",
+            "a b",
+            "../etc",
+            "a/b",
+            "é",
+            &"x".repeat(65),
+            "a%2F",
+            ".",
+            "..",
+        ] {
             assert!(UserId::parse(bad).is_err(), "{bad} should be invalid");
         }
+        // Not dot segments: fine.
+        assert!(UserId::parse("...").is_ok());
+        assert!(UserId::parse(".alice").is_ok());
+    }
+
+    #[test]
+    fn user_ids_are_compared_without_case() {
+        assert_eq!(
+            UserId::parse("Alice").unwrap(),
+            UserId::parse("alice").unwrap()
+        );
+        assert_eq!(
+            UserId::parse("Bob@Example.COM").unwrap().as_str(),
+            "bob@example.com"
+        );
     }
 
     #[test]

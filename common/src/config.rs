@@ -42,6 +42,15 @@ pub struct ServerArgs {
     /// their connections are dropped and the process exits.
     #[arg(long, env = "RSS_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub drain_timeout: Duration,
+
+    /// How long a connection with no request in flight and no traffic is
+    /// kept open.
+    #[arg(long, env = "RSS_IDLE_TIMEOUT", value_parser = parse_duration, default_value = "45s")]
+    pub idle_timeout: Duration,
+
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, env = "RSS_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 impl ServerArgs {
@@ -51,6 +60,8 @@ impl ServerArgs {
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             drain_timeout: self.drain_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
         }
     }
 }
@@ -181,6 +192,17 @@ impl std::str::FromStr for Secret {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         Ok(Self::new(value))
     }
+}
+
+/// Parses a network flag: a CIDR (`10.20.0.0/16`, `fd00::/8`) or a single
+/// address (`10.1.2.3`, taken as `/32` or `/128`).
+pub fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{raw:?} is not an address or network; use e.g. 10.1.2.3 or 10.20.0.0/16")
+        })
 }
 
 /// Parses a duration flag: a bare number is seconds (`30`, `0.5`), anything

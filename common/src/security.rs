@@ -7,7 +7,10 @@
 //!   XML answer could not run a script on the registry's origin;
 //! - `X-Content-Type-Options: nosniff`: the browser believes our
 //!   `Content-Type` and never sniffs JSON or XML into HTML;
-//! - `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
+//! - `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` (no address
+//!   of ours is ever sent to another site, while our own forms still carry
+//!   their true `Origin`, which the edge checks; with `no-referrer`,
+//!   browsers send `Origin: null` even to the same site) and
 //!   `Cross-Origin-Opener-Policy: same-origin`.
 //!
 //! A handler may set its own CSP (a page that needs a stylesheet); the
@@ -31,7 +34,7 @@ where
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        .layer(set(header::REFERRER_POLICY, "same-origin"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
         .layer(set(
             HeaderName::from_static("cross-origin-opener-policy"),

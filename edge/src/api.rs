@@ -25,20 +25,39 @@ use common::api::{
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::client::Client;
 use crate::error::{Error, Json};
 use crate::middletier::Subscribed;
 use crate::user::CurrentUser;
 
-/// `GET /api/subscriptions[?unread=true]`: the middletier's JSON, with
-/// `"degraded"` (and, when degraded, a `"notice"` saying why) spliced in at
-/// the front.
+/// Items per feed the API lists unless `limit` says otherwise, and the
+/// most it lists.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 200;
+
+/// `GET /api/subscriptions[?unread=true][&limit=N]`: the middletier's
+/// JSON, with `"degraded"` (and, when degraded, a `"notice"` saying why)
+/// spliced in at the front.
 pub(crate) async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
     let unread_only = flag(query.as_deref(), "unread")?;
-    let read = state.middletier.read(&user, unread_only).await;
+    let limit = match param(query.as_deref(), "limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= MAX_LIMIT)
+            .ok_or_else(|| {
+                Error::BadParameter(format!(
+                    "limit={:?} is not a number of items per feed from 0 to {MAX_LIMIT}",
+                    raw.chars().take(20).collect::<String>()
+                ))
+            })?,
+    };
+    let read = state.middletier.read(&user, unread_only, limit).await;
     let notice = read
         .degraded
         .as_deref()
@@ -77,10 +96,12 @@ pub(crate) struct AddBody {
 pub(crate) async fn add(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     Json(body): Json<AddBody>,
 ) -> Result<Response, Error> {
     let url = FeedUrl::parse(&body.url)?;
-    Ok(match state.middletier.subscribe(&user, &url).await? {
+    let key = client.rate_key(&user);
+    Ok(match state.middletier.subscribe(&key, &user, &url).await? {
         Subscribed::Added(change) => axum::Json(change).into_response(),
         Subscribed::Choice(choice) => {
             (StatusCode::MULTIPLE_CHOICES, axum::Json(*choice)).into_response()
@@ -92,13 +113,17 @@ pub(crate) async fn add(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<SubscriptionChange>, Error> {
     let url = url_param(
         query.as_deref(),
         "DELETE /api/subscriptions?url=<percent-encoded feed URL>",
     )?;
-    Ok(axum::Json(state.middletier.unsubscribe(&user, &url).await?))
+    let key = client.rate_key(&user);
+    Ok(axum::Json(
+        state.middletier.unsubscribe(&key, &user, &url).await?,
+    ))
 }
 
 /// `PUT /api/items/{id}`.
@@ -128,26 +153,34 @@ pub(crate) async fn mark_read(
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<FeedView>, Error> {
     let url = url_param(
         query.as_deref(),
         "POST /api/refresh?url=<percent-encoded feed URL>",
     )?;
-    Ok(axum::Json(state.middletier.refresh(&user, &url).await?))
+    let key = client.rate_key(&user);
+    Ok(axum::Json(
+        state.middletier.refresh(&key, &user, &url).await?,
+    ))
 }
 
 /// `GET /api/discover?url=...`.
 pub(crate) async fn discover(
     State(state): State<AppState>,
-    CurrentUser(_user): CurrentUser,
+    CurrentUser(user): CurrentUser,
+    client: Client,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<Discovered>, Error> {
     let url = url_param(
         query.as_deref(),
         "GET /api/discover?url=<percent-encoded page or feed URL>",
     )?;
-    Ok(axum::Json(state.middletier.discover(&url).await?))
+    let key = client.rate_key(&user);
+    Ok(axum::Json(
+        state.middletier.discover(&key, &user, &url).await?,
+    ))
 }
 
 /// `GET /api/opml` (and the page's export link): a download.
@@ -170,26 +203,36 @@ pub(crate) async fn export_opml(
         .into_response())
 }
 
-/// `POST /api/opml`: the body is the OPML file, sent as XML. (No form can
-/// send an XML content type, so another site cannot make a browser import
-/// into the user's account; the page's upload form has its CSRF token.)
+/// The media types an OPML import is taken in: none of them is one a
+/// cross-site form or a "simple" cross-site `fetch` can send.
+const OPML_TYPES: [&str; 3] = ["text/x-opml", "application/xml", "text/xml"];
+
+/// `POST /api/opml`: the body is the OPML file, sent as XML. (The media
+/// type must be exactly one of [`OPML_TYPES`], parameters aside: no form can
+/// send those, so another site cannot make a browser import into the
+/// user's account; the page's upload form has its CSRF token.)
 pub(crate) async fn import_opml(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<OpmlImport>, Error> {
-    let is_xml = headers
+    let essence = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("xml") || v.contains("opml"));
-    if !is_xml {
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if !essence.is_some_and(|t| OPML_TYPES.contains(&t.as_str())) {
         return Err(Error::BadUpload(
-            "send the OPML file as the body with Content-Type: text/x-opml (or application/xml)"
+            "send the OPML file as the body with Content-Type: text/x-opml (or application/xml, text/xml)"
                 .into(),
         ));
     }
-    Ok(axum::Json(state.middletier.import_opml(&user, body).await?))
+    let key = client.rate_key(&user);
+    Ok(axum::Json(
+        state.middletier.import_opml(&key, &user, body).await?,
+    ))
 }
 
 /// A query parameter, decoded.

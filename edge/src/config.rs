@@ -46,6 +46,13 @@ pub struct Config {
     #[arg(long, env = "RSS_AUTH_PROXY_HEADER")]
     pub auth_proxy_header: Option<String>,
 
+    /// Reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and
+    /// X-Forwarded-Host are believed (comma-separated addresses or CIDRs);
+    /// from any other peer they are ignored.
+    #[arg(long, env = "RSS_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = common::config::parse_network, default_value = "127.0.0.1/32,::1/128")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Each command's timeout, bulkhead and breaker.
     #[command(flatten)]
     pub commands: CommandArgs,

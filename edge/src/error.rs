@@ -40,6 +40,11 @@ pub(crate) enum Error {
     /// A form that did not arrive whole.
     #[error("{}", form_message(.0))]
     Form(#[from] FormRejection),
+    /// A state-changing request sent by a page of another site.
+    #[error(
+        "refused: {0}. Use the reader's own pages; if this is the reader behind a proxy that changes the Host header, have the proxy send X-Forwarded-Host and list it in --trusted-proxies"
+    )]
+    CrossSite(String),
     /// A form without the token of the page it came from.
     #[error(
         "the form's security token did not match (the page may be old, or the form came from another site); go back to the reader, reload it, and try again"
@@ -107,7 +112,7 @@ impl Error {
             | Error::BadUser { .. }
             | Error::RepeatedUser(_) => StatusCode::BAD_REQUEST,
             Error::NoUser(_) => StatusCode::UNAUTHORIZED,
-            Error::BadToken => StatusCode::FORBIDDEN,
+            Error::BadToken | Error::CrossSite(_) => StatusCode::FORBIDDEN,
             Error::Write(write) => match write {
                 WriteError::Choice(_) => StatusCode::MULTIPLE_CHOICES,
                 WriteError::Refused { status, .. } => {
@@ -212,17 +217,19 @@ pub(crate) trait HasCsrf {
 #[derive(Debug)]
 pub(crate) struct CheckedForm<T>(pub T);
 
-impl<S, T> FromRequest<S> for CheckedForm<T>
+impl<T> FromRequest<crate::AppState> for CheckedForm<T>
 where
-    S: Send + Sync,
     T: HasCsrf + serde::de::DeserializeOwned + Send,
 {
     type Rejection = Error;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Error> {
+    async fn from_request(request: Request, state: &crate::AppState) -> Result<Self, Error> {
         let jar = CookieJar::from_headers(request.headers());
+        let (parts, body) = request.into_parts();
+        let https = crate::client::client_of(&parts, &state.trusted_proxies).https;
+        let request = Request::from_parts(parts, body);
         let Form(form) = Form::<T>::from_request(request, state).await?;
-        if csrf_ok(&jar, form.csrf()) {
+        if csrf_ok(&jar, form.csrf(), https) {
             Ok(CheckedForm(form))
         } else {
             Err(Error::BadToken)

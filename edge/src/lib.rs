@@ -23,6 +23,7 @@
 
 mod api;
 mod assets;
+mod client;
 pub mod config;
 mod dashboard;
 mod error;
@@ -68,6 +69,8 @@ const MAX_OPML_BYTES: usize = 1024 * 1024 + 16 * 1024;
 pub(crate) struct AppState {
     pub middletier: Middletier,
     pub auth_proxy_header: Option<String>,
+    /// Whose forwarding headers are believed (see [`client`]).
+    pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
     pub hystrix_interval: Duration,
     /// Each command's recent rate and errors, for the dashboard.
     pub history: std::sync::Arc<history::History>,
@@ -109,13 +112,22 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(imports.layer(axum::extract::DefaultBodyLimit::max(MAX_OPML_BYTES)))
         .fallback(|| async { error::Error::NotFound })
         .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
+        // Outermost of these: a write from another site is refused before
+        // anything reads its body; every answer about a user is never
+        // stored by a cache on the way.
+        .layer(axum::middleware::map_response(security::no_store))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::refuse_cross_site,
+        ))
         .with_state(state);
     let routes = common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_OPML_BYTES)
         // The fastest level: a page of feeds shrinks about tenfold either
         // way, and the edge's CPU is better spent serving.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
-    common::security::apply(routes, security::CONTENT_SECURITY_POLICY)
-        .layer(common::telemetry::http::layer())
+    common::security::apply(routes, security::CONTENT_SECURITY_POLICY).layer(
+        common::telemetry::http::layer(common::telemetry::http::Incoming::Link),
+    )
 }
 
 /// The edge is healthy when it serves; the middletier's state is reported
@@ -196,6 +208,7 @@ impl Application {
             state: AppState {
                 middletier,
                 auth_proxy_header,
+                trusted_proxies: config.trusted_proxies.into(),
                 hystrix_interval: config.hystrix_stream_interval,
                 history: std::sync::Arc::default(),
                 streams_stop: CancellationToken::new(),

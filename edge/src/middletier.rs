@@ -31,7 +31,7 @@ use common::api::{
 };
 use common::balancer::http::{BalancedClient, CallError};
 use common::limits::{ReadCappedError, read_capped};
-use common::ratelimit::WriteLimiter;
+use common::ratelimit::{RateKey, WriteLimiter};
 use common::resilience::{Command, CommandError, Failure, Outcome};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::time::Instant;
@@ -67,6 +67,17 @@ pub(crate) enum CallFailure {
     TimedOut(String),
     #[error("the feed service sent an answer we could not read: {0}")]
     Body(String),
+    /// More than one user's answer may be: that user's problem.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl CallFailure {
+    /// Whether the answer was refused as too large for this user (by the
+    /// middletier, or by our own cap).
+    fn is_too_large(&self) -> bool {
+        matches!(self, Self::TooLarge(_) | Self::Status { status: 422, .. })
+    }
 }
 
 /// A read, live or from the fallback.
@@ -237,10 +248,11 @@ impl Middletier {
         }
     }
 
-    /// Refuses a change when this user has made too many just now.
-    fn admit_write(&self, user: &UserId) -> Result<(), WriteError> {
+    /// Refuses a change (or a fetch a user asks for) when this key has
+    /// made too many just now.
+    fn admit_write(&self, key: &RateKey) -> Result<(), WriteError> {
         match &self.writes {
-            Some(limiter) => limiter.check(user).map_err(WriteError::TooFast),
+            Some(limiter) => limiter.check(key).map_err(WriteError::TooFast),
             None => Ok(()),
         }
     }
@@ -253,20 +265,47 @@ impl Middletier {
         self.commands.all()
     }
 
-    /// `RSSGet`: the user's feeds, or the fallback. Only the full view
-    /// (`unread_only` false) is saved for the fallback, which serves every
-    /// view.
-    pub(crate) async fn read(&self, user: &UserId, unread_only: bool) -> Read {
-        let path = if unread_only {
-            format!("{}?unread=true", user_path(user))
-        } else {
-            user_path(user)
-        };
+    /// `RSSGet`: the user's feeds, `limit` items each, or the fallback.
+    /// Only the full view (`unread_only` false) is saved for the fallback,
+    /// which serves every view.
+    ///
+    /// An answer too large for this user (their feeds' items are huge) is
+    /// their problem, not the middletier's: it does not count against the
+    /// breaker every user shares, and they are shown their feeds without
+    /// items, so they can still see and remove them.
+    pub(crate) async fn read(&self, user: &UserId, unread_only: bool, limit: usize) -> Read {
+        let read = self.read_live(user, unread_only, limit).await;
+        match read {
+            Err(CommandError::BadRequest(failure)) if failure.is_too_large() => {
+                let reason = failure.to_string();
+                match self.read_live(user, unread_only, 0).await {
+                    Ok(Outcome::Primary(body)) => Read {
+                        body,
+                        degraded: Some(format!(
+                            "your feeds are shown without their items: {reason}"
+                        )),
+                    },
+                    other => self.as_read(user, unread_only, other),
+                }
+            }
+            other => self.as_read(user, unread_only, other),
+        }
+    }
+
+    async fn read_live(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        limit: usize,
+    ) -> Result<Outcome<Bytes, CallFailure>, CommandError<CallFailure>> {
+        let mut path = format!("{}?limit={limit}", user_path(user));
+        if unread_only {
+            path.push_str("&unread=true");
+        }
         // The command runs the call as a task of its own: it gets its own
         // handle on the middletier (a clone shares everything).
         let this = self.clone();
-        let result = self
-            .commands
+        self.commands
             .get
             .execute_or(
                 |deadline| async move {
@@ -280,7 +319,15 @@ impl Middletier {
                 },
                 |_| Some(self.saved(user)),
             )
-            .await;
+            .await
+    }
+
+    fn as_read(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        result: Result<Outcome<Bytes, CallFailure>, CommandError<CallFailure>>,
+    ) -> Read {
         match result {
             Ok(Outcome::Primary(body)) => {
                 if !unread_only {
@@ -307,11 +354,12 @@ impl Middletier {
     /// `RSSAdd`: subscribed, or a choice of feeds (nothing stored).
     pub(crate) async fn subscribe(
         &self,
+        key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<Subscribed, WriteError> {
         match self
-            .write(&self.commands.add, reqwest::Method::POST, user, url)
+            .write(&self.commands.add, reqwest::Method::POST, key, user, url)
             .await
         {
             Ok(change) => Ok(Subscribed::Added(change)),
@@ -323,10 +371,11 @@ impl Middletier {
     /// `RSSDel`.
     pub(crate) async fn unsubscribe(
         &self,
+        key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
-        self.write(&self.commands.del, reqwest::Method::DELETE, user, url)
+        self.write(&self.commands.del, reqwest::Method::DELETE, key, user, url)
             .await
     }
 
@@ -336,10 +385,11 @@ impl Middletier {
         &self,
         command: &Command,
         method: reqwest::Method,
+        key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
-        self.admit_write(user)?;
+        self.admit_write(key)?;
         let (path, url) = (user_path(user), url.to_string());
         let result = self
             .run(command, move |http, base| {
@@ -389,9 +439,11 @@ impl Middletier {
     /// `RSSRefresh`: fetches one feed now.
     pub(crate) async fn refresh(
         &self,
+        key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<FeedView, WriteError> {
+        self.admit_write(key)?;
         let (path, url) = (format!("{}/refresh", user_path(user)), url.to_string());
         self.run(&self.commands.refresh, move |http, base| {
             http.post(format!("{base}{path}")).query(&[("url", &url)])
@@ -399,12 +451,19 @@ impl Middletier {
         .await
     }
 
-    /// `RSSDiscover`: the feeds a page lists.
-    pub(crate) async fn discover(&self, url: &FeedUrl) -> Result<Discovered, WriteError> {
-        let url = url.to_string();
+    /// `RSSDiscover`: the feeds a page lists. Metered like a change (it
+    /// fetches), and on the user's own fetch slots at the middletier.
+    pub(crate) async fn discover(
+        &self,
+        key: &RateKey,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<Discovered, WriteError> {
+        self.admit_write(key)?;
+        let (url, user) = (url.to_string(), user.to_string());
         self.run(&self.commands.discover, move |http, base| {
             http.get(format!("{base}/middletier/rss/discover"))
-                .query(&[("url", &url)])
+                .query(&[("url", &url), ("user", &user)])
         })
         .await
     }
@@ -428,10 +487,11 @@ impl Middletier {
     /// `RSSOpmlImport`: subscribes to every feed of an OPML file.
     pub(crate) async fn import_opml(
         &self,
+        key: &RateKey,
         user: &UserId,
         opml: Bytes,
     ) -> Result<OpmlImport, WriteError> {
-        self.admit_write(user)?;
+        self.admit_write(key)?;
         let path = format!("{}/opml", user_path(user));
         let result = self
             .run(&self.commands.opml_import, move |http, base| {
@@ -515,16 +575,16 @@ impl Middletier {
                 Failure::Error(failure)
             });
         }
-        let body = read_capped(served.response, MAX_ANSWER_BYTES)
+        read_capped(served.response, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| match e {
-                ReadCappedError::TooLarge => format!(
+                // Too much for this user, not a failing middletier.
+                ReadCappedError::TooLarge => Failure::BadRequest(CallFailure::TooLarge(format!(
                     "the answer is larger than {} MiB",
                     MAX_ANSWER_BYTES / (1024 * 1024)
-                ),
-                ReadCappedError::Transport(e) => e.to_string(),
-            });
-        body.map_err(|e| Failure::Error(CallFailure::Body(e)))
+                ))),
+                ReadCappedError::Transport(e) => Failure::Error(CallFailure::Body(e.to_string())),
+            })
     }
 
     fn saved(&self, user: &UserId) -> Bytes {
@@ -587,6 +647,11 @@ pub(crate) fn describe(error: &CommandError<CallFailure>) -> String {
 fn write_error(error: CommandError<CallFailure>) -> WriteError {
     match error {
         CommandError::BadRequest(CallFailure::Choice(choice)) => WriteError::Choice(choice),
+        CommandError::BadRequest(CallFailure::TooLarge(message)) => WriteError::Refused {
+            status: 422,
+            message,
+            retry_after: None,
+        },
         CommandError::BadRequest(CallFailure::Status {
             status,
             message,

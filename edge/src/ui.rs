@@ -27,13 +27,16 @@ use common::api::{FeedUrl, FeedView, Item, ItemChange, MarkRead};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::client::Client;
 use crate::error::{CheckedForm, Error, HasCsrf};
 use crate::middletier::{Subscribed, WriteError};
 use crate::security::{csrf_ok, csrf_token};
 use crate::user::CurrentUser;
 
-/// Items shown per feed on the page.
+/// Items shown per feed on the page: what the page asks the middletier for.
 const ITEMS_PER_FEED: usize = 8;
+/// Items per feed read to find one to open.
+const READ_LIMIT: usize = 200;
 /// Summary length, in characters.
 const SUMMARY_CHARS: usize = 240;
 const FLASH_COOKIE: &str = "flash";
@@ -77,6 +80,10 @@ struct IndexPage {
     degraded: Option<String>,
     view: View,
     unread_total: usize,
+    /// The newest item id on the page: "Mark everything read" marks
+    /// nothing newer, so items that arrive after the page was made stay
+    /// unread.
+    newest: Option<String>,
     feeds: Vec<FeedCard>,
     broken: Vec<FeedCard>,
 }
@@ -99,6 +106,9 @@ struct FeedCard {
     /// "failing for 2 h (4 times)", when it is.
     failing: Option<String>,
     broken: bool,
+    /// The feed's newest item id the page was given ("Mark all read" stops
+    /// there).
+    newest: Option<String>,
     items: Vec<ItemLine>,
 }
 
@@ -145,6 +155,7 @@ struct ChoosePage {
 pub(crate) async fn index(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     RawQuery(query): RawQuery,
     jar: CookieJar,
 ) -> Response {
@@ -154,9 +165,12 @@ pub(crate) async fn index(
         Some("starred") => View::Starred,
         _ => View::All,
     };
-    let (jar, csrf) = csrf_token(jar);
+    let (jar, csrf) = csrf_token(jar, client.https);
     let (jar, flash) = take_flash(jar);
-    let read = state.middletier.read(&user, view == View::Unread).await;
+    let read = state
+        .middletier
+        .read(&user, view == View::Unread, ITEMS_PER_FEED)
+        .await;
     let feeds = read.feeds(&user);
     let now = Utc::now();
     let unread_total = feeds.subscriptions.iter().map(|f| f.unread).sum();
@@ -184,6 +198,12 @@ pub(crate) async fn index(
         }),
         view,
         unread_total,
+        newest: feeds
+            .subscriptions
+            .iter()
+            .filter_map(newest_id)
+            .max()
+            .map(|id| id.to_string()),
         feeds: cards,
         broken,
     };
@@ -216,18 +236,23 @@ has_csrf!(SubscriptionForm, ItemForm, MarkReadForm);
 pub(crate) async fn add(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     jar: CookieJar,
     CheckedForm(form): CheckedForm<SubscriptionForm>,
 ) -> Response {
     let flash = match FeedUrl::parse(form.url.trim()) {
         Err(invalid) => Flash::error(format!("Couldn't add that feed: {invalid}")),
-        Ok(url) => match state.middletier.subscribe(&user, &url).await {
+        Ok(url) => match state
+            .middletier
+            .subscribe(&client.rate_key(&user), &user, &url)
+            .await
+        {
             Ok(Subscribed::Added(change)) => Flash::ok(match change.title {
                 Some(title) => format!("Added {title} ({}).", change.url),
                 None => format!("Added {}.", change.url),
             }),
             Ok(Subscribed::Choice(choice)) => {
-                let (jar, csrf) = csrf_token(jar);
+                let (jar, csrf) = csrf_token(jar, client.https);
                 let page = ChoosePage {
                     csrf,
                     page: url.to_string(),
@@ -252,12 +277,17 @@ pub(crate) async fn add(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     jar: CookieJar,
     CheckedForm(form): CheckedForm<SubscriptionForm>,
 ) -> Response {
     let flash = match FeedUrl::parse(&form.url) {
         Err(invalid) => Flash::error(format!("Couldn't delete that feed: {invalid}")),
-        Ok(url) => match state.middletier.unsubscribe(&user, &url).await {
+        Ok(url) => match state
+            .middletier
+            .unsubscribe(&client.rate_key(&user), &user, &url)
+            .await
+        {
             Ok(_) => Flash::ok(format!("Deleted {url}.")),
             Err(e) => failed("The feed was not deleted", &url.to_string(), e),
         },
@@ -306,7 +336,7 @@ pub(crate) async fn open_item(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
-    let read = state.middletier.read(&user, false).await;
+    let read = state.middletier.read(&user, false, READ_LIMIT).await;
     let link = read
         .feeds(&user)
         .subscriptions
@@ -331,6 +361,8 @@ pub(crate) struct MarkReadForm {
     csrf: String,
     /// One feed; absent or empty: every feed.
     url: Option<String>,
+    /// The newest item id the page showed: nothing newer is marked.
+    before: Option<String>,
     #[serde(default)]
     view: View,
 }
@@ -344,7 +376,8 @@ pub(crate) async fn mark_read(
 ) -> Response {
     let url = form.url.filter(|u| !u.trim().is_empty());
     let what = url.clone().unwrap_or_else(|| "every feed".to_owned());
-    let request = MarkRead { url, before: None };
+    let before = form.before.filter(|b| !b.trim().is_empty());
+    let request = MarkRead { url, before };
     let flash = match state.middletier.mark_read(&user, request).await {
         Ok(marked) => Flash::ok(format!(
             "Marked {} item{} read.",
@@ -360,12 +393,17 @@ pub(crate) async fn mark_read(
 pub(crate) async fn refresh(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     jar: CookieJar,
     CheckedForm(form): CheckedForm<SubscriptionForm>,
 ) -> Response {
     let flash = match FeedUrl::parse(&form.url) {
         Err(invalid) => Flash::error(format!("Couldn't refresh that feed: {invalid}")),
-        Ok(url) => match state.middletier.refresh(&user, &url).await {
+        Ok(url) => match state
+            .middletier
+            .refresh(&client.rate_key(&user), &user, &url)
+            .await
+        {
             Ok(feed) => match feed.error {
                 None => Flash::ok(format!("Refreshed {}.", feed.title)),
                 Some(error) => {
@@ -382,6 +420,7 @@ pub(crate) async fn refresh(
 pub(crate) async fn import_opml(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    client: Client,
     jar: CookieJar,
     mut multipart: Multipart,
 ) -> Result<Response, Error> {
@@ -398,13 +437,17 @@ pub(crate) async fn import_opml(
             _ => {}
         }
     }
-    if !csrf.is_some_and(|token| csrf_ok(&jar, &token)) {
+    if !csrf.is_some_and(|token| csrf_ok(&jar, &token, client.https)) {
         return Err(Error::BadToken);
     }
     let file = file.filter(|f| !f.is_empty()).ok_or_else(|| {
         Error::BadUpload("no file was chosen; choose an OPML file exported from your reader".into())
     })?;
-    let flash = match state.middletier.import_opml(&user, file).await {
+    let flash = match state
+        .middletier
+        .import_opml(&client.rate_key(&user), &user, file)
+        .await
+    {
         Ok(report) => {
             let mut text = format!(
                 "Imported: {} added, {} already there.",
@@ -516,6 +559,11 @@ fn take_flash(jar: CookieJar) -> (CookieJar, Option<Flash>) {
     )
 }
 
+/// The highest item id of `feed`'s items as listed.
+fn newest_id(feed: &FeedView) -> Option<u64> {
+    feed.items.iter().filter_map(|i| i.id.parse().ok()).max()
+}
+
 fn card(feed: &FeedView, view: View, now: DateTime<Utc>) -> FeedCard {
     let parse = |at: &Option<String>| {
         at.as_deref()
@@ -546,6 +594,7 @@ fn card(feed: &FeedView, view: View, now: DateTime<Utc>) -> FeedCard {
         checked: parse(&feed.last_fetched).map(|at| format!("checked {}", relative(now, at))),
         failing,
         broken: feed.broken,
+        newest: newest_id(feed).map(|id| id.to_string()),
         items: feed
             .items
             .iter()

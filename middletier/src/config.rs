@@ -1,12 +1,14 @@
 //! The middletier's flags. Each also reads its `RSS_*` environment variable;
 //! defaults serve one person on one machine.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use common::config::{DiscoveryArgs, Secret, ServerArgs, Tool, parse_bytes, parse_duration};
+use common::config::{
+    DiscoveryArgs, Secret, ServerArgs, Tool, parse_bytes, parse_duration, parse_network,
+};
+use ipnet::IpNet;
 use scylla::frame::types::Consistency;
 
 use crate::feeds::FeedSettings;
@@ -80,18 +82,21 @@ pub struct Config {
     #[command(flatten)]
     pub cassandra: CassandraArgs,
 
-    /// Allow feed URLs that resolve to loopback, private or link-local
-    /// addresses. Off by default: it would let users make us fetch from
-    /// inside our own network.
+    /// Allow feed URLs that resolve to loopback or private addresses (never
+    /// link-local ones such as the cloud metadata service; list those in
+    /// --allow-feed-addresses if you must). Off by default: it would let
+    /// users make us fetch from inside our own network. Prefer
+    /// --allow-feed-addresses, which opens only the networks it names.
     #[arg(long, env = "RSS_ALLOW_PRIVATE_FEEDS", value_parser = clap::builder::BoolishValueParser::new(),
           default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_feeds: bool,
 
-    /// Individual addresses allowed even though they are private, e.g. a
-    /// company feed server (comma-separated IPs). Every other private
-    /// address stays refused.
-    #[arg(long, env = "RSS_ALLOW_FEED_ADDRESSES", value_delimiter = ',')]
-    pub allow_feed_addresses: Vec<IpAddr>,
+    /// Networks allowed to serve feeds even though they are private, e.g.
+    /// a company feed server: comma-separated addresses or CIDRs
+    /// (`10.1.2.3`, `10.20.0.0/16`). Every other private address stays
+    /// refused.
+    #[arg(long, env = "RSS_ALLOW_FEED_ADDRESSES", value_delimiter = ',', value_parser = parse_network)]
+    pub allow_feed_addresses: Vec<IpNet>,
 
     /// Serve /admin/faults to inject latency and store outages (tests and
     /// game days only; never where untrusted clients can reach the port).
@@ -111,6 +116,10 @@ pub struct Config {
     /// Subscriptions one user may have.
     #[arg(long, env = "RSS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub max_subscriptions: usize,
+
+    /// Items one user may have starred (each a copy kept for good).
+    #[arg(long, env = "RSS_MAX_STARRED", default_value_t = 10_000)]
+    pub max_starred: usize,
 
     /// How long subscribing may spend fetching the URL and looking for
     /// feeds on it (inside the edge's 5 s `RSSAdd` timeout).
@@ -134,6 +143,12 @@ pub struct Config {
     #[arg(long, env = "RSS_USER_STATE_BURST", default_value_t = 100)]
     pub user_state_burst: u32,
 
+    /// The largest listing answered: a user whose feeds' items come to
+    /// more is told to ask for fewer (the edge then shows their feeds
+    /// without items).
+    #[arg(long, env = "RSS_MAX_LISTING_BYTES", value_parser = parse_bytes, default_value = "32MiB")]
+    pub max_listing_bytes: u64,
+
     /// The background refresh's settings.
     #[command(flatten)]
     pub refresh: RefreshArgs,
@@ -148,6 +163,7 @@ impl Config {
     pub fn reader_settings(&self) -> ReaderSettings {
         ReaderSettings {
             max_subscriptions: self.max_subscriptions,
+            max_starred: self.max_starred,
             first_fetch_wait: self.feeds.feed_wait,
             subscribe_timeout: self.subscribe_timeout,
             ..ReaderSettings::default()
@@ -389,7 +405,7 @@ mod tests {
             "--feed-max-bytes",
             "64KiB",
             "--allow-feed-addresses",
-            "127.0.0.1,10.0.0.5",
+            "127.0.0.1,10.20.0.0/16",
         ])
         .unwrap();
         assert_eq!(config.allow_feed_addresses.len(), 2);

@@ -135,7 +135,11 @@ impl Application {
             refresh: WriteLimiter::every(config.user_refresh_interval, config.user_refresh_burst)
                 .map(Arc::new),
         };
-        let state = api::AppState::new(reader, limits);
+        let state = api::AppState::new(
+            reader,
+            limits,
+            usize::try_from(config.max_listing_bytes).unwrap_or(usize::MAX),
+        );
 
         let (listener, port) = common::server::bind(
             "middletier",

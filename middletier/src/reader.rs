@@ -16,7 +16,7 @@
 //! - **OPML import** stores subscriptions and never fetches inside the
 //!   request: the scheduler fetches the new feeds within a tick.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub struct ReaderSettings {
     pub subscribe_timeout: Duration,
     /// Items per feed in a listing, unless `limit` says otherwise.
     pub default_limit: usize,
+    /// Items one user may have starred (each is a copy kept for good).
+    pub max_starred: usize,
 }
 
 impl Default for ReaderSettings {
@@ -55,6 +57,7 @@ impl Default for ReaderSettings {
             first_fetch_wait: Duration::from_secs(3),
             subscribe_timeout: Duration::from_secs(4),
             default_limit: 50,
+            max_starred: 10_000,
         }
     }
 }
@@ -122,9 +125,14 @@ pub enum ReaderError {
     /// A change that changes nothing.
     #[error("nothing to change: give \"read\" and/or \"starred\" (true or false)")]
     NothingToChange,
-    /// `before` is not a date.
-    #[error("{0:?} is not a date; give \"before\" in RFC 3339, e.g. 2026-12-01T10:00:00Z")]
+    /// `before` is neither an item id nor a date.
+    #[error(
+        "{0:?} is neither an item id nor a date; give \"before\" as the newest item id shown (e.g. \"377541449579907\") or in RFC 3339 (e.g. 2026-12-01T10:00:00Z)"
+    )]
     BadDate(String),
+    /// The user has as many starred items as allowed.
+    #[error("you have {0} starred items, the most allowed; unstar some before starring more")]
+    TooManyStarred(usize),
     /// The OPML file is refused.
     #[error(transparent)]
     Opml(#[from] OpmlError),
@@ -172,7 +180,20 @@ pub struct Reader {
     store: Arc<dyn Store>,
     refresher: Refresher,
     settings: Arc<ReaderSettings>,
+    /// One subscribe or import at a time per user in this process, so the
+    /// subscription cap holds however many arrive at once. Entries go when
+    /// the last holder is done.
+    adding: Arc<std::sync::Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Discoveries of the last minute, by URL: the same page asked for
+    /// again (a user retrying, many users pasting one site) costs no
+    /// fetch.
+    discovered: Arc<std::sync::Mutex<HashMap<FeedUrl, (std::time::Instant, Discovered)>>>,
 }
+
+/// How long a discovery is reused.
+const DISCOVERY_TTL: Duration = Duration::from_secs(60);
+/// Discoveries remembered at most.
+const DISCOVERY_CACHE: usize = 1024;
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -190,6 +211,26 @@ impl Reader {
             store,
             refresher,
             settings: Arc::new(settings),
+            adding: Arc::default(),
+            discovered: Arc::default(),
+        }
+    }
+
+    /// Holds `user`'s "adding" turn (see the field) until dropped.
+    async fn adding_turn(&self, user: &UserId) -> AddingTurn {
+        let lock = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(user.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        AddingTurn {
+            guard: Some(guard),
+            lock,
+            user: user.clone(),
+            all: self.adding.clone(),
         }
     }
 
@@ -301,7 +342,7 @@ impl Reader {
             error_count,
             failing_since: record.and_then(|r| r.failing_since).map(rfc3339),
             broken: self.refresher.settings().policy.is_broken(error_count),
-            site_url: record.and_then(|r| r.site_url.clone()),
+            site_url: record.and_then(|r| r.site_url.as_deref()).and_then(web_url),
         }
     }
 
@@ -309,6 +350,8 @@ impl Reader {
     /// module docs).
     pub async fn subscribe(&self, user: &UserId, url: FeedUrl) -> Result<Subscribed, ReaderError> {
         self.check_address(&url).await?;
+        // A first look, so a user at the cap is not made to wait for a
+        // fetch; the cap is checked again, in the user's turn, below.
         let existing: HashSet<FeedUrl> = self.subscribed(user).await?;
         if existing.contains(&url) {
             return self.subscribed_to(url).await;
@@ -323,11 +366,7 @@ impl Reader {
             && record.last_fetched.is_some()
             && record.error_count == 0
         {
-            self.store.add(user, &url).await?;
-            return Ok(Subscribed {
-                url,
-                title: record.title,
-            });
+            return self.store_subscription(user, url, None).await;
         }
         let found = tokio::time::timeout(
             self.settings.subscribe_timeout,
@@ -358,24 +397,47 @@ impl Reader {
                 }
             },
         };
+        self.store_subscription(user, feed_url, Some(Document::Feed(document)))
+            .await
+    }
+
+    /// Stores a subscription (and, first, the feed read for it), in the
+    /// user's turn: the cap is checked where no other subscribe of theirs
+    /// can slip in between, however many arrive at once. The fetches
+    /// before it run side by side; only this short part is one at a time.
+    async fn store_subscription(
+        &self,
+        user: &UserId,
+        feed_url: FeedUrl,
+        document: Option<Document>,
+    ) -> Result<Subscribed, ReaderError> {
+        let _turn = self.adding_turn(user).await;
+        let existing: HashSet<FeedUrl> = self.subscribed(user).await?;
         if existing.contains(&feed_url) {
             return self.subscribed_to(feed_url).await;
         }
-        // The feed and its items first, then the subscription: a listing
-        // never finds a subscription with nothing behind it.
-        let record = self
-            .store
-            .feed(&feed_url)
-            .await?
-            .unwrap_or_else(|| FeedRecord::new(feed_url.clone(), Utc::now()));
-        let record = self
-            .refresher
-            .save(record, Document::Feed(document))
-            .await?;
+        if existing.len() >= self.settings.max_subscriptions {
+            return Err(ReaderError::TooManySubscriptions(
+                self.settings.max_subscriptions,
+            ));
+        }
+        let title = match document {
+            // The feed and its items first, then the subscription: a
+            // listing never finds a subscription with nothing behind it.
+            Some(document) => {
+                let record = self
+                    .store
+                    .feed(&feed_url)
+                    .await?
+                    .unwrap_or_else(|| FeedRecord::new(feed_url.clone(), Utc::now()));
+                self.refresher.save(record, document).await?.title
+            }
+            None => self.store.feed(&feed_url).await?.and_then(|r| r.title),
+        };
         self.store.add(user, &feed_url).await?;
         Ok(Subscribed {
             url: feed_url,
-            title: record.title,
+            title,
         })
     }
 
@@ -406,12 +468,21 @@ impl Reader {
             })
     }
 
-    /// The feeds at `url` (itself, if it is one).
-    pub async fn discover(&self, url: FeedUrl) -> Result<Discovered, ReaderError> {
+    /// The feeds at `url` (itself, if it is one), fetched on `user`'s
+    /// share of the fetch slots; the same URL within a minute is answered
+    /// from the last discovery.
+    pub async fn discover(
+        &self,
+        url: FeedUrl,
+        user: Option<&UserId>,
+    ) -> Result<Discovered, ReaderError> {
         self.check_address(&url).await?;
+        if let Some(found) = self.recently_discovered(&url) {
+            return Ok(found);
+        }
         let found = tokio::time::timeout(
             self.settings.subscribe_timeout,
-            discover::discover(self.refresher.feeds(), url.url(), None),
+            discover::discover(self.refresher.feeds(), url.url(), user),
         )
         .await;
         let (feeds, error) = match found {
@@ -433,7 +504,33 @@ impl Reader {
                 )),
             ),
         };
-        Ok(Discovered { error, feeds })
+        let discovered = Discovered { error, feeds };
+        self.remember_discovery(url, &discovered);
+        Ok(discovered)
+    }
+
+    fn recently_discovered(&self, url: &FeedUrl) -> Option<Discovered> {
+        let cache = self
+            .discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .get(url)
+            .filter(|(at, _)| at.elapsed() < DISCOVERY_TTL)
+            .map(|(_, found)| found.clone())
+    }
+
+    fn remember_discovery(&self, url: FeedUrl, found: &Discovered) {
+        let mut cache = self
+            .discovered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= DISCOVERY_CACHE {
+            cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
+        }
+        if cache.len() < DISCOVERY_CACHE {
+            cache.insert(url, (std::time::Instant::now(), found.clone()));
+        }
     }
 
     /// Unsubscribes; a feed nobody reads any more is forgotten.
@@ -479,14 +576,21 @@ impl Reader {
             self.store
                 .set_read_override(user, &feed, id, override_)
                 .await?;
+            if state.overrides.len() > self.refresher.settings().keep_items {
+                self.prune_overrides(user, &feed, &state).await?;
+            }
         }
+        let was_starred = starred.iter().any(|s| s.item.id == id);
         let is_starred = match change.starred {
+            Some(true) if !was_starred && starred.len() >= self.settings.max_starred => {
+                return Err(ReaderError::TooManyStarred(self.settings.max_starred));
+            }
             Some(star) => {
                 let item = StarredItem { feed, item };
                 self.store.set_starred(user, &item, star).await?;
                 star
             }
-            None => starred.iter().any(|s| s.item.id == id),
+            None => was_starred,
         };
         Ok(ItemState {
             id: id.to_string(),
@@ -495,21 +599,36 @@ impl Reader {
         })
     }
 
-    /// Marks read the items of one feed (or all) that arrived before
-    /// `before` (or all of them); returns how many were unread.
+    /// Drops the overrides of items no longer stored in `feed`: they can
+    /// never be shown again, and without this a user who toggles items of
+    /// a busy feed would keep them for ever.
+    async fn prune_overrides(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        state: &ReadState,
+    ) -> Result<(), StoreError> {
+        let stored: HashSet<ItemId> = self.store.items(feed).await?.iter().map(|i| i.id).collect();
+        let stale = state.overrides.keys().filter(|id| !stored.contains(id));
+        futures::future::try_join_all(
+            stale.map(|id| self.store.set_read_override(user, feed, *id, None)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks read the items of one feed (or all) up to `before`: the newest
+    /// item id the user was shown (that item included), or a date (items
+    /// first stored before it); without it, all. Items stored after the
+    /// mark stay unread, whatever any middletier's clock says: no feed's
+    /// watermark goes past its newest stored item.
     pub async fn mark_read(
         &self,
         user: &UserId,
         url: Option<FeedUrl>,
         before: Option<&str>,
     ) -> Result<usize, ReaderError> {
-        let before = before
-            .map(|raw| {
-                DateTime::parse_from_rfc3339(raw.trim())
-                    .map(|d| d.with_timezone(&Utc))
-                    .map_err(|_| ReaderError::BadDate(raw.chars().take(60).collect()))
-            })
-            .transpose()?;
+        let before = before.map(parse_before).transpose()?;
         let subscribed = self.subscribed(user).await?;
         let feeds: Vec<FeedUrl> = match url {
             Some(url) if subscribed.contains(&url) => vec![url],
@@ -521,10 +640,13 @@ impl Reader {
             let mut state = states.get(feed).cloned().unwrap_or_default();
             async move {
                 let ids: Vec<ItemId> = self.store.items(feed).await?.iter().map(|i| i.id).collect();
+                let newest = ids.iter().max().map_or(0, |max| max + 1);
                 let watermark = match before {
-                    Some(at) => ids::first_id_at(at),
-                    None => ids.iter().max().map_or(0, |max| max + 1),
-                };
+                    Some(Before::Item(id)) => id.saturating_add(1),
+                    Some(Before::Date(at)) => ids::first_id_at(at),
+                    None => newest,
+                }
+                .min(newest);
                 let unread = state.unread(ids.iter().copied());
                 state.mark_read_before(watermark);
                 let marked = unread - state.unread(ids.iter().copied());
@@ -574,7 +696,9 @@ impl Reader {
             .map(|(s, record)| OpmlFeed {
                 xml_url: s.url.to_string(),
                 title: record.as_ref().and_then(|r| r.title.clone()),
-                html_url: record.and_then(|r| r.site_url),
+                html_url: record
+                    .and_then(|r| r.site_url)
+                    .and_then(|site| web_url(&site)),
             })
             .collect();
         Ok(opml::write(
@@ -588,6 +712,7 @@ impl Reader {
     /// here (the scheduler will, within a tick).
     pub async fn import_opml(&self, user: &UserId, text: &str) -> Result<OpmlImport, ReaderError> {
         let entries = opml::read(text)?;
+        let _turn = self.adding_turn(user).await;
         let subscribed = self.subscribed(user).await?;
         let guard = self.refresher.feeds().guard();
         let mut report = OpmlImport::default();
@@ -634,9 +759,11 @@ impl Reader {
         }
         let now = Utc::now();
         let adds = new.iter().map(|(url, entry)| async move {
+            // The file names the feed until its first fetch does: only an
+            // http(s) site and a title of sane length are taken.
             let record = FeedRecord {
-                title: entry.title.clone(),
-                site_url: entry.html_url.clone(),
+                title: entry.title.as_deref().map(cap_title),
+                site_url: entry.html_url.as_deref().and_then(web_url),
                 ..FeedRecord::new(url.clone(), now)
             };
             self.store.create_feed(&record).await?;
@@ -648,6 +775,48 @@ impl Reader {
         report.added = new.len();
         Ok(report)
     }
+}
+
+/// A user's turn to add subscriptions (see [`Reader::adding_turn`]); the
+/// map entry goes with the last turn.
+struct AddingTurn {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    user: UserId,
+    all: Arc<std::sync::Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Drop for AddingTurn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut all = self
+            .all
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The map's and ours: nobody else waits.
+        if Arc::strong_count(&self.lock) == 2 {
+            all.remove(&self.user);
+        }
+    }
+}
+
+/// Where a mark-read stops.
+#[derive(Debug, Clone, Copy)]
+enum Before {
+    /// Up to this item id, included.
+    Item(ItemId),
+    /// Items first stored before this time.
+    Date(DateTime<Utc>),
+}
+
+fn parse_before(raw: &str) -> Result<Before, ReaderError> {
+    let raw = raw.trim();
+    if let Ok(id) = raw.parse::<ItemId>() {
+        return Ok(Before::Item(id));
+    }
+    DateTime::parse_from_rfc3339(raw)
+        .map(|d| Before::Date(d.with_timezone(&Utc)))
+        .map_err(|_| ReaderError::BadDate(raw.chars().take(60).collect()))
 }
 
 /// Feeds found on a page, as the API offers them.
@@ -668,12 +837,32 @@ fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
         id: item.id.to_string(),
         guid: item.guid.clone(),
         title: item.title.clone(),
-        link: item.link.clone(),
+        // Stored before links were checked as they are now: checked again.
+        link: item.link.as_deref().and_then(web_url),
         description: item.description.clone(),
         published: item.published.clone(),
         read,
         starred,
     }
+}
+
+/// `raw` if it is an absolute http(s) URL.
+fn web_url(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.into())
+}
+
+/// A title from outside (an OPML file), cut to what a feed's own may be.
+fn cap_title(title: &str) -> String {
+    let max = crate::feeds::parse::MAX_TITLE_BYTES;
+    if title.len() <= max {
+        return title.to_owned();
+    }
+    let mut cut = max - '…'.len_utf8();
+    while !title.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &title[..cut])
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {

@@ -100,8 +100,9 @@ pub(crate) fn router(state: AppState) -> Router {
         MAX_BODY_BYTES,
     )
     .layer(CompressionLayer::new().gzip(true));
-    let routes =
-        common::security::apply(routes, API_POLICY).layer(common::telemetry::http::layer());
+    let routes = common::security::apply(routes, API_POLICY).layer(common::telemetry::http::layer(
+        common::telemetry::http::Incoming::Continue,
+    ));
     // `apps/` is `apps`: the slash is trimmed before routing, which is why
     // this wraps the router rather than being one of its layers.
     Router::new().fallback_service(NormalizePathLayer::trim_trailing_slash().layer(routes))

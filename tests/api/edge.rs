@@ -302,7 +302,7 @@ async fn hostile_feed_html_renders_inert_under_a_strict_policy() {
     );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
-    assert_eq!(page.headers["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
     for asset in [
         "/assets/app.css",
         "/assets/app.js",

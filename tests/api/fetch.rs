@@ -11,7 +11,7 @@ use middletier::feeds::guard::{AddressKind, Guard};
 use url::Url;
 
 fn fetcher(settings: FetchSettings) -> Fetcher {
-    let guard = Guard::new(false).with_exceptions(["127.0.0.1".parse().unwrap()]);
+    let guard = Guard::new(false).with_exceptions(["127.0.0.1/32".parse().unwrap()]);
     Fetcher::new(settings, guard).unwrap()
 }
 

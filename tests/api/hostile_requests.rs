@@ -36,7 +36,7 @@ async fn expect_clear_4xx(what: &str, request: reqwest::RequestBuilder, expected
 
 /// Sends raw bytes as a request, for what reqwest will not build (bad
 /// UTF-8 in a path, a huge request line).
-async fn raw(port: u16, request: &[u8]) -> (StatusCode, String) {
+pub(crate) async fn raw(port: u16, request: &[u8]) -> (StatusCode, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -24,3 +24,4 @@ mod middletier;
 mod reader;
 mod reader_edge;
 mod registry;
+mod security_review;

@@ -100,9 +100,12 @@ impl Compose {
         command
     }
 
-    /// Runs `docker compose args...`, which must succeed.
+    /// Runs `docker compose args...`, which must succeed within two
+    /// minutes (a stuck engine fails the test, with logs, rather than
+    /// hanging it).
     pub(crate) async fn run(&self, args: &[&str]) -> Output {
-        let output = self.command(args).output().await.unwrap();
+        let what = format!("docker compose {}", args.join(" "));
+        let output = bounded(&what, self.command(args)).await;
         assert!(
             output.status.success(),
             "docker compose {}: {}\n{}",
@@ -153,11 +156,9 @@ impl Compose {
         let ids = String::from_utf8_lossy(&ids.stdout).to_string();
         let mut containers = Vec::new();
         for id in ids.split_whitespace() {
-            let output = tokio::process::Command::new("docker")
-                .args(["inspect", id])
-                .output()
-                .await
-                .unwrap();
+            let mut inspect = tokio::process::Command::new("docker");
+            inspect.args(["inspect", id]);
+            let output = bounded("docker inspect", inspect).await;
             let inspect: Value = serde_json::from_slice(&output.stdout).unwrap();
             let inspect = inspect[0].clone();
             let ip = inspect["NetworkSettings"]["Networks"]
@@ -182,16 +183,14 @@ impl Compose {
     pub(crate) async fn healthy_now(&self, service: &str, binary: &str) -> bool {
         let containers = self.containers(service).await;
         for container in &containers {
-            let checked = tokio::process::Command::new("docker")
-                .args([
-                    "exec",
-                    &container.id,
-                    &format!("/app/{binary}"),
-                    "healthcheck",
-                ])
-                .output()
-                .await
-                .unwrap();
+            let mut exec = tokio::process::Command::new("docker");
+            exec.args([
+                "exec",
+                &container.id,
+                &format!("/app/{binary}"),
+                "healthcheck",
+            ]);
+            let checked = bounded("docker exec ... healthcheck", exec).await;
             if !checked.status.success() {
                 return false;
             }
@@ -232,6 +231,15 @@ impl Drop for Compose {
             }
         }
         let _ = compose(&["down", "--volumes", "--remove-orphans", "--timeout", "20"]);
+    }
+}
+
+/// Runs a short docker command, killed and failed after two minutes.
+pub(crate) async fn bounded(what: &str, mut command: tokio::process::Command) -> Output {
+    command.kill_on_drop(true);
+    match tokio::time::timeout(std::time::Duration::from_secs(120), command.output()).await {
+        Ok(output) => output.unwrap_or_else(|e| panic!("{what}: {e}")),
+        Err(_) => panic!("{what}: no answer within 120 s"),
     }
 }
 

@@ -178,6 +178,17 @@ fn router(shared: Shared) -> Router {
         .route("/invalid-utf8.xml", get(|| async { rss(invalid_utf8()) }))
         .route("/secret", get(|| async { "root:x:0:0:secret" }))
         .route("/mutable", get(mutable))
+        .route(
+            "/links/{n}",
+            get(|Path(n): Path<usize>| async move { links_page(n.min(100)) }),
+        )
+        .route(
+            "/linked/{name}",
+            get(|| async {
+                let body = read_fixture("rss2.xml").unwrap_or_default();
+                ([(header::CONTENT_TYPE, "application/rss+xml")], body)
+            }),
+        )
         .layer(axum::middleware::from_fn_with_state(shared.clone(), count))
         .with_state(shared)
 }
@@ -368,6 +379,17 @@ async fn redirect_to(Query(params): Query<HashMap<String, String>>) -> Response 
         Some(url) => Redirect::temporary(url).into_response(),
         None => StatusCode::BAD_REQUEST.into_response(),
     }
+}
+
+/// An HTML page linking to `n` feeds, `/linked/0.xml` and on.
+fn links_page(n: usize) -> Response {
+    let links: String = (0..n)
+        .map(|i| {
+            format!(r#"<link rel="alternate" type="application/rss+xml" href="/linked/{i}.xml">"#)
+        })
+        .collect();
+    let body = format!("<!doctype html><html><head>{links}</head><body>many feeds</body></html>");
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 async fn mutable(State(shared): State<Shared>) -> Response {

@@ -43,12 +43,21 @@ where
 {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if let Some(found) = probe().await {
+        // A probe that hangs (a request nobody answers) must not hang the
+        // test: it gets what is left of the time.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let probed = tokio::time::timeout(left.max(Duration::from_millis(100)), probe()).await;
+        if let Ok(Some(found)) = probed {
             return found;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{what}: not within {within:?}"
+            "{what}: not within {within:?}{}",
+            if probed.is_err() {
+                " (the last check never finished)"
+            } else {
+                ""
+            }
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

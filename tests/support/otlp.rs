@@ -31,6 +31,8 @@ pub(crate) struct Received {
     /// 2 is an error.
     pub status: i32,
     pub attributes: Vec<(String, String)>,
+    /// Linked spans: (trace id, span id).
+    pub links: Vec<(String, String)>,
 }
 
 impl Received {
@@ -138,6 +140,16 @@ impl Receiver {
             .collect()
     }
 
+    /// The trace the edge started for a request that came with the
+    /// caller's `trace_id` (the edge links to a caller's trace rather than
+    /// continue it), once its request span has arrived.
+    pub(crate) fn trace_linked_to(&self, trace_id: &str) -> Option<String> {
+        self.spans()
+            .into_iter()
+            .find(|s| s.kind == SERVER && s.links.iter().any(|(t, _)| t == trace_id))
+            .map(|s| s.trace_id)
+    }
+
     /// How many export requests arrived.
     pub(crate) fn requests(&self) -> usize {
         *self.shared.requests.lock().unwrap()
@@ -187,6 +199,11 @@ fn flatten(service: &str, span: Span) -> Received {
             .attributes
             .iter()
             .map(|a| (a.key.clone(), text(a)))
+            .collect(),
+        links: span
+            .links
+            .iter()
+            .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
             .collect(),
     }
 }

@@ -117,6 +117,8 @@ impl BalancedClient {
         settings: BalancerSettings,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            // Never reuse a connection the server may be closing as idle.
+            .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE)
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

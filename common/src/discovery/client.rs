@@ -112,6 +112,8 @@ impl DiscoveryClient {
         registration: Option<Registration>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
+            // Never reuse a connection the server may be closing as idle.
+            .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE)
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .no_proxy()

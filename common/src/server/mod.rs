@@ -9,7 +9,7 @@
 
 pub mod serve;
 
-pub use serve::{ServeSettings, serve};
+pub use serve::{CLIENT_POOL_IDLE, ServeSettings, serve};
 
 use axum::Router;
 use tokio::net::TcpListener;

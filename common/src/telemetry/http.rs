@@ -1,10 +1,15 @@
 //! The two ends of a traced HTTP hop.
 //!
-//! - [`layer`]: every service's request span. It continues the caller's
-//!   trace from a W3C `traceparent` header (the edge honours one from a
-//!   browser or a proxy in front of it, the middletier the edge's), is named
-//!   after the route (`GET /middletier/rss/user/{user}`), and records the
-//!   status; a 5xx marks it as an error.
+//! - [`layer`]: every service's request span, named after the route (`GET
+//!   /middletier/rss/user/{user}`), recording the status (a 5xx marks it as
+//!   an error). Inside the stack ([`Incoming::Continue`]) it continues the
+//!   caller's trace from a W3C `traceparent` header: the middletier the
+//!   edge's. At the edge ([`Incoming::Link`]) a `traceparent` comes from a
+//!   browser or whoever else reaches it, so it is not obeyed: the request
+//!   starts a trace of its own, sampled by our sampler, not by a flag the
+//!   client set, and with a trace id the client did not choose (error
+//!   references are made from it); the client's trace is kept as a link,
+//!   for correlation.
 //! - [`traceparent`]: the header for an outgoing call, made from a span, so
 //!   the callee's request span becomes that span's child.
 //!
@@ -32,16 +37,62 @@ pub type ServerTraceLayer = TraceLayer<
     fn(&Response<Body>, Duration, &Span),
 >;
 
-/// The layer: [`server_span`] for each request, [`record_response`] after.
-pub fn layer() -> ServerTraceLayer {
+/// What a request span does with an incoming `traceparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// Continue the caller's trace: the caller is inside the stack.
+    Continue,
+    /// Start a trace of our own, linked to the caller's: the caller may be
+    /// anyone (see the module docs).
+    Link,
+}
+
+/// The layer: a request span for each request (see [`Incoming`]),
+/// [`record_response`] after.
+pub fn layer(incoming: Incoming) -> ServerTraceLayer {
+    let make_span = match incoming {
+        Incoming::Continue => server_span as fn(&Request<Body>) -> Span,
+        Incoming::Link => linked_server_span as fn(&Request<Body>) -> Span,
+    };
     TraceLayer::new_for_http()
-        .make_span_with(server_span as fn(&Request<Body>) -> Span)
+        .make_span_with(make_span)
         .on_response(record_response as fn(&Response<Body>, Duration, &Span))
 }
 
 /// The span one request is served in: a child of the caller's span when the
 /// request carries a valid `traceparent`, the root of a new trace otherwise.
 pub fn server_span(request: &Request<Body>) -> Span {
+    let span = request_span(request);
+    if let Some(parent) = incoming_context(request) {
+        // Only fails when no OpenTelemetry layer is installed, and then
+        // there is no trace to continue.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// The span one request is served in, the root of a new trace; a valid
+/// incoming `traceparent` is kept as a link, not obeyed.
+pub fn linked_server_span(request: &Request<Body>) -> Span {
+    let span = request_span(request);
+    if let Some(caller) = incoming_context(request) {
+        span.add_link(caller.span().span_context().clone());
+    }
+    span
+}
+
+/// The caller's trace context, when the request carries a valid one.
+fn incoming_context(request: &Request<Body>) -> Option<opentelemetry::Context> {
+    if !super::enabled() {
+        return None;
+    }
+    let context = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+    });
+    context.span().span_context().is_valid().then_some(context)
+}
+
+fn request_span(request: &Request<Body>) -> Span {
     let method = request.method();
     if !super::enabled() {
         return tracing::debug_span!("request", %method, uri = %request.uri());
@@ -61,14 +112,6 @@ pub fn server_span(request: &Request<Body>) -> Span {
         http.response.status_code = Empty,
         error.reference = Empty,
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-    });
-    if parent.span().span_context().is_valid() {
-        // Only fails when no OpenTelemetry layer is installed, and then
-        // there is no trace to continue.
-        let _ = span.set_parent(parent);
-    }
     span
 }
 

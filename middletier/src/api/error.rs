@@ -25,6 +25,12 @@ pub(crate) enum ApiError {
     TooManyWrites(std::time::Duration),
     #[error(transparent)]
     Reader(#[from] ReaderError),
+    #[error(
+        "your feeds' items come to {} MiB, more than the {} MiB one listing may be; ask for fewer items per feed (limit=), or remove the largest feeds",
+        .bytes / (1024 * 1024),
+        .limit / (1024 * 1024)
+    )]
+    ListingTooLarge { bytes: usize, limit: usize },
     #[error("no such endpoint: see GET, POST and DELETE /middletier/rss/user/{{user}}")]
     NotFound,
     #[error("method not allowed on this path")]
@@ -40,6 +46,7 @@ impl ApiError {
             | Self::BadParameter(_)
             | Self::BadJson(..) => StatusCode::BAD_REQUEST,
             Self::TooManyWrites(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::ListingTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Reader(e) => reader_status(e),
@@ -54,7 +61,9 @@ fn reader_status(error: &ReaderError) -> StatusCode {
         ReaderError::Blocked { .. } | ReaderError::NothingToChange | ReaderError::BadDate(_) => {
             StatusCode::BAD_REQUEST
         }
-        ReaderError::TooManySubscriptions(_) => StatusCode::CONFLICT,
+        ReaderError::TooManySubscriptions(_) | ReaderError::TooManyStarred(_) => {
+            StatusCode::CONFLICT
+        }
         ReaderError::Unreadable { .. }
         | ReaderError::NoFeed(_)
         | ReaderError::TimedOut { .. }

@@ -4,15 +4,15 @@
 //!
 //! | call | does |
 //! |---|---|
-//! | `GET /middletier/rss/user/{user}[?unread=true&limit=N]` | the user's feeds with stored items, read state and health |
+//! | `GET /middletier/rss/user/{user}[?unread=true&limit=N]` | the user's feeds with stored items, read state and health; 422 when larger than `--max-listing-bytes` |
 //! | `POST /middletier/rss/user/{user}?url=...` | subscribe after checking: 200, 300 (choose a feed) or 422 |
 //! | `DELETE /middletier/rss/user/{user}?url=...` | unsubscribe |
 //! | `PUT /middletier/rss/user/{user}/items/{id}` | `{"read"?, "starred"?}` |
 //! | `POST /middletier/rss/user/{user}/mark-read` | `{"url"?, "before"?}` |
 //! | `POST /middletier/rss/user/{user}/refresh?url=...` | fetch one feed now |
 //! | `GET`/`POST /middletier/rss/user/{user}/opml` | export / import OPML |
-//! | `GET /middletier/rss/discover?url=...` | the feeds a page lists |
-//! | `GET /healthcheck` | 200 UP, or 503 when the store is unreachable |
+//! | `GET /middletier/rss/discover?url=...[&user=...]` | the feeds a page lists (metered and on the fetch slots of `user`) |
+//! | `GET /healthcheck` | 200 UP, or 503 when the store is unreachable or cannot store new items |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Handlers parse input into newtypes and call the [`Reader`]; every
@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use common::api::UserId;
-use common::ratelimit::WriteLimiter;
+use common::ratelimit::{RateKey, WriteLimiter};
 use serde_json::json;
 
 pub(crate) use error::ApiError;
@@ -61,11 +61,18 @@ pub(crate) struct Limits {
 pub(crate) struct AppState {
     reader: Reader,
     limits: Limits,
+    /// The largest listing answered, in bytes: a bigger one is refused
+    /// with a message, as that user's problem (see `reading::list`).
+    max_listing_bytes: usize,
 }
 
 impl AppState {
-    pub(crate) fn new(reader: Reader, limits: Limits) -> Self {
-        Self { reader, limits }
+    pub(crate) fn new(reader: Reader, limits: Limits, max_listing_bytes: usize) -> Self {
+        Self {
+            reader,
+            limits,
+            max_listing_bytes,
+        }
     }
 }
 
@@ -74,6 +81,7 @@ impl AppState {
 enum Budget {
     Writes,
     State,
+    /// A fetch a user asks for: refresh now, discover.
     Refresh,
 }
 
@@ -86,7 +94,9 @@ impl AppState {
             Budget::Refresh => &self.limits.refresh,
         };
         match limiter {
-            Some(limiter) => limiter.check(user).map_err(ApiError::TooManyWrites),
+            Some(limiter) => limiter
+                .check(&RateKey::user(user))
+                .map_err(ApiError::TooManyWrites),
             None => Ok(()),
         }
     }
@@ -143,7 +153,9 @@ pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
         common::metrics::instrument(routes, "middletier"),
         MAX_OPML_BYTES,
     )
-    .layer(common::telemetry::http::layer())
+    .layer(common::telemetry::http::layer(
+        common::telemetry::http::Incoming::Continue,
+    ))
 }
 
 async fn healthcheck(State(state): State<AppState>) -> Response {

@@ -4,6 +4,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use common::api::{FeedView, ItemChange, ItemState, MarkRead, Marked, UserFeeds};
 
 use super::{ApiError, AppState, Budget, json_body, param, url_from, user_from};
@@ -12,18 +14,30 @@ use crate::reader::ListOptions;
 /// Most items per feed one listing returns.
 const MAX_LIMIT: usize = 500;
 
+/// A user's listing. One that would be larger than `max_listing_bytes`
+/// is refused (422) saying so: a few huge feeds are that user's problem,
+/// and must not become an answer that fails everyone's circuit breaker at
+/// the edge. `limit=0` (feeds without items) always fits.
 pub(super) async fn list(
     State(state): State<AppState>,
     user: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Result<Json<UserFeeds>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = user_from(user)?;
     let options = list_options(query.as_deref())?;
     let subscriptions = state.reader.feeds(&user, options).await?;
-    Ok(Json(UserFeeds {
+    let body = serde_json::to_vec(&UserFeeds {
         user: user.into(),
         subscriptions,
-    }))
+    })
+    .map_err(|_| ApiError::Reader(crate::reader::ReaderError::Internal))?;
+    if body.len() > state.max_listing_bytes {
+        return Err(ApiError::ListingTooLarge {
+            bytes: body.len(),
+            limit: state.max_listing_bytes,
+        });
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn list_options(query: Option<&str>) -> Result<ListOptions, ApiError> {

@@ -47,12 +47,21 @@ pub(super) async fn unsubscribe(
     }))
 }
 
+/// The feeds at a URL. `user` (optional, the edge always sends it) meters
+/// the fetches it causes like a refresh, and puts them on that user's
+/// fetch slots.
 pub(super) async fn discover(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Discovered>, ApiError> {
     let url = url_from(query.as_deref(), "GET /middletier/rss/discover")?;
-    Ok(Json(state.reader.discover(url).await?))
+    let user = super::param(query.as_deref(), "user")
+        .map(|raw| common::api::UserId::parse(&raw))
+        .transpose()?;
+    if let Some(user) = &user {
+        state.admit(user, Budget::Refresh)?;
+    }
+    Ok(Json(state.reader.discover(url, user.as_ref()).await?))
 }
 
 pub(super) async fn export_opml(

@@ -9,7 +9,10 @@
 //!
 //! Every candidate is fetched and parsed before it is offered (a link to a
 //! dead feed is not a feed), through the same [`Feeds`] as everything
-//! else, so the SSRF guard and every cap apply to discovered URLs too.
+//! else, so the SSRF guard and every cap apply to discovered URLs too. At
+//! most [`MAX_CANDIDATES`] of the page's links are checked (they may be on
+//! any hosts), or the seven common paths on the page's own site, so one
+//! call costs a bounded number of fetches whatever the page lists.
 //! [`feed_links`] is the pure part: HTML in, candidates out, using the
 //! HTML5 tokenizer `ammonia` is built on (no DOM is built; `<script>` and
 //! `<style>` are skipped as browsers skip them).
@@ -31,6 +34,10 @@ use super::{Document, FeedDocument, FeedError, Feeds, parse::Format};
 /// Feed links read from one page at most: a page listing hundreds is not
 /// offering a choice a person can make.
 pub const MAX_LINKS: usize = 10;
+
+/// Links checked for one page at most: each is a fetch, perhaps on
+/// another host.
+pub const MAX_CANDIDATES: usize = 4;
 
 /// Paths tried at a site's root when its page links to no feed.
 pub const COMMON_PATHS: [&str; 7] = [
@@ -212,7 +219,7 @@ pub async fn discover(
             .map(|url| Link { url, title: None })
             .collect()
     } else {
-        links
+        links.into_iter().take(MAX_CANDIDATES).collect()
     };
     let checks = candidates.into_iter().map(|link| async move {
         let url = FeedUrl::parse(link.url.as_str()).ok()?;

@@ -204,13 +204,13 @@ pub enum FetchError {
     /// The host name does not resolve.
     #[error("could not resolve host {0}")]
     Dns(String),
-    /// The connection failed.
-    #[error("could not connect to {host}: {reason}")]
+    /// The connection failed. Why (refused, no route, reset) is logged,
+    /// not shown: the difference tells a user which hosts and ports exist
+    /// inside our network.
+    #[error("could not connect to {host}")]
     Connect {
         /// The host called.
         host: String,
-        /// Why the connection failed.
-        reason: String,
     },
     /// Too many redirects.
     #[error("more than {0} redirects")]
@@ -430,10 +430,9 @@ impl Fetcher {
             return FetchError::Timeout(limit);
         }
         if err.is_connect() {
-            return FetchError::Connect {
-                host: url.host_str().unwrap_or_default().to_owned(),
-                reason: root_cause(err),
-            };
+            let host = url.host_str().unwrap_or_default().to_owned();
+            tracing::debug!(%host, reason = %root_cause(err), "feed fetch could not connect");
+            return FetchError::Connect { host };
         }
         if err.is_body() || err.is_decode() {
             return FetchError::Body;

@@ -3,10 +3,20 @@
 //! A feed reader fetches URLs that users type, from inside the data centre.
 //! Without a guard, `http://169.254.169.254/latest/meta-data/` (the cloud
 //! metadata service), `http://localhost:8761/` or `http://10.0.0.5/admin`
-//! would be fetched on the user's behalf. So, unless the operator passes
-//! `--allow-private-feeds`, we refuse any URL whose host *is* or *resolves to*
-//! a loopback, private, link-local, unique-local, shared (CGNAT), multicast or
-//! unspecified address.
+//! would be fetched on the user's behalf. So we refuse any URL whose host
+//! *is* or *resolves to* a loopback, private, link-local, unique-local,
+//! shared (CGNAT), multicast, unspecified or reserved address, including
+//! IPv4 addresses wrapped in IPv6 (mapped, compatible, translated, 6to4,
+//! NAT64) and tunnels that hide them (Teredo).
+//!
+//! The operator may open private networks: exactly the networks listed in
+//! `--allow-feed-addresses` (CIDRs, e.g. a company's feed server), or all
+//! of them with `--allow-private-feeds`. Link-local addresses (the cloud
+//! metadata service at 169.254.169.254) stay refused by the latter: only
+//! an explicit list entry opens them.
+//!
+//! A refusal names the host and why, never the address a name resolved to:
+//! a user must not learn the inside of our network by asking.
 //!
 //! The check runs three times, because each alone can be bypassed:
 //! 1. at subscribe time, so the user gets a 400 explaining why;
@@ -20,6 +30,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -93,15 +104,19 @@ fn classify_v4(ip: Ipv4Addr) -> Option<AddressKind> {
 
 fn classify_v6(ip: Ipv6Addr) -> Option<AddressKind> {
     // An IPv4 address in IPv6 clothing is judged as IPv4: ::ffff:127.0.0.1
-    // (mapped), ::127.0.0.1 (compatible) and 64:ff9b::7f00:1 (NAT64).
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    // (mapped), ::127.0.0.1 (compatible), ::ffff:0:127.0.0.1 (translated),
+    // 64:ff9b::7f00:1 (NAT64) and 2002:7f00:1:: (6to4).
+    if let Some(v4) = embedded_v4(ip) {
         return classify_v4(v4);
     }
     let seg = ip.segments();
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (seg[..6] == [0; 6] && seg[6] != 0) {
-        let [a, b] = seg[6].to_be_bytes();
-        let [c, d] = seg[7].to_be_bytes();
-        return classify_v4(Ipv4Addr::new(a, b, c, d));
+    if seg[..2] == [0x2001, 0] // Teredo: the IPv4 inside is obfuscated
+        || seg[..3] == [0x64, 0xff9b, 1] // local-use NAT64, 64:ff9b:1::/48
+        || seg[..4] == [0x100, 0, 0, 0] // discard-only, 100::/64
+        || seg[..2] == [0x2001, 0xdb8]
+    // documentation
+    {
+        return Some(AddressKind::Reserved);
     }
     if ip.is_unspecified() {
         Some(AddressKind::Unspecified)
@@ -120,9 +135,33 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressKind> {
     }
 }
 
-/// A refused destination. The message names the host, the address and why.
+/// The IPv4 address an IPv6 address carries, in the forms that reach it.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let seg = ip.segments();
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    let nat64 = seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let compatible = seg[..6] == [0; 6] && seg[6] != 0;
+    let translated = seg[..6] == [0, 0, 0, 0, 0xffff, 0];
+    if nat64 || compatible || translated {
+        Some(v4(seg[6], seg[7]))
+    } else if seg[0] == 0x2002 {
+        Some(v4(seg[1], seg[2])) // 6to4, 2002:AABB:CCDD::/48
+    } else {
+        None
+    }
+}
+
+/// A refused destination. The message names the host and why; for a host
+/// *name*, never the address it resolved to (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} {verb} {kind} ({ip})", verb = if self.host == self.ip.to_string() { "is" } else { "resolves to" })]
+#[error("{host} {verb} {kind}", verb = if self.host == self.ip.to_string() { "is" } else { "resolves to" })]
 pub struct Blocked {
     /// The host the URL named.
     pub host: String,
@@ -144,11 +183,11 @@ pub struct Unresolvable {
 /// The policy: refuse non-public addresses unless told otherwise.
 #[derive(Debug, Clone, Default)]
 pub struct Guard {
+    /// Every private address allowed, but link-local ones
+    /// (`--allow-private-feeds`).
     allow_private: bool,
-    /// Exact addresses permitted despite the policy. Not a flag: it exists so
-    /// in-process tests can allow their local feed server and still see every
-    /// other private address refused.
-    exceptions: Arc<[IpAddr]>,
+    /// Networks permitted despite the policy (`--allow-feed-addresses`).
+    allowed: Arc<[IpNet]>,
 }
 
 impl Guard {
@@ -156,28 +195,29 @@ impl Guard {
     pub fn new(allow_private: bool) -> Self {
         Self {
             allow_private,
-            exceptions: Arc::new([]),
+            allowed: Arc::new([]),
         }
     }
 
-    /// Permits exactly these addresses (see the field's doc).
-    pub fn with_exceptions(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.exceptions = ips.into_iter().collect();
+    /// Permits these networks, whatever they are (see the field's doc).
+    pub fn with_exceptions(mut self, networks: impl IntoIterator<Item = IpNet>) -> Self {
+        self.allowed = networks.into_iter().collect();
         self
     }
 
-    /// Whether every private address is allowed.
+    /// Whether every private address (but link-local ones) is allowed.
     pub fn allows_private(&self) -> bool {
         self.allow_private
     }
 
     /// Whether `host` may be fetched from `ip`.
     pub fn check_ip(&self, host: &str, ip: IpAddr) -> Result<(), Blocked> {
-        if self.allow_private || self.exceptions.contains(&ip) {
+        if self.allowed.iter().any(|net| net.contains(&ip)) {
             return Ok(());
         }
         match classify(ip) {
             None => Ok(()),
+            Some(kind) if self.allow_private && kind != AddressKind::LinkLocal => Ok(()),
             Some(kind) => Err(Blocked {
                 host: host.to_owned(),
                 ip,
@@ -204,9 +244,6 @@ impl Guard {
     pub async fn check_url(&self, url: &Url) -> Result<(), Blocked> {
         const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
         self.check_literal(url)?;
-        if self.allow_private {
-            return Ok(());
-        }
         if let Some(Host::Domain(name)) = url.host() {
             let port = url.port_or_known_default().unwrap_or(80);
             let lookup =
@@ -315,6 +352,28 @@ mod tests {
     }
 
     #[test]
+    fn tunnels_and_translations_that_carry_a_private_ipv4_are_refused() {
+        // 6to4 of 10.0.0.1, IPv4-translated, and NAT64 of the metadata
+        // service: judged by the address inside.
+        assert_eq!(kind("2002:a00:1::"), Some(AddressKind::Private));
+        assert_eq!(kind("2002:7f00:1::1"), Some(AddressKind::Loopback));
+        assert_eq!(kind("::ffff:0:a00:1"), Some(AddressKind::Private));
+        assert_eq!(kind("64:ff9b::a9fe:a9fe"), Some(AddressKind::LinkLocal));
+        // Local-use NAT64, Teredo (whose IPv4 is obfuscated), discard-only
+        // and documentation ranges: never public.
+        for ip in [
+            "64:ff9b:1::a00:1",
+            "2001:0:4136:e378::1",
+            "100::1",
+            "2001:db8::1",
+        ] {
+            assert_eq!(kind(ip), Some(AddressKind::Reserved), "{ip}");
+        }
+        // 6to4 of a public address stays public.
+        assert_eq!(kind("2002:808:808::1"), None);
+    }
+
+    #[test]
     fn literal_urls_are_checked_without_dns() {
         let guard = Guard::new(false);
         let err = guard
@@ -323,7 +382,7 @@ mod tests {
         assert_eq!(err.kind, AddressKind::LinkLocal);
         assert_eq!(
             err.to_string(),
-            "169.254.169.254 is a link-local address (such as the cloud metadata service) (169.254.169.254)"
+            "169.254.169.254 is a link-local address (such as the cloud metadata service)"
         );
         assert!(
             guard
@@ -338,18 +397,46 @@ mod tests {
     }
 
     #[test]
-    fn the_operator_can_allow_private_feeds() {
+    fn the_operator_can_allow_private_feeds_but_not_the_metadata_service() {
         let guard = Guard::new(true);
+        let check = |url: &str| guard.check_literal(&Url::parse(url).unwrap());
+        assert!(check("http://10.1.2.3/").is_ok());
+        assert!(check("http://127.0.0.1:8080/").is_ok());
+        assert!(check("http://169.254.169.254/latest/meta-data/").is_err());
+        assert!(check("http://[fe80::1]/").is_err());
+    }
+
+    #[test]
+    fn listed_networks_are_allowed_and_nothing_else() {
+        let guard = Guard::new(false).with_exceptions([
+            "10.20.0.0/16".parse().unwrap(),
+            "169.254.10.10/32".parse().unwrap(),
+        ]);
+        let check = |ip: &str| guard.check_ip("feeds.internal", ip.parse().unwrap());
+        assert!(check("10.20.3.4").is_ok());
+        assert!(check("10.21.0.1").is_err());
         assert!(
-            guard
-                .check_literal(&Url::parse("http://10.1.2.3/").unwrap())
-                .is_ok()
+            check("169.254.10.10").is_ok(),
+            "an explicit entry opens even link-local"
+        );
+        assert!(check("169.254.169.254").is_err());
+    }
+
+    #[test]
+    fn a_refusal_never_names_the_address_a_name_resolved_to() {
+        let guard = Guard::new(false);
+        let err = guard
+            .check_ip("cassandra", "172.18.0.3".parse().unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cassandra resolves to a private network address"
         );
     }
 
     #[test]
     fn exceptions_allow_exactly_the_listed_addresses() {
-        let guard = Guard::new(false).with_exceptions(["127.0.0.1".parse().unwrap()]);
+        let guard = Guard::new(false).with_exceptions(["127.0.0.1/32".parse().unwrap()]);
         assert!(
             guard
                 .check_ip("localhost", "127.0.0.1".parse().unwrap())

@@ -80,6 +80,12 @@ struct Inner {
     settings: RefreshSettings,
     /// Refreshes in progress, by URL: later callers join the first.
     flights: Mutex<HashMap<FeedUrl, Flight>>,
+    /// One save at a time per feed in this process: a save reads the
+    /// stored items, merges and writes, and two interleaved would both
+    /// take the same new item for new. (Across processes the stores keep
+    /// one id per item key; see `Store::save_fetch`.) Entries go when the
+    /// last holder is done.
+    saving: Mutex<HashMap<FeedUrl, Arc<tokio::sync::Mutex<()>>>>,
     /// When each known feed is due, as far as this process knows: updated
     /// by every refresh, and by the scheduler's scans of the store.
     due: Mutex<HashMap<FeedUrl, DateTime<Utc>>>,
@@ -103,6 +109,7 @@ impl Refresher {
                 store,
                 settings,
                 flights: Mutex::default(),
+                saving: Mutex::default(),
                 due: Mutex::default(),
             }),
         }
@@ -189,6 +196,36 @@ impl Refresher {
     /// feed, so the feed is not fetched twice.)
     pub async fn save(
         &self,
+        record: FeedRecord,
+        document: Document,
+    ) -> Result<FeedRecord, RefreshError> {
+        let lock = self
+            .inner
+            .saving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(record.url.clone())
+            .or_default()
+            .clone();
+        let url = record.url.clone();
+        let saved = {
+            let _one_at_a_time = lock.lock().await;
+            self.save_locked(record, document).await
+        };
+        // The last one out removes the entry.
+        let mut saving = self
+            .inner
+            .saving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(&lock) == 2 {
+            saving.remove(&url);
+        }
+        saved
+    }
+
+    async fn save_locked(
+        &self,
         mut record: FeedRecord,
         document: Document,
     ) -> Result<FeedRecord, RefreshError> {
@@ -207,7 +244,8 @@ impl Refresher {
                 } = *document;
                 let stored = store.items(&url).await?;
                 let plan = Merge::plan(&stored, &parsed.items);
-                let ids = store.allocate_ids(plan.new_items())?;
+                let newest = stored.iter().map(|i| i.id).max().unwrap_or(0);
+                let ids = store.allocate_ids(plan.new_items(), newest)?;
                 let changes = plan.apply(&ids, settings.keep_items);
                 metrics::counter!("feed_items_new_total").increment(ids.len() as u64);
                 record.title = parsed.title.or(record.title);

@@ -76,6 +76,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const HEALTH: TableDefinition<&str, i64> = TableDefinition::new("health");
 /// `meta` key: the time (ms) of the newest item id stored.
 const IDS_HIGH_MS: &str = "ids_high_ms";
+/// `meta` key: set once user ids saved in mixed case have been folded.
+const USER_CASE_FOLDED: &str = "user_case_folded";
 /// How long a probe's verdict stands before `check` commits another.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Writes applied in one transaction at most; bounds a commit's size.
@@ -229,6 +231,7 @@ impl FileStore {
             txn.open_table(READ_OVERRIDES)?;
             txn.open_table(STARRED)?;
             txn.open_table(HEALTH)?;
+            fold_user_case(&txn)?;
             let high_ms = txn
                 .open_table(META)?
                 .get(IDS_HIGH_MS)?
@@ -293,6 +296,100 @@ impl FileStore {
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
         .map_err(|e| StoreError::Unavailable(format!("the file store could not be read: {e}")))
     }
+}
+
+/// Folds user ids saved before ids were compared without case (`Alice`)
+/// into their lower-case form (`alice`), merging with what is already
+/// there, so their owners keep their data. Runs once per store (a `meta`
+/// flag), inside the opening transaction.
+fn fold_user_case(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    if meta.get(USER_CASE_FOLDED)?.is_some() {
+        return Ok(());
+    }
+    let mixed = |user: &str| user.bytes().any(|b| b.is_ascii_uppercase());
+    let lower = |user: &str| user.to_ascii_lowercase();
+
+    let mut table = txn.open_table(SUBSCRIPTIONS)?;
+    let rows: Vec<(String, String, i64)> = table
+        .iter()?
+        .filter_map(Result::ok)
+        .map(|(k, v)| (k.value().0.to_owned(), k.value().1.to_owned(), v.value()))
+        .filter(|(user, _, _)| mixed(user))
+        .collect();
+    for (user, url, at) in rows {
+        table.remove((user.as_str(), url.as_str()))?;
+        let key = (lower(&user), url);
+        let first = table
+            .get((key.0.as_str(), key.1.as_str()))?
+            .map_or(at, |v| v.value().min(at));
+        table.insert((key.0.as_str(), key.1.as_str()), first)?;
+    }
+    drop(table);
+
+    let mut table = txn.open_table(SUBSCRIBERS)?;
+    let rows: Vec<(String, String)> = table
+        .iter()?
+        .filter_map(Result::ok)
+        .map(|(k, _)| (k.value().0.to_owned(), k.value().1.to_owned()))
+        .filter(|(_, user)| mixed(user))
+        .collect();
+    for (url, user) in rows {
+        table.remove((url.as_str(), user.as_str()))?;
+        table.insert((url.as_str(), lower(&user).as_str()), ())?;
+    }
+    drop(table);
+
+    let mut table = txn.open_table(READ_MARKS)?;
+    let rows: Vec<(String, String, u64)> = table
+        .iter()?
+        .filter_map(Result::ok)
+        .map(|(k, v)| (k.value().0.to_owned(), k.value().1.to_owned(), v.value()))
+        .filter(|(user, _, _)| mixed(user))
+        .collect();
+    for (user, url, mark) in rows {
+        table.remove((user.as_str(), url.as_str()))?;
+        let user = lower(&user);
+        let key = (user.as_str(), url.as_str());
+        let mark = table.get(key)?.map_or(mark, |v| v.value().max(mark));
+        table.insert(key, mark)?;
+    }
+    drop(table);
+
+    let mut table = txn.open_table(READ_OVERRIDES)?;
+    let rows: Vec<(String, String, u64, bool)> = table
+        .iter()?
+        .filter_map(Result::ok)
+        .map(|(k, v)| {
+            let (user, url, id) = k.value();
+            (user.to_owned(), url.to_owned(), id, v.value())
+        })
+        .filter(|(user, _, _, _)| mixed(user))
+        .collect();
+    for (user, url, id, read) in rows {
+        table.remove((user.as_str(), url.as_str(), id))?;
+        let user = lower(&user);
+        if table.get((user.as_str(), url.as_str(), id))?.is_none() {
+            table.insert((user.as_str(), url.as_str(), id), read)?;
+        }
+    }
+    drop(table);
+
+    let mut table = txn.open_table(STARRED)?;
+    let rows: Vec<(String, u64, Vec<u8>)> = table
+        .iter()?
+        .filter_map(Result::ok)
+        .map(|(k, v)| (k.value().0.to_owned(), k.value().1, v.value().to_vec()))
+        .filter(|(user, _, _)| mixed(user))
+        .collect();
+    for (user, id, item) in rows {
+        table.remove((user.as_str(), id))?;
+        table.insert((lower(&user).as_str(), id), item.as_slice())?;
+    }
+    drop(table);
+
+    meta.insert(USER_CASE_FOLDED, 1)?;
+    Ok(())
 }
 
 /// A read or a commit failed: in redb, or a record would not encode or
@@ -451,8 +548,9 @@ fn save_fetch(txn: &WriteTransaction, update: &FeedUpdate) -> Result<(), DbError
     txn.open_table(FEEDS)?.insert(url, record.as_slice())?;
     let mut items = txn.open_table(ITEMS)?;
     let mut index = txn.open_table(ITEM_FEEDS)?;
-    // Upserts match by key: an item whose key is stored under another id
-    // replaces it.
+    // Upserts match by key, and one key has one id: an item already stored
+    // under another id (another refresh of the same feed stored it first)
+    // keeps that id.
     let mut ids_by_key: HashMap<String, u64> = HashMap::new();
     if !update.upserts.is_empty() {
         for row in items.range((url, 0)..=(url, u64::MAX))? {
@@ -468,14 +566,11 @@ fn save_fetch(txn: &WriteTransaction, update: &FeedUpdate) -> Result<(), DbError
     }
     let mut high_id = 0;
     for item in &update.upserts {
-        if let Some(old) = ids_by_key.get(&item.key).filter(|old| **old != item.id) {
-            items.remove((url, *old))?;
-            index.remove(*old)?;
-        }
-        let value = serde_json::to_vec(item)?;
-        items.insert((url, item.id), value.as_slice())?;
-        index.insert(item.id, url)?;
-        high_id = high_id.max(item.id);
+        let id = ids_by_key.get(&item.key).copied().unwrap_or(item.id);
+        let value = serde_json::to_vec(&StoredItem { id, ..item.clone() })?;
+        items.insert((url, id), value.as_slice())?;
+        index.insert(id, url)?;
+        high_id = high_id.max(id);
     }
     if high_id > 0 {
         let high_ms = u64::try_from(ids::stored_at(high_id).timestamp_millis()).unwrap_or(0);
@@ -633,10 +728,9 @@ impl Store for FileStore {
         .await
     }
 
-    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+    fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = ids::now_ms();
-        Ok((0..n).map(|_| ids.next(now)).collect())
+        Ok(ids::next_after(&mut ids, n, after))
     }
 
     async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {
@@ -794,6 +888,44 @@ mod tests {
 
     fn user(id: &str) -> UserId {
         UserId::parse(id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn user_ids_saved_in_mixed_case_keep_their_data() {
+        // A store written before user ids were folded to lower case: `Alice`
+        // subscribed and starred, and `alice` (the same person, through
+        // another login) subscribed to a second feed.
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = ("https://a.example/feed", "https://b.example/feed");
+        {
+            let db = Database::create(dir.path().join("subscriptions.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut subs = txn.open_table(SUBSCRIPTIONS).unwrap();
+                subs.insert(("Alice", one), 1).unwrap();
+                subs.insert(("alice", two), 2).unwrap();
+                let mut readers = txn.open_table(SUBSCRIBERS).unwrap();
+                readers.insert((one, "Alice"), ()).unwrap();
+                readers.insert((two, "alice"), ()).unwrap();
+                txn.open_table(READ_MARKS)
+                    .unwrap()
+                    .insert(("Alice", one), 7)
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = FileStore::open(dir.path()).unwrap();
+        let listed: Vec<String> = store
+            .list(&user("ALICE"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.url.to_string())
+            .collect();
+        assert_eq!(listed, [one, two]);
+        assert!(store.has_subscribers(&url(one)).await.unwrap());
+        let states = store.read_states(&user("alice")).await.unwrap();
+        assert_eq!(states.get(&url(one)).map(|s| s.read_before), Some(7));
     }
 
     fn url(raw: &str) -> FeedUrl {

@@ -99,6 +99,20 @@ pub fn stored_at(id: ItemId) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or_default()
 }
 
+/// The first millisecond (since the Unix epoch) in which every id made is
+/// greater than `id`, whichever worker makes it.
+pub fn ms_after(id: ItemId) -> u64 {
+    (id >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS + 1
+}
+
+/// `n` ids from `ids`, each greater than `after`: a feed's new items
+/// always sort after its stored ones, even when this process's clock is
+/// behind the one that stored them.
+pub fn next_after(ids: &mut IdGenerator, n: usize, after: ItemId) -> Vec<ItemId> {
+    let now = now_ms().max(if after == 0 { 0 } else { ms_after(after) });
+    (0..n).map(|_| ids.next(now)).collect()
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
@@ -142,6 +156,22 @@ mod tests {
         // Once the clock catches up, ids follow it again.
         assert!(ids.next(T + 10) > made[299]);
         assert_eq!(ids.last_ms(), T + 10);
+    }
+
+    #[test]
+    fn ids_made_after_an_id_are_greater_whatever_the_clock_says() {
+        // Stored by worker 5 a minute in the future (its clock ahead of
+        // ours), or in this very millisecond by a higher worker number.
+        let ahead = compose(now_ms() - EPOCH_MS + 60_000, 5, 3);
+        let mut ids = IdGenerator::new(1, 0);
+        assert!(next_after(&mut ids, 3, ahead).iter().all(|&id| id > ahead));
+        let same_ms = compose(now_ms() - EPOCH_MS, 31, 127);
+        let mut ids = IdGenerator::new(0, 0);
+        assert!(
+            next_after(&mut ids, 3, same_ms)
+                .iter()
+                .all(|&id| id > same_ms)
+        );
     }
 
     #[test]

@@ -142,16 +142,24 @@ impl Store for MemoryStore {
         for item in &update.removals {
             data.item_feeds.remove(&item.id);
         }
-        for item in &update.upserts {
-            data.item_feeds.insert(item.id, url.clone());
-        }
         let items = data.items.entry(url.clone()).or_default();
         for item in &update.removals {
             items.remove(&item.id);
         }
+        // One id per key: an item already stored under another id (another
+        // refresh of the same feed stored it first) keeps that id.
+        let mut indexed = Vec::new();
         for item in &update.upserts {
-            items.retain(|id, old| old.key != item.key || *id == item.id);
-            items.insert(item.id, item.clone());
+            let stored = items
+                .iter()
+                .find(|(_, old)| old.key == item.key)
+                .map(|(id, _)| *id);
+            let id = stored.unwrap_or(item.id);
+            items.insert(id, StoredItem { id, ..item.clone() });
+            indexed.push(id);
+        }
+        for id in indexed {
+            data.item_feeds.insert(id, url.clone());
         }
         Ok(())
     }
@@ -184,10 +192,9 @@ impl Store for MemoryStore {
         }))
     }
 
-    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+    fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = now_ms();
-        Ok((0..n).map(|_| ids.next(now)).collect())
+        Ok(super::ids::next_after(&mut ids, n, after))
     }
 
     async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {

@@ -160,11 +160,11 @@ impl Store for Metered {
         self.measure("item", self.inner.item(id)).await
     }
 
-    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+    fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
         if let Some(faults) = &self.faults {
             faults.store_gate()?;
         }
-        self.inner.allocate_ids(n)
+        self.inner.allocate_ids(n, after)
     }
 
     async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {
@@ -239,7 +239,7 @@ mod tests {
         assert!(store.list(&user).await.is_err());
         assert!(store.add(&user, &url).await.is_err());
         assert!(store.items(&url).await.is_err());
-        assert!(store.allocate_ids(1).is_err());
+        assert!(store.allocate_ids(1, 0).is_err());
         assert!(store.check().await.is_err());
         faults.apply(&FaultSettings {
             store_down: Some(false),

@@ -214,9 +214,10 @@ pub trait Store: Send + Sync + 'static {
     /// The item with `id`, and its feed.
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError>;
 
-    /// `n` new item ids, ascending. Fails while a shared store has not
-    /// given this process a worker number.
-    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError>;
+    /// `n` new item ids, ascending, each greater than `after` (the feed's
+    /// highest stored id, or 0), whatever this process's clock says. Fails
+    /// while a shared store has not given this process a worker number.
+    fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError>;
 
     // Each user's state.
 

@@ -33,9 +33,11 @@ macro_rules! behaves_like_a_store {
             a_fetch_stores_the_record_and_items_newest_first,
             feeds_are_read_with_their_items_in_one_call,
             items_are_replaced_by_key_and_removed,
+            an_item_stored_twice_at_once_keeps_its_first_id,
             deleting_a_feed_forgets_its_items_only,
             ids_are_unique_and_ascending,
             read_state_is_a_watermark_with_overrides,
+            racing_marks_leave_the_higher_watermark,
             unsubscribing_forgets_the_read_state_of_that_feed,
             starred_items_are_kept_whole_and_newest_first,
         );
@@ -385,6 +387,38 @@ pub(crate) async fn items_are_replaced_by_key_and_removed(store: Arc<impl Store>
     );
 }
 
+/// Two refreshes of one feed that raced (two middletiers, or a subscribe
+/// and a scheduled refresh) both found item "k" new and gave it an id
+/// each: the first one stored keeps it, so state set on it is not lost.
+pub(crate) async fn an_item_stored_twice_at_once_keeps_its_first_id(store: Arc<impl Store>) {
+    let feed = url("https://a.example/feed");
+    let state = record("https://a.example/feed", "A");
+    for id in [5, 9] {
+        store
+            .save_fetch(&FeedUpdate {
+                record: state.clone(),
+                upserts: vec![item(id, "k")],
+                removals: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    let ids: Vec<ItemId> = store
+        .items(&feed)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, [5]);
+    assert!(store.item(5).await.unwrap().is_some());
+    assert_eq!(
+        store.item(9).await.unwrap(),
+        None,
+        "the second id is never used"
+    );
+}
+
 pub(crate) async fn deleting_a_feed_forgets_its_items_only(store: Arc<impl Store>) {
     let (a, b) = (url("https://a.example/feed"), url("https://b.example/feed"));
     for (feed, id) in [(&a, 1), (&b, 2)] {
@@ -406,8 +440,8 @@ pub(crate) async fn deleting_a_feed_forgets_its_items_only(store: Arc<impl Store
 }
 
 pub(crate) async fn ids_are_unique_and_ascending(store: Arc<impl Store>) {
-    let first = store.allocate_ids(500).unwrap();
-    let second = store.allocate_ids(3).unwrap();
+    let first = store.allocate_ids(500, 0).unwrap();
+    let second = store.allocate_ids(3, 0).unwrap();
     assert!(first.windows(2).all(|w| w[0] < w[1]));
     assert!(second[0] > first[499]);
     assert!(second.iter().all(|id| *id < 1 << 53));
@@ -460,6 +494,29 @@ pub(crate) async fn read_state_is_a_watermark_with_overrides(store: Arc<impl Sto
         store.read_states(&bob).await.unwrap().is_empty(),
         "bob's state is his own"
     );
+}
+
+/// Two marks at once (two tabs, two middletiers): the watermark ends at
+/// the higher one, whichever finishes last.
+pub(crate) async fn racing_marks_leave_the_higher_watermark(store: Arc<impl Store>) {
+    let alice = user("alice");
+    let feed = url("https://a.example/feed");
+    store.add(&alice, &feed).await.unwrap();
+    for round in 0..5u64 {
+        let high = 100 + round * 10;
+        let marks = (0..8u64).map(|i| {
+            let (store, alice, feed) = (store.clone(), alice.clone(), feed.clone());
+            let before = if i % 2 == 0 { high } else { high - 50 };
+            async move { store.mark_read_before(&alice, &feed, before).await }
+        });
+        for marked in futures::future::join_all(marks).await {
+            marked.unwrap();
+        }
+        assert_eq!(
+            store.read_states(&alice).await.unwrap()[&feed].read_before,
+            high
+        );
+    }
 }
 
 pub(crate) async fn unsubscribing_forgets_the_read_state_of_that_feed(store: Arc<impl Store>) {

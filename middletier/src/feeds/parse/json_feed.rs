@@ -41,7 +41,7 @@ pub(super) fn parse(
             } else if let Some(text) =
                 string(item, "content_text").or_else(|| string(item, "summary"))
             {
-                super::escape_html(&text)
+                super::escape_html(&text, limits.max_description_bytes)
             } else {
                 String::new()
             };

@@ -30,6 +30,12 @@
 //!   absolute, links given `rel="noopener noreferrer"`;
 //! - `published`: RFC 3339 in UTC when the feed gave a readable date.
 //!
+//! Every text field is capped where it is parsed, so no feed makes a
+//! listing unbounded: titles at 1 KiB (cut with "…"), links at 2 KiB (a
+//! longer one is dropped), guids at 2 KiB (a longer one is replaced by its
+//! hash, which still tells items apart), descriptions at
+//! `max_description_bytes` before they are sanitized or escaped.
+//!
 //! # Hostile documents
 //!
 //! Lenient is not credulous. The XML reader never loads a DTD, never
@@ -109,6 +115,33 @@ impl Format {
     }
 }
 
+/// Longest item title kept, in bytes.
+pub const MAX_TITLE_BYTES: usize = 1024;
+/// Longest link or guid kept, in bytes.
+pub const MAX_LINK_BYTES: usize = 2048;
+
+impl ParsedItem {
+    /// The item with every field within its cap (see the module docs).
+    fn capped(mut self) -> Self {
+        if self.title.len() > MAX_TITLE_BYTES {
+            let cut = truncate(&self.title, MAX_TITLE_BYTES - '…'.len_utf8());
+            self.title = format!("{}…", cut.trim_end());
+        }
+        self.link = self.link.filter(|link| link.len() <= MAX_LINK_BYTES);
+        self.guid = self.guid.map(|guid| {
+            if guid.len() <= MAX_LINK_BYTES {
+                guid
+            } else {
+                use std::hash::Hasher as _;
+                let mut hasher = twox_hash::XxHash64::with_seed(0);
+                hasher.write(guid.as_bytes());
+                format!("long-guid:{:016x}:{}", hasher.finish(), guid.len())
+            }
+        });
+        self
+    }
+}
+
 /// Bounds on what one document may cost us.
 #[derive(Debug, Clone)]
 pub struct ParseLimits {
@@ -178,17 +211,27 @@ pub fn parse_feed(
 ) -> Result<ParsedFeed, ParseError> {
     let text = decode(body, http_charset);
     let document = strip_declaration(&text);
-    if document.starts_with('{') {
-        return json_feed::parse(document, base, limits);
-    }
-    let root = tree::read(
-        document,
-        tree::ReadLimits {
-            max_depth: limits.max_depth,
-            max_items: limits.max_items,
-        },
-    )?;
-    xml_feed::from_root(&root, base, limits)
+    let mut feed = if document.starts_with('{') {
+        json_feed::parse(document, base, limits)?
+    } else {
+        let root = tree::read(
+            document,
+            tree::ReadLimits {
+                max_depth: limits.max_depth,
+                max_items: limits.max_items,
+            },
+        )?;
+        xml_feed::from_root(&root, base, limits)?
+    };
+    feed.items = feed.items.into_iter().map(ParsedItem::capped).collect();
+    feed.title = feed.title.map(|title| {
+        if title.len() > MAX_TITLE_BYTES {
+            format!("{}…", truncate(&title, MAX_TITLE_BYTES - 3).trim_end())
+        } else {
+            title
+        }
+    });
+    Ok(feed)
 }
 
 /// Decodes to UTF-8. Precedence: byte-order mark, then the XML declaration,
@@ -304,6 +347,14 @@ fn absolute_http(base: &Url, link: &str) -> Option<String> {
     matches!(url.scheme(), "http" | "https").then(|| url.into())
 }
 
+/// A guid (or an Atom id) as the item's link: only when it is an absolute
+/// `http(s)` URL on its own. An opaque guid such as `g2` is an identifier,
+/// and resolving it against the feed's URL would invent a link.
+fn guid_link(guid: &str) -> Option<String> {
+    let url = Url::parse(guid.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.into())
+}
+
 /// An item's own identifier: trimmed, and none if empty.
 fn guid(raw: Option<String>) -> Option<String> {
     raw.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty())
@@ -326,8 +377,10 @@ fn collapse_whitespace(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn escape_html(text: &str) -> String {
-    quick_xml::escape::escape(text.trim()).into_owned()
+/// Plain text as HTML, cut to `max` bytes first (escaping can make text
+/// four times longer: `<` is `&lt;`).
+fn escape_html(text: &str, max: usize) -> String {
+    quick_xml::escape::escape(truncate(text, max).trim()).into_owned()
 }
 
 /// The longest prefix of `text` of at most `max` bytes, cut on a char boundary.

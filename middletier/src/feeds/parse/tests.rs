@@ -316,6 +316,77 @@ fn items_are_capped() {
 }
 
 #[test]
+fn every_item_text_field_is_capped_where_it_is_parsed() {
+    // The security review's feed: a 200,000-character title and a
+    // 100,000-character guid, and a link far past any real one.
+    let body = format!(
+        "<rss version=\"2.0\"><channel><title>{}</title><item><title>{}</title><guid>{}</guid><link>https://a.example/{}</link></item></channel></rss>",
+        "T".repeat(5000),
+        "t".repeat(200_000),
+        "g".repeat(100_000),
+        "l".repeat(5000),
+    );
+    let feed = parse(body.as_bytes()).unwrap();
+    assert!(feed.title.as_ref().unwrap().len() <= MAX_TITLE_BYTES);
+    let item = &feed.items[0];
+    assert!(item.title.len() <= MAX_TITLE_BYTES, "{}", item.title.len());
+    assert!(item.title.ends_with('…'));
+    let guid = item.guid.as_ref().unwrap();
+    assert!(guid.len() <= MAX_LINK_BYTES, "{}", guid.len());
+    assert_eq!(item.link, None, "a link past 2 KiB is no link");
+}
+
+#[test]
+fn long_guids_still_tell_items_apart() {
+    let item = |guid: &str| format!("<item><title>x</title><guid>{guid}</guid></item>");
+    let body = format!(
+        "<rss version=\"2.0\"><channel><title>t</title>{}{}</channel></rss>",
+        item(&format!("{}a", "g".repeat(5000))),
+        item(&format!("{}b", "g".repeat(5000))),
+    );
+    let feed = parse(body.as_bytes()).unwrap();
+    assert_ne!(feed.items[0].guid, feed.items[1].guid);
+}
+
+#[test]
+fn json_feed_text_is_cut_before_it_is_escaped() {
+    // Each `<` becomes `&lt;`: 100 KB of them must not become 400 KB.
+    let body = serde_json::json!({
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "big",
+        "items": [
+            {"id": "1", "content_text": "<".repeat(100_000)},
+            {"id": "2", "summary": "<".repeat(100_000)},
+        ],
+    })
+    .to_string();
+    let limits = ParseLimits::default();
+    let feed = parse(body.as_bytes()).unwrap();
+    for item in &feed.items {
+        assert!(
+            item.description.len() <= 4 * limits.max_description_bytes,
+            "{}",
+            item.description.len()
+        );
+        assert!(item.description.len() < 100_000);
+    }
+}
+
+#[test]
+fn an_opaque_guid_is_never_taken_as_the_link() {
+    let body = r#"<rss version="2.0"><channel><title>t</title>
+        <item><title>opaque</title><guid>g2</guid></item>
+        <item><title>permalink</title><guid>https://blog.example/posts/2</guid></item>
+        </channel></rss>"#;
+    let feed = parse(body.as_bytes()).unwrap();
+    assert_eq!(feed.items[0].link, None);
+    assert_eq!(
+        feed.items[1].link.as_deref(),
+        Some("https://blog.example/posts/2")
+    );
+}
+
+#[test]
 fn long_descriptions_are_truncated_to_well_formed_html() {
     let long = format!("<p><b>{}</b></p>", "é".repeat(20_000));
     let body = format!(

@@ -130,7 +130,7 @@ fn rss_item(item: &Element, base: &Url, clean: &Sanitizer) -> ParsedItem {
                     !g.attr("isPermaLink")
                         .is_some_and(|p| p.eq_ignore_ascii_case("false"))
                 })
-                .and_then(|g| absolute_http(&base, &g.text()))
+                .and_then(|g| super::guid_link(&g.text()))
         })
         .or_else(|| atom_link(item, &base));
     let published = [
@@ -185,9 +185,7 @@ fn atom_entry(entry: &Element, base: &Url, clean: &Sanitizer) -> ParsedItem {
         // An <id> that is a web address is the entry's address.
         entry
             .first(ATOM, "id")
-            .map(|id| id.text())
-            .filter(|id| id.trim_start().starts_with("http"))
-            .and_then(|id| absolute_http(&base, &id))
+            .and_then(|id| super::guid_link(&id.text()))
     });
     let published = ["published", "issued", "created", "updated", "modified"]
         .into_iter()
@@ -279,7 +277,7 @@ fn atom_html(element: &Element, clean: &Sanitizer) -> String {
     match kind(element) {
         Kind::Html => clean.html(&element.text()),
         Kind::Xhtml if element.elements().next().is_some() => clean.html(&element.inner_html()),
-        Kind::Text | Kind::Xhtml => super::escape_html(&element.text()),
+        Kind::Text | Kind::Xhtml => super::escape_html(&element.text(), clean.max_bytes),
         Kind::Other => String::new(),
     }
 }

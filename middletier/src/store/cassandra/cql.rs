@@ -14,6 +14,7 @@
 //! | `read_overrides` | user | a user's per-item exceptions (clustered by feed, then id, so "below the watermark" is one range delete) |
 //! | `starred` | user | a user's starred items, newest first |
 //! | `id_workers` | worker number | the lease on a worker number for item ids (lightweight transactions, with a TTL) |
+//! | `schema_migrations` | name | which one-time changes to old data have run (`migrate.rs`) |
 
 use std::fmt::Write;
 
@@ -151,6 +152,9 @@ pub fn create_tables(keyspace: &str) -> Vec<String> {
              WITH CLUSTERING ORDER BY (item_id DESC)"
         ),
         format!("CREATE TABLE IF NOT EXISTS {ks}.id_workers (worker int PRIMARY KEY, owner text)"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (name text PRIMARY KEY, done_at timestamp)"
+        ),
     ]
 }
 
@@ -193,6 +197,9 @@ pub struct Statements<T = String> {
     pub select_item: T,
     /// Writes one item.
     pub insert_item: T,
+    /// Writes one item unless its key is stored (LWT): one id per key,
+    /// however many middletiers store the same new item at once.
+    pub insert_new_item: T,
     /// Removes one item.
     pub delete_item: T,
     /// Removes all of a feed's items.
@@ -207,8 +214,10 @@ pub struct Statements<T = String> {
     pub select_marks: T,
     /// One watermark.
     pub select_mark: T,
-    /// Writes a watermark.
-    pub upsert_mark: T,
+    /// Writes a first watermark (LWT).
+    pub insert_mark: T,
+    /// Raises a watermark, never lowers it (LWT).
+    pub raise_mark: T,
     /// Forgets a watermark.
     pub delete_mark: T,
     /// A user's overrides.
@@ -269,6 +278,9 @@ impl Statements<String> {
             insert_item: format!(
                 "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             ),
+            insert_new_item: format!(
+                "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            ),
             delete_item: format!("DELETE FROM {ks}.items WHERE feed_url = ? AND item_key = ?"),
             delete_items: format!("DELETE FROM {ks}.items WHERE feed_url = ?"),
             insert_item_feed: format!(
@@ -284,8 +296,11 @@ impl Statements<String> {
             select_mark: format!(
                 "SELECT read_before FROM {ks}.read_marks WHERE user_id = ? AND feed_url = ?"
             ),
-            upsert_mark: format!(
-                "INSERT INTO {ks}.read_marks (user_id, feed_url, read_before) VALUES (?, ?, ?)"
+            insert_mark: format!(
+                "INSERT INTO {ks}.read_marks (user_id, feed_url, read_before) VALUES (?, ?, ?) IF NOT EXISTS"
+            ),
+            raise_mark: format!(
+                "UPDATE {ks}.read_marks SET read_before = ? WHERE user_id = ? AND feed_url = ? IF read_before < ?"
             ),
             delete_mark: format!("DELETE FROM {ks}.read_marks WHERE user_id = ? AND feed_url = ?"),
             select_overrides: format!(
@@ -342,6 +357,7 @@ impl<T> Statements<T> {
             select_items: f(self.select_items).await?,
             select_item: f(self.select_item).await?,
             insert_item: f(self.insert_item).await?,
+            insert_new_item: f(self.insert_new_item).await?,
             delete_item: f(self.delete_item).await?,
             delete_items: f(self.delete_items).await?,
             insert_item_feed: f(self.insert_item_feed).await?,
@@ -349,7 +365,8 @@ impl<T> Statements<T> {
             delete_item_feed: f(self.delete_item_feed).await?,
             select_marks: f(self.select_marks).await?,
             select_mark: f(self.select_mark).await?,
-            upsert_mark: f(self.upsert_mark).await?,
+            insert_mark: f(self.insert_mark).await?,
+            raise_mark: f(self.raise_mark).await?,
             delete_mark: f(self.delete_mark).await?,
             select_overrides: f(self.select_overrides).await?,
             upsert_override: f(self.upsert_override).await?,
@@ -530,7 +547,7 @@ mod tests {
                 .delete
                 .ends_with("WHERE user_id = ? AND feed_url = ?")
         );
-        assert_eq!(create_tables("k").len(), 9);
+        assert_eq!(create_tables("k").len(), 10);
         for ddl in create_tables("k") {
             assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS k."), "{ddl}");
             assert!(!ddl.contains("  "), "{ddl}");

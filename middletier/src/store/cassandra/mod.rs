@@ -32,6 +32,7 @@
 //!   fetch asks for the whole document again.
 
 pub mod cql;
+mod migrate;
 pub mod retry;
 
 /// Where the test cluster is (started if need be), shared with the root
@@ -57,7 +58,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
-use scylla::frame::types::Consistency;
+use scylla::frame::types::{Consistency, SerialConsistency};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
 use scylla::response::query_result::QueryResult;
@@ -143,17 +144,24 @@ struct Held {
     worker: u16,
     /// No id is made after this.
     valid_until: Instant,
+    /// ... nor after this, by the wall clock: a monotonic clock does not
+    /// advance while a virtual machine is suspended, but the lease's TTL in
+    /// Cassandra does.
+    valid_until_wall: std::time::SystemTime,
     ids: IdGenerator,
 }
 
+impl Held {
+    fn is_valid(&self) -> bool {
+        Instant::now() < self.valid_until && std::time::SystemTime::now() < self.valid_until_wall
+    }
+}
+
 impl IdLease {
-    fn allocate(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
+    fn allocate(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         match held.as_mut() {
-            Some(lease) if Instant::now() < lease.valid_until => {
-                let now = ids::now_ms();
-                Ok((0..n).map(|_| lease.ids.next(now)).collect())
-            }
+            Some(lease) if lease.is_valid() => Ok(ids::next_after(&mut lease.ids, n, after)),
             _ => Err(Self::not_held()),
         }
     }
@@ -162,7 +170,7 @@ impl IdLease {
     fn check(&self) -> Result<(), StoreError> {
         let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         match held.as_ref() {
-            Some(lease) if Instant::now() < lease.valid_until => Ok(()),
+            Some(lease) if lease.is_valid() => Ok(()),
             _ => Err(Self::not_held()),
         }
     }
@@ -182,16 +190,22 @@ impl IdLease {
             .map(|h| h.worker)
     }
 
-    /// Records a claim or renewal sent at `sent`.
-    fn hold(&self, worker: u16, sent: Instant) {
+    /// Records a claim or renewal sent at `sent` (monotonic), which was
+    /// `sent_wall` by the wall clock.
+    fn hold(&self, worker: u16, sent: Instant, sent_wall: std::time::SystemTime) {
         let valid_until = sent + LEASE_TTL - LEASE_MARGIN;
+        let valid_until_wall = sent_wall + LEASE_TTL - LEASE_MARGIN;
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         match held.as_mut() {
-            Some(lease) if lease.worker == worker => lease.valid_until = valid_until,
+            Some(lease) if lease.worker == worker => {
+                lease.valid_until = valid_until;
+                lease.valid_until_wall = valid_until_wall;
+            }
             _ => {
                 *held = Some(Held {
                     worker,
                     valid_until,
+                    valid_until_wall,
                     ids: IdGenerator::new(worker, ids::now_ms()),
                 })
             }
@@ -323,6 +337,39 @@ impl CassandraStore {
     }
 }
 
+impl CassandraStore {
+    /// Stores one item of a fetch. A new key is inserted only if no other
+    /// writer stored it first (a lightweight transaction): one id per key,
+    /// so read and starred state set on it are never lost to a second id.
+    /// An item stored under another id keeps that id; one stored under
+    /// this id is updated (the publisher edited it).
+    async fn upsert_item(&self, url: &str, item: &StoredItem) -> Result<(), StoreError> {
+        let (id, key, guid, title, link, description, published) = cql::item_row(item);
+        let row = (
+            url,
+            id,
+            key.clone(),
+            guid,
+            title,
+            link,
+            description,
+            published,
+        );
+        let inserted = self.run("save_fetch", |s| &s.insert_new_item, &row).await?;
+        match lwt_outcome(inserted)? {
+            (true, _) => {}
+            (false, Some(stored)) if stored == id => {
+                self.run("save_fetch", |s| &s.insert_item, &row).await?;
+            }
+            // Another writer stored this item first, under its own id.
+            (false, _) => return Ok(()),
+        }
+        self.run("save_fetch", |s| &s.insert_item_feed, (id, url, key))
+            .await
+            .map(drop)
+    }
+}
+
 /// Picks one prepared statement; a plain function, so calls picking
 /// different statements have one type and can run together.
 type Pick = for<'a> fn(&'a Statements<PreparedStatement>) -> &'a PreparedStatement;
@@ -372,13 +419,20 @@ async fn connect_once(
             Err(e) => return Err(format!("creating the schema failed: {e}")),
         }
     }
+    migrate::run(&session, ks).await?;
     let prepare = |text: String| {
         let session = &session;
         async move {
             let mut statement = session.prepare(text).await.map_err(|e| e.to_string())?;
-            // Everything may be retried but the lease's transactions.
-            let is_lease = statement.get_statement().contains(" IF ");
-            statement.set_is_idempotent(!is_lease);
+            // Everything may be retried but the lightweight transactions
+            // (the lease, the read watermark, new items), which are
+            // serialized across every data centre: two middletiers in two
+            // data centres must never hold one worker number.
+            let is_transaction = statement.get_statement().contains(" IF ");
+            statement.set_is_idempotent(!is_transaction);
+            if is_transaction {
+                statement.set_serial_consistency(Some(SerialConsistency::Serial));
+            }
             Ok::<_, String>(statement)
         }
     };
@@ -403,7 +457,7 @@ async fn claim_worker(db: &Connected, lease: &IdLease) -> Result<(), String> {
     let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
     for offset in 0..ids::WORKERS {
         let worker = (start + offset) % ids::WORKERS;
-        let sent = Instant::now();
+        let (sent, sent_wall) = (Instant::now(), std::time::SystemTime::now());
         let result = db
             .session
             .execute_unpaged(
@@ -413,7 +467,7 @@ async fn claim_worker(db: &Connected, lease: &IdLease) -> Result<(), String> {
             .await
             .map_err(|e| format!("claiming an item-id worker number failed: {e}"))?;
         if applied(result)? {
-            lease.hold(worker, sent);
+            lease.hold(worker, sent, sent_wall);
             OWNER.get_or_init(|| owner.clone());
             return Ok(());
         }
@@ -468,7 +522,7 @@ async fn renew_or_claim(db: &Connected, lease: &IdLease) -> bool {
             }
         };
     };
-    let sent = Instant::now();
+    let (sent, sent_wall) = (Instant::now(), std::time::SystemTime::now());
     let renewed = db
         .session
         .execute_unpaged(
@@ -480,7 +534,7 @@ async fn renew_or_claim(db: &Connected, lease: &IdLease) -> bool {
         .and_then(applied);
     match renewed {
         Ok(true) => {
-            lease.hold(worker, sent);
+            lease.hold(worker, sent, sent_wall);
             true
         }
         Ok(false) => {
@@ -494,6 +548,22 @@ async fn renew_or_claim(db: &Connected, lease: &IdLease) -> bool {
             false
         }
     }
+}
+
+/// A lightweight transaction's `[applied]`, and the current value of the
+/// column it tested when it was not applied (none if the row is absent).
+fn lwt_outcome(result: QueryResult) -> Result<(bool, Option<i64>), StoreError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        StoreError::Unavailable(format!("unexpected answer from Cassandra: {e}"))
+    };
+    let rows = result.into_rows_result().map_err(|e| failed(&e))?;
+    let row = rows.first_row::<Row>().map_err(|e| failed(&e))?;
+    let applied = matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true))));
+    let current = row.columns.iter().skip(1).find_map(|c| match c {
+        Some(CqlValue::BigInt(value)) => Some(*value),
+        _ => None,
+    });
+    Ok((applied, current))
 }
 
 /// The `[applied]` column of a lightweight transaction's answer.
@@ -623,29 +693,11 @@ impl Store for CassandraStore {
         self.all(removals).await?;
         // Items first, then the feed's state: a crash in between refetches
         // and finds the items already there (matched by key).
-        let upserts = update.upserts.iter().flat_map(|item| {
-            let (id, key, guid, title, link, description, published) = cql::item_row(item);
-            [
-                self.run(
-                    "save_fetch",
-                    |s| &s.insert_item,
-                    (
-                        url,
-                        id,
-                        key.clone(),
-                        guid,
-                        title,
-                        link,
-                        description,
-                        published,
-                    ),
-                )
-                .boxed(),
-                self.run("save_fetch", |s| &s.insert_item_feed, (id, url, key))
-                    .boxed(),
-            ]
-        });
-        self.all(upserts).await?;
+        let upserts = update
+            .upserts
+            .iter()
+            .map(|item| self.upsert_item(url, item).boxed());
+        futures::future::try_join_all(upserts).await?;
         self.run(
             "save_fetch",
             |s| &s.insert_feed,
@@ -698,8 +750,8 @@ impl Store for CassandraStore {
             .and_then(|item| Some((FeedUrl::parse(&url).ok()?, item))))
     }
 
-    fn allocate_ids(&self, n: usize) -> Result<Vec<ItemId>, StoreError> {
-        self.lease.allocate(n)
+    fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
+        self.lease.allocate(n, after)
     }
 
     async fn read_states(&self, user: &UserId) -> Result<HashMap<FeedUrl, ReadState>, StoreError> {
@@ -743,26 +795,41 @@ impl Store for CassandraStore {
         .map(drop)
     }
 
+    /// The watermark only ever rises: a conditional update (`IF
+    /// read_before < ?`), or a conditional first insert, so two marks
+    /// racing (two tabs, two middletiers) leave the higher one. Overrides
+    /// below it are then dropped; they are below the stored one too.
     async fn mark_read_before(
         &self,
         user: &UserId,
         feed: &FeedUrl,
         before: ItemId,
     ) -> Result<(), StoreError> {
-        let key = (user.as_str(), feed.as_str());
-        let current: Vec<(i64,)> = self.rows("mark_read", |s| &s.select_mark, key).await?;
-        let current = current.first().map_or(0, |(before,)| *before);
+        let (user, feed) = (user.as_str(), feed.as_str());
         let before = bigint(before);
-        self.run(
-            "mark_read",
-            |s| &s.upsert_mark,
-            (key.0, key.1, current.max(before)),
-        )
-        .await?;
+        // Raise, else create, else (created meanwhile) raise again.
+        for _ in 0..3 {
+            let raised = self
+                .run("mark_read", |s| &s.raise_mark, (before, user, feed, before))
+                .await?;
+            match lwt_outcome(raised)? {
+                (true, _) => break,
+                // Already as high or higher: nothing to raise.
+                (false, Some(current)) if current >= before => break,
+                (false, Some(_)) => continue,
+                (false, None) => {}
+            }
+            let created = self
+                .run("mark_read", |s| &s.insert_mark, (user, feed, before))
+                .await?;
+            if lwt_outcome(created)?.0 {
+                break;
+            }
+        }
         self.run(
             "mark_read",
             |s| &s.delete_overrides_below,
-            (key.0, key.1, before),
+            (user, feed, before),
         )
         .await
         .map(drop)
@@ -882,17 +949,28 @@ mod tests {
     fn without_a_live_id_lease_writes_and_health_say_no() {
         let lease = IdLease::default();
         assert!(lease.check().is_err(), "never claimed");
-        lease.hold(3, Instant::now());
+        lease.hold(3, Instant::now(), std::time::SystemTime::now());
         assert!(lease.check().is_ok());
-        assert_eq!(lease.allocate(2).unwrap().len(), 2);
+        assert_eq!(lease.allocate(2, 0).unwrap().len(), 2);
         // A renewal that last succeeded a whole TTL ago (Cassandra was
         // away): the lease has run out, and health says why.
         let long_ago = Instant::now() - LEASE_TTL;
         let lapsed = IdLease::default();
-        lapsed.hold(3, long_ago);
+        lapsed.hold(3, long_ago, std::time::SystemTime::now() - LEASE_TTL);
         let err = lapsed.check().unwrap_err().to_string();
         assert!(err.contains("no new items can be stored"), "{err}");
-        assert!(lapsed.allocate(1).is_err());
+        assert!(lapsed.allocate(1, 0).is_err());
+    }
+
+    #[test]
+    fn a_lease_runs_out_by_the_wall_clock_too() {
+        // A virtual machine suspended for a minute: its monotonic clock
+        // says a moment passed, the wall clock (and Cassandra's TTL) say
+        // the lease has run out.
+        let lease = IdLease::default();
+        lease.hold(3, Instant::now(), std::time::SystemTime::now() - LEASE_TTL);
+        assert!(lease.check().is_err());
+        assert!(lease.allocate(1, 0).is_err());
     }
 
     #[tokio::test]
@@ -940,4 +1018,70 @@ mod tests {
     }
 
     crate::store::suite::behaves_like_a_store!(live_store());
+
+    #[tokio::test]
+    async fn user_ids_saved_in_mixed_case_keep_their_data() {
+        // A keyspace with our schema, written before user ids were folded
+        // to lower case: `Alice` subscribed and starred, `alice` (the same
+        // person, through another login) subscribed to a second feed.
+        let cluster = peers::cassandra();
+        let nodes: Vec<&str> = cluster.nodes.split(',').collect();
+        let ks = peers::fresh_keyspace("rss_fold");
+        let session = SessionBuilder::new()
+            .known_nodes(&nodes)
+            .build()
+            .await
+            .unwrap();
+        let run = |cql: String| {
+            let session = &session;
+            async move { session.query_unpaged(cql, ()).await.unwrap() }
+        };
+        run(cql::create_keyspace(&ks, &Replication::Simple(1))).await;
+        for ddl in cql::create_tables(&ks) {
+            run(ddl).await;
+        }
+        let (one, two) = ("https://a.example/feed", "https://b.example/feed");
+        run(format!("INSERT INTO {ks}.subscriptions (user_id, feed_url, added_at) VALUES ('Alice', '{one}', 1000)")).await;
+        run(format!("INSERT INTO {ks}.subscriptions (user_id, feed_url, added_at) VALUES ('alice', '{two}', 2000)")).await;
+        run(format!(
+            "INSERT INTO {ks}.feed_subscribers (feed_url, user_id) VALUES ('{one}', 'Alice')"
+        ))
+        .await;
+        run(format!("INSERT INTO {ks}.read_marks (user_id, feed_url, read_before) VALUES ('Alice', '{one}', 7)")).await;
+
+        let store = CassandraStore::connect_in_background(CassandraSettings {
+            keyspace: ks.clone(),
+            request_timeout: Duration::from_secs(5),
+            ..settings(&nodes)
+        })
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), store.ready())
+            .await
+            .unwrap();
+        let alice = UserId::parse("ALICE").unwrap();
+        let listed: Vec<String> = store
+            .list(&alice)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.url.to_string())
+            .collect();
+        assert_eq!(listed, [one, two]);
+        let feed = FeedUrl::parse(one).unwrap();
+        assert!(store.has_subscribers(&feed).await.unwrap());
+        let states = store.read_states(&alice).await.unwrap();
+        assert_eq!(states.get(&feed).map(|s| s.read_before), Some(7));
+        // Nothing is left under the old id.
+        let old = session
+            .query_unpaged(
+                format!("SELECT * FROM {ks}.subscriptions WHERE user_id = 'Alice'"),
+                (),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .rows_num();
+        assert_eq!(old, 0);
+    }
 }
