@@ -164,7 +164,6 @@ async fn refresh_all(store: Arc<dyn Store>, since: chrono::DateTime<Utc>) -> Dur
     let started = Instant::now();
     let task = tokio::spawn(scheduler::run(
         refresher,
-        store.clone(),
         Ownership::All,
         config.refresh.scheduler(),
         stop.clone(),

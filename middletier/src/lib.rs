@@ -126,8 +126,13 @@ impl Application {
             tracing::info!(addresses = ?config.allow_feed_addresses, "these private addresses may serve feeds");
         }
         let feeds = Feeds::new(config.feeds.settings(), guard)?;
-        let refresher = Refresher::new(feeds, store.clone(), config.refresh.settings());
-        let reader = Reader::new(store.clone(), refresher.clone(), config.reader_settings());
+        let refresher = Refresher::new(feeds.clone(), store.clone(), config.refresh.settings());
+        let reader = Reader::new(
+            store.clone(),
+            feeds,
+            refresher.clone(),
+            config.reader_settings(),
+        );
         let limits = api::Limits {
             writes: WriteLimiter::new(config.user_write_rate, config.user_write_burst)
                 .map(Arc::new),
@@ -213,7 +218,6 @@ impl Application {
         };
         tasks.push(AbortOnDropHandle::new(tokio::spawn(scheduler::run(
             self.refresher.clone(),
-            self.store.clone(),
             ownership,
             self.scheduler,
             stop.clone(),

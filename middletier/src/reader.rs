@@ -29,7 +29,7 @@ use common::api::{
 use crate::feeds::discover::{self, Discovery, FoundFeed};
 use crate::feeds::guard::Blocked;
 use crate::feeds::opml::{self, OpmlError, OpmlFeed};
-use crate::feeds::{Document, FeedError, fetch::human_duration};
+use crate::feeds::{Document, FeedError, Feeds, fetch::human_duration};
 use crate::refresh::{RefreshError, Refresher};
 use crate::store::{
     FeedRecord, ItemId, ReadState, StarredItem, Store, StoreError, StoredItem, ids,
@@ -178,6 +178,10 @@ pub struct ListOptions {
 #[derive(Clone)]
 pub struct Reader {
     store: Arc<dyn Store>,
+    /// Reads pages and feeds for subscribing and discovery (the guard
+    /// comes with it).
+    feeds: Feeds,
+    /// Owns each feed's life: adding, refreshing, forgetting.
     refresher: Refresher,
     settings: Arc<ReaderSettings>,
     /// One subscribe or import at a time per user in this process, so the
@@ -205,10 +209,17 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    /// A reader over `store`, fetching with `refresher`.
-    pub fn new(store: Arc<dyn Store>, refresher: Refresher, settings: ReaderSettings) -> Self {
+    /// A reader over `store`, reading pages with `feeds` and leaving each
+    /// feed's life to `refresher`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        feeds: Feeds,
+        refresher: Refresher,
+        settings: ReaderSettings,
+    ) -> Self {
         Self {
             store,
+            feeds,
             refresher,
             settings: Arc::new(settings),
             adding: Arc::default(),
@@ -370,7 +381,7 @@ impl Reader {
         }
         let found = tokio::time::timeout(
             self.settings.subscribe_timeout,
-            discover::discover(self.refresher.feeds(), url.url(), Some(user)),
+            discover::discover(&self.feeds, url.url(), Some(user)),
         )
         .await
         .map_err(|_| ReaderError::TimedOut {
@@ -424,14 +435,7 @@ impl Reader {
         let title = match document {
             // The feed and its items first, then the subscription: a
             // listing never finds a subscription with nothing behind it.
-            Some(document) => {
-                let record = self
-                    .store
-                    .feed(&feed_url)
-                    .await?
-                    .unwrap_or_else(|| FeedRecord::new(feed_url.clone(), Utc::now()));
-                self.refresher.save(record, document).await?.title
-            }
+            Some(document) => self.refresher.save(&feed_url, document).await?.title,
             None => self.store.feed(&feed_url).await?.and_then(|r| r.title),
         };
         self.store.add(user, &feed_url).await?;
@@ -457,8 +461,7 @@ impl Reader {
     }
 
     async fn check_address(&self, url: &FeedUrl) -> Result<(), ReaderError> {
-        self.refresher
-            .feeds()
+        self.feeds
             .guard()
             .check_url(url.url())
             .await
@@ -482,7 +485,7 @@ impl Reader {
         }
         let found = tokio::time::timeout(
             self.settings.subscribe_timeout,
-            discover::discover(self.refresher.feeds(), url.url(), user),
+            discover::discover(&self.feeds, url.url(), user),
         )
         .await;
         let (feeds, error) = match found {
@@ -536,10 +539,7 @@ impl Reader {
     /// Unsubscribes; a feed nobody reads any more is forgotten.
     pub async fn unsubscribe(&self, user: &UserId, url: &FeedUrl) -> Result<(), ReaderError> {
         self.store.remove(user, url).await?;
-        if !self.store.has_subscribers(url).await? {
-            self.store.delete_feed(url).await?;
-            self.refresher.forget(url);
-        }
+        self.refresher.drop_if_unread(url).await?;
         Ok(())
     }
 
@@ -714,7 +714,7 @@ impl Reader {
         let entries = opml::read(text)?;
         let _turn = self.adding_turn(user).await;
         let subscribed = self.subscribed(user).await?;
-        let guard = self.refresher.feeds().guard();
+        let guard = self.feeds.guard();
         let mut report = OpmlImport::default();
         let mut seen = HashSet::new();
         let mut count = subscribed.len();
@@ -766,9 +766,8 @@ impl Reader {
                 site_url: entry.html_url.as_deref().and_then(web_url),
                 ..FeedRecord::new(url.clone(), now)
             };
-            self.store.create_feed(&record).await?;
+            self.refresher.added(record).await?;
             self.store.add(user, url).await?;
-            self.refresher.track(url, now);
             Ok::<_, StoreError>(())
         });
         futures::future::try_join_all(adds).await?;

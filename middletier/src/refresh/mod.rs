@@ -1,6 +1,20 @@
-//! Keeping stored feeds current: the refresher and its scheduler.
+//! Keeping stored feeds current: the refresher, the one owner of a feed's
+//! life, and its scheduler.
 //!
-//! [`Refresher::refresh`] brings one feed up to date:
+//! The [`Refresher`] is the only component that writes feed records and
+//! keeps the due table. Everything else asks it, by intent:
+//!
+//! | call | what it does |
+//! |---|---|
+//! | [`added`](Refresher::added) | a new feed: stored, and due at once |
+//! | [`refresh`](Refresher::refresh) | fetch now, store, plan the next fetch |
+//! | [`save`](Refresher::save) | store a document read elsewhere (subscribing) |
+//! | [`drop_if_unread`](Refresher::drop_if_unread) | forget a feed nobody reads |
+//! | [`due_now`](Refresher::due_now) | what the scheduler should refresh now |
+//! | [`refresh_due`](Refresher::refresh_due) | one scheduled refresh |
+//! | [`rescan`](Refresher::rescan) | reread the schedule from the store |
+//!
+//! One refresh:
 //!
 //! ```text
 //! refresh(url) ── single flight per URL ── read (conditional GET with the
@@ -9,13 +23,14 @@
 //!    then state) ──> the feed's new record
 //! ```
 //!
-//! The [`scheduler`] calls it for every due feed this instance owns;
-//! requests call it only for a feed never fetched yet, and for an explicit
-//! refresh. However many ask at once, one fetch goes out per URL, and
-//! every caller gets its result. Each part is separately tested: the
-//! [`policy`] (when next), [`merge`] (what to write), [`ownership`] (whose
-//! job).
+//! The [`scheduler`] only keeps time: each tick it asks for what is due
+//! and runs it on its slots; it holds no store. Requests refresh only a
+//! feed never fetched yet, and on an explicit refresh. However many ask at
+//! once, one fetch goes out per URL, and every caller gets its result.
+//! Each part is separately tested: the [`policy`] (when next), [`merge`]
+//! (what to write), [`ownership`] (whose job), the due table.
 
+mod due;
 pub mod merge;
 pub mod ownership;
 pub mod policy;
@@ -33,6 +48,8 @@ use tracing::Instrument as _;
 use crate::feeds::fetch::{FetchError, Validators};
 use crate::feeds::{Document, FeedDocument, FeedError, Feeds};
 use crate::store::{FeedRecord, FeedUpdate, Store, StoreError, StoredItem, ids};
+use due::DueTable;
+pub use due::Owned;
 use merge::Merge;
 use policy::{Hints, Policy};
 
@@ -87,8 +104,37 @@ struct Inner {
     /// last holder is done.
     saving: Mutex<HashMap<FeedUrl, Arc<tokio::sync::Mutex<()>>>>,
     /// When each known feed is due, as far as this process knows: updated
-    /// by every refresh, and by the scheduler's scans of the store.
-    due: Mutex<HashMap<FeedUrl, DateTime<Utc>>>,
+    /// by every refresh, and by rescans of the store.
+    due: Mutex<DueTable>,
+}
+
+/// A feed handed out by [`Refresher::due_now`]: taken until this is
+/// dropped (its refresh is done, or the scheduler stopped first).
+#[derive(Debug)]
+pub struct Due {
+    /// The feed.
+    pub url: FeedUrl,
+    /// When it was due.
+    pub at: DateTime<Utc>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Due {
+    fn drop(&mut self) {
+        self.inner.due_table().release(&self.url);
+    }
+}
+
+impl Inner {
+    fn due_table(&self) -> std::sync::MutexGuard<'_, DueTable> {
+        self.due.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Refresher {
@@ -113,11 +159,6 @@ impl Refresher {
                 due: Mutex::default(),
             }),
         }
-    }
-
-    /// The feed reader it uses.
-    pub fn feeds(&self) -> &Feeds {
-        &self.inner.feeds
     }
 
     /// Its settings.
@@ -178,23 +219,47 @@ impl Refresher {
         url: &FeedUrl,
         user: Option<&UserId>,
     ) -> Result<FeedRecord, RefreshError> {
-        let store = &self.inner.store;
-        let record = store
-            .feed(url)
-            .await?
-            .unwrap_or_else(|| FeedRecord::new(url.clone(), Utc::now()));
+        let record = self.record(url).await?;
         let validators = Validators {
             etag: record.etag.clone(),
             last_modified: record.last_modified.clone(),
         };
         let document = self.inner.feeds.read(url.url(), &validators, user).await;
-        self.save(record, document).await
+        self.save_record(record, document).await
     }
 
-    /// Stores what a read of the feed found, and plans the next one.
-    /// (Subscribing calls this with the document it read to check the
-    /// feed, so the feed is not fetched twice.)
+    /// The stored record of `url`, or a new one.
+    async fn record(&self, url: &FeedUrl) -> Result<FeedRecord, StoreError> {
+        Ok(self
+            .inner
+            .store
+            .feed(url)
+            .await?
+            .unwrap_or_else(|| FeedRecord::new(url.clone(), Utc::now())))
+    }
+
+    /// A feed added without being read (an OPML import names it): stored,
+    /// and due at its `next_fetch`, so the scheduler reads it within a tick.
+    pub async fn added(&self, record: FeedRecord) -> Result<(), StoreError> {
+        self.inner.store.create_feed(&record).await?;
+        self.inner.due_table().add(&record.url, record.next_fetch);
+        Ok(())
+    }
+
+    /// Stores what a read of `url` found elsewhere, and plans the next one.
+    /// (Subscribing reads the feed to check it, and saves that read here,
+    /// so the feed is not fetched twice.)
     pub async fn save(
+        &self,
+        url: &FeedUrl,
+        document: Document,
+    ) -> Result<FeedRecord, RefreshError> {
+        let record = self.record(url).await?;
+        self.save_record(record, document).await
+    }
+
+    /// One save at a time per feed in this process (see `Inner::saving`).
+    async fn save_record(
         &self,
         record: FeedRecord,
         document: Document,
@@ -230,11 +295,10 @@ impl Refresher {
         document: Document,
     ) -> Result<FeedRecord, RefreshError> {
         let store = &self.inner.store;
-        let settings = &self.inner.settings;
+        let policy = &self.inner.settings.policy;
         let now = Utc::now();
         let jitter = random_unit();
         let url = record.url.clone();
-        record.last_fetched = Some(now);
         let (label, update) = match document {
             Document::Feed(document) => {
                 let FeedDocument {
@@ -246,7 +310,7 @@ impl Refresher {
                 let plan = Merge::plan(&stored, &parsed.items);
                 let newest = stored.iter().map(|i| i.id).max().unwrap_or(0);
                 let ids = store.allocate_ids(plan.new_items(), newest)?;
-                let changes = plan.apply(&ids, settings.keep_items);
+                let changes = plan.apply(&ids, self.inner.settings.keep_items);
                 metrics::counter!("feed_items_new_total").increment(ids.len() as u64);
                 record.title = parsed.title.or(record.title);
                 record.site_url = parsed.site_url.or(record.site_url);
@@ -258,11 +322,9 @@ impl Refresher {
                     ttl: parsed.ttl,
                     retry_after: None,
                 };
-                succeeded(&mut record);
+                record.succeeded(now);
                 record.next_fetch =
-                    settings
-                        .policy
-                        .after_success(now, &posted(&changes.items), &hints, jitter);
+                    policy.after_success(now, &posted(&changes.items), &hints, jitter);
                 (
                     "ok",
                     FeedUpdate {
@@ -279,93 +341,83 @@ impl Refresher {
                     expires: hints.expires,
                     ..Hints::default()
                 };
-                succeeded(&mut record);
-                record.next_fetch =
-                    settings
-                        .policy
-                        .after_success(now, &posted(&stored), &hints, jitter);
+                record.succeeded(now);
+                record.next_fetch = policy.after_success(now, &posted(&stored), &hints, jitter);
                 ("not_modified", FeedUpdate::state_only(record))
             }
             Document::Page(_) => failed(
                 record,
                 FeedError::Parse(crate::feeds::parse::ParseError::HtmlPage),
                 now,
-                &settings.policy,
+                policy,
                 jitter,
             ),
-            Document::Failed(error) => failed(record, error, now, &settings.policy, jitter),
+            Document::Failed(error) => failed(record, error, now, policy, jitter),
         };
         metrics::counter!("feed_refreshes_total", "outcome" => label).increment(1);
         store.save_fetch(&update).await?;
-        self.set_due(&url, update.record.next_fetch);
+        self.inner.due_table().set(&url, update.record.next_fetch);
         Ok(update.record)
     }
 
-    /// Notes when `url` is due (after a refresh, or a scan of the store).
-    pub fn set_due(&self, url: &FeedUrl, at: DateTime<Utc>) {
-        self.inner
-            .due
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(url.clone(), at);
+    /// Forgets `url`, its state and items, if nobody reads it any more;
+    /// says whether it did.
+    pub async fn drop_if_unread(&self, url: &FeedUrl) -> Result<bool, StoreError> {
+        if self.inner.store.has_subscribers(url).await? {
+            return Ok(false);
+        }
+        self.inner.store.delete_feed(url).await?;
+        self.inner.due_table().remove(url);
+        Ok(true)
     }
 
-    /// Notes `url` as due at `at` unless it is known already (a feed just
-    /// added: the scheduler fetches it at its next tick).
-    pub fn track(&self, url: &FeedUrl, at: DateTime<Utc>) {
-        self.inner
-            .due
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(url.clone())
-            .or_insert(at);
+    /// The feeds `owns` says are this instance's, and those of them due at
+    /// `now` that are not being refreshed already, oldest due first. Each
+    /// is taken until its [`Due`] is dropped.
+    pub fn due_now(&self, now: DateTime<Utc>, owns: impl Fn(&FeedUrl) -> bool) -> Owned<Due> {
+        let Owned { owned, due } = self.inner.due_table().take_due(now, owns);
+        let due = due
+            .into_iter()
+            .map(|(url, at)| Due {
+                url,
+                at,
+                inner: self.inner.clone(),
+            })
+            .collect();
+        Owned { owned, due }
     }
 
-    /// Forgets `url` (nobody reads it any more).
-    pub fn forget(&self, url: &FeedUrl) {
-        self.inner
-            .due
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(url);
-    }
-
-    /// Every known feed and when it is due.
-    pub fn due(&self) -> Vec<(FeedUrl, DateTime<Utc>)> {
-        self.inner
-            .due
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(url, at)| (url.clone(), *at))
-            .collect()
-    }
-
-    /// Replaces what this process knows is due with a scan of the store.
-    pub fn replace_due(&self, scanned: Vec<(FeedUrl, DateTime<Utc>)>) {
-        *self
-            .inner
-            .due
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = scanned.into_iter().collect();
-    }
-}
-
-impl FeedUpdate {
-    /// A change of the feed's state only.
-    pub fn state_only(record: FeedRecord) -> Self {
-        Self {
-            record,
-            upserts: Vec::new(),
-            removals: Vec::new(),
+    /// One scheduled refresh: a feed nobody reads is forgotten instead;
+    /// one the store cannot take now is tried again in 30 s, not every
+    /// tick.
+    pub async fn refresh_due(&self, due: Due) {
+        let url = &due.url;
+        let retry = |what: &str, error: &dyn std::fmt::Display| {
+            tracing::warn!(url = %url, error = %error, "{what}; will retry");
+            self.inner
+                .due_table()
+                .set(url, Utc::now() + chrono::Duration::seconds(30));
+        };
+        match self.drop_if_unread(url).await {
+            Ok(true) => {
+                tracing::info!(url = %url, "nobody reads this feed any more; forgot it");
+                return;
+            }
+            Ok(false) => {}
+            Err(e) => return retry("store unavailable; refresh postponed", &e),
+        }
+        if let Err(e) = self.refresh(url, None).await {
+            retry("refresh could not be stored", &e);
         }
     }
-}
 
-fn succeeded(record: &mut FeedRecord) {
-    record.error_count = 0;
-    record.error = None;
-    record.failing_since = None;
+    /// Replaces what this process knows is due with a scan of the store
+    /// (feeds added through other instances sharing it come in this way).
+    pub async fn rescan(&self) -> Result<(), StoreError> {
+        let scanned = self.inner.store.schedule().await?;
+        self.inner.due_table().replace(scanned);
+        Ok(())
+    }
 }
 
 /// The record after a failed fetch: counted, explained, backed off.
@@ -381,15 +433,10 @@ fn failed(
         FeedError::Fetch(FetchError::Status { retry_after, .. }) => *retry_after,
         _ => None,
     };
-    // A 304 we cannot use: forget the validators so the next fetch asks
-    // for the whole document.
     if matches!(error, FeedError::Fetch(FetchError::UnexpectedNotModified)) {
-        record.etag = None;
-        record.last_modified = None;
+        record.forget_validators();
     }
-    record.error_count = record.error_count.saturating_add(1);
-    record.failing_since.get_or_insert(now);
-    record.error = Some(error.to_string());
+    record.failed(error.to_string(), now);
     let hints = Hints {
         retry_after,
         ..Hints::default()

@@ -17,24 +17,22 @@
 //! moves within one registry fetch. If the registry has not listed us yet
 //! we count ourselves in: refreshing a feed twice is better than never.
 //!
-//! A feed nobody reads any more is forgotten (state and items) when it
-//! comes due. Metrics: `feeds_owned`, `feeds_due`,
+//! The scheduler holds no store: what is due, what is being refreshed,
+//! and forgetting a feed nobody reads any more (when it comes due) are the
+//! [`Refresher`]'s. Metrics: `feeds_owned`, `feeds_due`,
 //! `feed_refresh_lag_seconds` (how late a refresh started), and the
 //! refresher's `feed_refreshes_total{outcome}`.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::api::FeedUrl;
 use common::discovery::DiscoveryClient;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::{Refresher, ownership};
-use crate::store::Store;
 
 /// How the scheduler runs.
 #[derive(Debug, Clone, Copy)]
@@ -99,13 +97,11 @@ impl Ownership {
 /// half-written, since a refresh writes its items before its state).
 pub async fn run(
     refresher: Refresher,
-    store: Arc<dyn Store>,
     ownership: Ownership,
     settings: SchedulerSettings,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let in_flight: Arc<Mutex<HashSet<FeedUrl>>> = Arc::default();
     let mut last_scan: Option<tokio::time::Instant> = None;
     let mut ticks = tokio::time::interval(settings.tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -115,43 +111,24 @@ pub async fn run(
             _ = ticks.tick() => {}
         }
         if last_scan.is_none_or(|at| at.elapsed() >= settings.scan_every) {
-            match store.schedule().await {
-                Ok(scanned) => {
-                    refresher.replace_due(scanned);
-                    last_scan = Some(tokio::time::Instant::now());
-                }
+            match refresher.rescan().await {
+                Ok(()) => last_scan = Some(tokio::time::Instant::now()),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read the refresh schedule; will retry")
                 }
             }
         }
         let instances = ownership.instances();
-        let now = Utc::now();
-        let mut owned = 0usize;
-        let mut due: Vec<(FeedUrl, chrono::DateTime<Utc>)> = refresher
-            .due()
-            .into_iter()
-            .filter(|(url, _)| match &instances {
-                None => true,
-                Some((me, all)) => ownership::owns(me, url.as_str(), all),
-            })
-            .inspect(|_| owned += 1)
-            .filter(|(_, at)| *at <= now)
-            .collect();
-        metrics::gauge!("feeds_owned").set(owned as f64);
-        metrics::gauge!("feeds_due").set(due.len() as f64);
-        due.sort_by_key(|(_, at)| *at);
+        let owned = refresher.due_now(Utc::now(), |url| match &instances {
+            None => true,
+            Some((me, all)) => ownership::owns(me, url.as_str(), all),
+        });
+        metrics::gauge!("feeds_owned").set(owned.owned as f64);
+        metrics::gauge!("feeds_due").set(owned.due.len() as f64);
         // Each due feed waits for a free slot, so the slots stay busy
         // while a backlog lasts (all feeds due at once after a restart, or
         // an import), rather than starting a few per tick.
-        for (url, at) in due {
-            if in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&url)
-            {
-                continue;
-            }
+        for due in owned.due {
             let permit = tokio::select! {
                 () = shutdown.cancelled() => return,
                 permit = slots.clone().acquire_owned() => match permit {
@@ -159,14 +136,8 @@ pub async fn run(
                     Err(_) => return, // the semaphore is never closed
                 },
             };
-            in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(url.clone());
-            let lag = (Utc::now() - at).to_std().unwrap_or_default();
+            let lag = (Utc::now() - due.at).to_std().unwrap_or_default();
             metrics::histogram!("feed_refresh_lag_seconds").record(lag.as_secs_f64());
-            let (refresher, store, in_flight) =
-                (refresher.clone(), store.clone(), in_flight.clone());
             // Each scheduled refresh is a trace of its own: what the
             // scheduler did for this feed, its fetch and its store writes.
             let span = common::telemetry::span(|| {
@@ -174,44 +145,15 @@ pub async fn run(
                     parent: None,
                     "scheduled refresh",
                     otel.kind = "internal",
-                    url.full = %url,
+                    url.full = %due.url,
                     lag_seconds = lag.as_secs_f64(),
                 )
             });
+            let refresher = refresher.clone();
             tokio::spawn(async move {
-                refresh_one(&refresher, store.as_ref(), &url)
-                    .instrument(span)
-                    .await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&url);
+                refresher.refresh_due(due).instrument(span).await;
                 drop(permit);
             });
         }
-    }
-}
-
-async fn refresh_one(refresher: &Refresher, store: &dyn Store, url: &FeedUrl) {
-    match store.has_subscribers(url).await {
-        Ok(false) => {
-            tracing::info!(url = %url, "nobody reads this feed any more; forgetting it");
-            if let Err(e) = store.delete_feed(url).await {
-                tracing::warn!(url = %url, error = %e, "could not forget a feed");
-            }
-            refresher.forget(url);
-            return;
-        }
-        Ok(true) => {}
-        Err(e) => {
-            tracing::warn!(url = %url, error = %e, "store unavailable; refresh postponed");
-            // Try again after a pause rather than every tick.
-            refresher.set_due(url, Utc::now() + chrono::Duration::seconds(30));
-            return;
-        }
-    }
-    if let Err(e) = refresher.refresh(url, None).await {
-        tracing::warn!(url = %url, error = %e, "refresh could not be stored; will retry");
-        refresher.set_due(url, Utc::now() + chrono::Duration::seconds(30));
     }
 }

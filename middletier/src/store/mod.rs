@@ -98,6 +98,30 @@ impl FeedRecord {
             failing_since: None,
         }
     }
+
+    /// A fetch at `now` worked: any run of failures is over.
+    pub fn succeeded(&mut self, now: DateTime<Utc>) {
+        self.last_fetched = Some(now);
+        self.error_count = 0;
+        self.error = None;
+        self.failing_since = None;
+    }
+
+    /// A fetch at `now` failed, for `reason` (in words for a person):
+    /// counted, explained, and dated from the first failure of the run.
+    pub fn failed(&mut self, reason: String, now: DateTime<Utc>) {
+        self.last_fetched = Some(now);
+        self.error_count = self.error_count.saturating_add(1);
+        self.failing_since.get_or_insert(now);
+        self.error = Some(reason);
+    }
+
+    /// Drops the validators, so the next fetch asks for the whole
+    /// document (after a 304 we could not use).
+    pub fn forget_validators(&mut self) {
+        self.etag = None;
+        self.last_modified = None;
+    }
 }
 
 /// One stored item.
@@ -139,6 +163,17 @@ pub struct FeedUpdate {
     pub upserts: Vec<StoredItem>,
     /// Items to delete.
     pub removals: Vec<StoredItem>,
+}
+
+impl FeedUpdate {
+    /// A change of the feed's state only.
+    pub fn state_only(record: FeedRecord) -> Self {
+        Self {
+            record,
+            upserts: Vec::new(),
+            removals: Vec::new(),
+        }
+    }
 }
 
 /// A store could not do what was asked. The text goes to the log; the API
