@@ -154,19 +154,76 @@ impl CommandArgs {
         }
     }
 
-    /// Every command's settings, by name.
-    pub fn all(&self) -> [CommandSettings; 9] {
+    /// Every command's settings, each under its own name.
+    pub fn settings(&self) -> PerCommand<CommandSettings> {
         let write = self.rss_write_max_concurrent;
+        PerCommand {
+            get: self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent),
+            add: self.command("RSSAdd", self.rss_add_timeout, write),
+            del: self.command("RSSDel", self.rss_del_timeout, write),
+            item: self.command("RSSItem", self.rss_state_timeout, write),
+            mark_read: self.command("RSSMarkRead", self.rss_state_timeout, write),
+            refresh: self.command("RSSRefresh", self.rss_refresh_timeout, write),
+            discover: self.command("RSSDiscover", self.rss_discover_timeout, write),
+            opml_export: self.command("RSSOpmlExport", self.rss_opml_timeout, write),
+            opml_import: self.command("RSSOpmlImport", self.rss_opml_timeout, write),
+        }
+    }
+}
+
+/// One of something per command that calls the middletier, each by name
+/// (settings here; the commands themselves in the middletier client), so
+/// no list order can hand one command another's breaker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerCommand<T> {
+    /// `RSSGet`: a user's feeds and items.
+    pub get: T,
+    /// `RSSAdd`: subscribe.
+    pub add: T,
+    /// `RSSDel`: unsubscribe.
+    pub del: T,
+    /// `RSSItem`: one item's read/starred state.
+    pub item: T,
+    /// `RSSMarkRead`: mark a feed, or everything, read.
+    pub mark_read: T,
+    /// `RSSRefresh`: fetch a feed now.
+    pub refresh: T,
+    /// `RSSDiscover`: find the feeds of a page.
+    pub discover: T,
+    /// `RSSOpmlExport`.
+    pub opml_export: T,
+    /// `RSSOpmlImport`.
+    pub opml_import: T,
+}
+
+impl<T> PerCommand<T> {
+    /// The same names, each with `f` of its value.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerCommand<U> {
+        PerCommand {
+            get: f(self.get),
+            add: f(self.add),
+            del: f(self.del),
+            item: f(self.item),
+            mark_read: f(self.mark_read),
+            refresh: f(self.refresh),
+            discover: f(self.discover),
+            opml_export: f(self.opml_export),
+            opml_import: f(self.opml_import),
+        }
+    }
+
+    /// Every value, in the order the dashboard shows them.
+    pub fn all(&self) -> [&T; 9] {
         [
-            self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent),
-            self.command("RSSAdd", self.rss_add_timeout, write),
-            self.command("RSSDel", self.rss_del_timeout, write),
-            self.command("RSSItem", self.rss_state_timeout, write),
-            self.command("RSSMarkRead", self.rss_state_timeout, write),
-            self.command("RSSRefresh", self.rss_refresh_timeout, write),
-            self.command("RSSDiscover", self.rss_discover_timeout, write),
-            self.command("RSSOpmlExport", self.rss_opml_timeout, write),
-            self.command("RSSOpmlImport", self.rss_opml_timeout, write),
+            &self.get,
+            &self.add,
+            &self.del,
+            &self.item,
+            &self.mark_read,
+            &self.refresh,
+            &self.discover,
+            &self.opml_export,
+            &self.opml_import,
         ]
     }
 }
@@ -220,8 +277,9 @@ mod tests {
         let config = Config::try_parse_from(["edge"]).unwrap();
         assert_eq!(config.port, 9090);
         assert_eq!(config.auth_proxy_header, None);
-        let commands = config.commands.all();
+        let commands = config.commands.settings();
         let named: Vec<(&str, u64)> = commands
+            .all()
             .iter()
             .map(|c| (c.name.as_str(), c.timeout.as_secs()))
             .collect();
@@ -239,7 +297,7 @@ mod tests {
                 ("RSSOpmlImport", 5),
             ]
         );
-        let get = &commands[0];
+        let get = &commands.get;
         assert_eq!(get.breaker, BreakerSettings::default());
         assert_eq!(get.window, Duration::from_secs(10));
         assert_eq!(config.balancer.settings().retry, RetryPolicy::default());

@@ -50,7 +50,7 @@ use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
 use config::Config;
-use middletier::{Commands, Middletier};
+use middletier::Middletier;
 
 /// The registry's name for this service, and its VIP.
 pub const APP_NAME: &str = "EDGE";
@@ -196,7 +196,7 @@ impl Application {
         )?;
         let middletier = Middletier::new(
             client,
-            Commands::new(config.commands.all().map(Command::new)),
+            config.commands.settings().map(Command::new),
             WriteLimiter::new(config.user_write_rate, config.user_write_burst),
         );
         let auth_proxy_header = config.auth_proxy_header.filter(|h| !h.trim().is_empty());

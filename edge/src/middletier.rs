@@ -36,6 +36,7 @@ use common::resilience::{Command, CommandError, Failure, Outcome};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tokio::time::Instant;
 
+use crate::config::PerCommand;
 use crate::fallback::LastGood;
 
 /// The largest answer the edge reads from the middletier. The middletier's
@@ -159,63 +160,8 @@ pub(crate) enum WriteError {
     Unknown,
 }
 
-/// The commands, one per kind of call (see the module docs).
-#[derive(Clone)]
-pub(crate) struct Commands {
-    pub get: Command,
-    pub add: Command,
-    pub del: Command,
-    pub item: Command,
-    pub mark_read: Command,
-    pub refresh: Command,
-    pub discover: Command,
-    pub opml_export: Command,
-    pub opml_import: Command,
-}
-
-impl Commands {
-    /// The commands for these settings, in [`crate::config::CommandArgs::all`]'s order.
-    pub(crate) fn new(
-        [
-            get,
-            add,
-            del,
-            item,
-            mark_read,
-            refresh,
-            discover,
-            opml_export,
-            opml_import,
-        ]: [Command; 9],
-    ) -> Self {
-        Self {
-            get,
-            add,
-            del,
-            item,
-            mark_read,
-            refresh,
-            discover,
-            opml_export,
-            opml_import,
-        }
-    }
-
-    /// All of them, for the dashboard, the stream and the health check.
-    pub(crate) fn all(&self) -> [&Command; 9] {
-        [
-            &self.get,
-            &self.add,
-            &self.del,
-            &self.item,
-            &self.mark_read,
-            &self.refresh,
-            &self.discover,
-            &self.opml_export,
-            &self.opml_import,
-        ]
-    }
-}
+/// The commands, each by its name (see [`PerCommand`]).
+pub(crate) type Commands = PerCommand<Command>;
 
 /// What a subscribe did: subscribed, or found several feeds to choose from.
 #[derive(Debug, Clone)]
