@@ -114,7 +114,6 @@ impl Error {
             Error::NoUser(_) => StatusCode::UNAUTHORIZED,
             Error::BadToken | Error::CrossSite(_) => StatusCode::FORBIDDEN,
             Error::Write(write) => match write {
-                WriteError::Choice(_) => StatusCode::MULTIPLE_CHOICES,
                 WriteError::Refused { status, .. } => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
                 }
@@ -154,9 +153,6 @@ impl IntoResponse for Error {
                 _ => "Incomplete form",
             };
             (status, crate::ui::message_page(title, &self.to_string())).into_response()
-        } else if let Error::Write(WriteError::Choice(choice)) = self {
-            // Not only an error: the feeds to choose from.
-            (status, axum::Json(*choice)).into_response()
         } else if status.is_server_error() {
             // Ours or the middletier's failure: give the user a reference
             // to quote, which finds this request's trace and log lines.

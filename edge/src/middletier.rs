@@ -50,9 +50,6 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// Why a call to the middletier did not give the answer we wanted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum CallFailure {
-    /// A page with several feeds: the user must choose (a 300).
-    #[error("{}", .0.error.as_deref().unwrap_or("several feeds were found; choose one"))]
-    Choice(Box<Discovered>),
     /// The middletier answered with an error; `message` is its `{"error"}`.
     #[error("the feed service answered HTTP {status}: {message}")]
     Status {
@@ -131,9 +128,6 @@ fn check_shape(body: &[u8]) -> Result<(), String> {
 /// Why a change was not made (or may not have been).
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum WriteError {
-    /// Nothing was changed: the page lists several feeds; choose one.
-    #[error("{}", .0.error.as_deref().unwrap_or("several feeds were found; choose one"))]
-    Choice(Box<Discovered>),
     /// The middletier refused it (the user's mistake): status and reason.
     #[error("{message}")]
     Refused {
@@ -159,6 +153,9 @@ pub(crate) enum WriteError {
     )]
     Unknown,
 }
+
+/// Reads an answer's body, given its status.
+type Decode<T> = fn(reqwest::StatusCode, &[u8]) -> serde_json::Result<T>;
 
 /// The commands, each by its name (see [`PerCommand`]).
 pub(crate) type Commands = PerCommand<Command>;
@@ -304,14 +301,23 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<Subscribed, WriteError> {
-        match self
-            .write(&self.commands.add, reqwest::Method::POST, key, user, url)
-            .await
-        {
-            Ok(change) => Ok(Subscribed::Added(change)),
-            Err(WriteError::Choice(choice)) => Ok(Subscribed::Choice(choice)),
-            Err(e) => Err(e),
-        }
+        // A 300 is an answer too: the feeds of the page, to choose from.
+        let decode = |status: reqwest::StatusCode, body: &[u8]| {
+            Ok(if status == reqwest::StatusCode::MULTIPLE_CHOICES {
+                Subscribed::Choice(Box::new(serde_json::from_slice(body)?))
+            } else {
+                Subscribed::Added(serde_json::from_slice(body)?)
+            })
+        };
+        self.write(
+            &self.commands.add,
+            reqwest::Method::POST,
+            key,
+            user,
+            url,
+            decode,
+        )
+        .await
     }
 
     /// `RSSDel`.
@@ -321,28 +327,40 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, WriteError> {
-        self.write(&self.commands.del, reqwest::Method::DELETE, key, user, url)
-            .await
+        let decode = |_, body: &[u8]| serde_json::from_slice(body);
+        self.write(
+            &self.commands.del,
+            reqwest::Method::DELETE,
+            key,
+            user,
+            url,
+            decode,
+        )
+        .await
     }
 
     /// A change to `user`'s subscriptions: `RSSAdd` and `RSSDel` differ only
     /// in their command and HTTP method.
-    async fn write(
+    async fn write<T: Send + 'static>(
         &self,
         command: &Command,
         method: reqwest::Method,
         key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
-    ) -> Result<SubscriptionChange, WriteError> {
+        decode: Decode<T>,
+    ) -> Result<T, WriteError> {
         self.admit_write(key)?;
         let (path, url) = (user_path(user), url.to_string());
-        let result = self
-            .run(command, move |http, base| {
-                http.request(method.clone(), format!("{base}{path}"))
-                    .query(&[("url", &url)])
-            })
-            .await;
+        let build = move |http: &reqwest::Client, base: &str| {
+            http.request(method.clone(), format!("{base}{path}"))
+                .query(&[("url", &url)])
+        };
+        let this = self.clone();
+        let result = command
+            .execute(move |deadline| async move { this.call_as(deadline, build, decode).await })
+            .await
+            .map_err(write_error);
         self.forget_saved(user);
         result
     }
@@ -470,25 +488,45 @@ impl Middletier {
         deadline: Instant,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<T, Failure<CallFailure>> {
-        let body = self.send(deadline, build).await?;
-        serde_json::from_slice(&body).map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
+        self.call_as(deadline, build, |_, body| serde_json::from_slice(body))
+            .await
     }
 
-    /// One balanced call and its answer's body. A 4xx, or a 3xx (a choice
-    /// for the caller to make), is the caller's failure; anything else
-    /// that is not 2xx is the middletier's.
+    /// One balanced call, its answer read by `decode`.
+    async fn call_as<T>(
+        &self,
+        deadline: Instant,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+        decode: Decode<T>,
+    ) -> Result<T, Failure<CallFailure>> {
+        let (status, body) = self.send_answer(deadline, build).await?;
+        decode(status, &body).map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
+    }
+
+    /// One balanced call and its answer's body.
     async fn send(
         &self,
         deadline: Instant,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Bytes, Failure<CallFailure>> {
+        Ok(self.send_answer(deadline, build).await?.1)
+    }
+
+    /// One balanced call, and its answer: a 2xx, or a 300 (a choice for
+    /// the user, which only a subscribe reads as one). Any other 3xx or a
+    /// 4xx is the caller's failure; anything else is the middletier's.
+    async fn send_answer(
+        &self,
+        deadline: Instant,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Bytes), Failure<CallFailure>> {
         let served = self
             .client
             .call(deadline, build)
             .await
             .map_err(|e| Failure::Error(unreachable(&e)))?;
         let status = served.response.status();
-        if !status.is_success() {
+        if !status.is_success() && status != reqwest::StatusCode::MULTIPLE_CHOICES {
             let retry_after = served
                 .response
                 .headers()
@@ -496,24 +534,16 @@ impl Middletier {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok());
             let body = read_capped(served.response, MAX_ERROR_BYTES).await.ok();
-            // A 300 carries the feeds to choose from.
-            let choice = body
-                .as_ref()
-                .filter(|_| status == reqwest::StatusCode::MULTIPLE_CHOICES)
-                .and_then(|body| serde_json::from_slice::<Discovered>(body).ok());
             let message = body
                 .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
                 .map_or_else(
                     || status.canonical_reason().unwrap_or("error").to_owned(),
                     |body| body.error,
                 );
-            let failure = match choice {
-                Some(choice) => CallFailure::Choice(Box::new(choice)),
-                None => CallFailure::Status {
-                    status: status.as_u16(),
-                    message,
-                    retry_after,
-                },
+            let failure = CallFailure::Status {
+                status: status.as_u16(),
+                message,
+                retry_after,
             };
             return Err(if status.is_client_error() || status.is_redirection() {
                 Failure::BadRequest(failure)
@@ -523,6 +553,7 @@ impl Middletier {
         }
         read_capped(served.response, MAX_ANSWER_BYTES)
             .await
+            .map(|body| (status, body))
             .map_err(|e| match e {
                 // Too much for this user, not a failing middletier.
                 ReadCappedError::TooLarge => Failure::BadRequest(CallFailure::TooLarge(format!(
@@ -592,7 +623,6 @@ pub(crate) fn describe(error: &CommandError<CallFailure>) -> String {
 
 fn write_error(error: CommandError<CallFailure>) -> WriteError {
     match error {
-        CommandError::BadRequest(CallFailure::Choice(choice)) => WriteError::Choice(choice),
         CommandError::BadRequest(CallFailure::TooLarge(message)) => WriteError::Refused {
             status: 422,
             message,

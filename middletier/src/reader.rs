@@ -102,9 +102,6 @@ pub enum ReaderError {
         "no RSS, Atom or JSON feed found at {0}: the page links to none, and none is at the usual places (/feed, /rss.xml, /atom.xml, ...); give the feed's own address"
     )]
     NoFeed(String),
-    /// A page with several feeds: the user must choose.
-    #[error("{} lists {} feeds; choose one and subscribe to its URL", .0.url, .0.feeds.len())]
-    SeveralFeeds(Box<Choice>),
     /// The site did not answer in time.
     #[error(
         "{url} did not answer within {}; try again, or give the feed's own address",
@@ -154,6 +151,27 @@ pub struct Choice {
     pub url: String,
     /// Its feeds.
     pub feeds: Vec<DiscoveredFeed>,
+}
+
+impl Choice {
+    /// What the user is asked to do.
+    pub fn question(&self) -> String {
+        format!(
+            "{} lists {} feeds; choose one and subscribe to its URL",
+            self.url,
+            self.feeds.len()
+        )
+    }
+}
+
+/// What a subscribe did: a success either way, since a page that offers
+/// several feeds is an answer, not a failure.
+#[derive(Debug)]
+pub enum Subscribe {
+    /// Subscribed (already, or now).
+    Added(Subscribed),
+    /// Nothing stored: the page lists several feeds to choose from.
+    Choose(Choice),
 }
 
 /// A subscription made.
@@ -359,13 +377,13 @@ impl Reader {
 
     /// Subscribes `user` to `url`, or to the one feed found on it (see the
     /// module docs).
-    pub async fn subscribe(&self, user: &UserId, url: FeedUrl) -> Result<Subscribed, ReaderError> {
+    pub async fn subscribe(&self, user: &UserId, url: FeedUrl) -> Result<Subscribe, ReaderError> {
         self.check_address(&url).await?;
         // A first look, so a user at the cap is not made to wait for a
         // fetch; the cap is checked again, in the user's turn, below.
         let existing: HashSet<FeedUrl> = self.subscribed(user).await?;
         if existing.contains(&url) {
-            return self.subscribed_to(url).await;
+            return self.subscribed_to(url).await.map(Subscribe::Added);
         }
         if existing.len() >= self.settings.max_subscriptions {
             return Err(ReaderError::TooManySubscriptions(
@@ -377,7 +395,10 @@ impl Reader {
             && record.last_fetched.is_some()
             && record.error_count == 0
         {
-            return self.store_subscription(user, url, None).await;
+            return self
+                .store_subscription(user, url, None)
+                .await
+                .map(Subscribe::Added);
         }
         let found = tokio::time::timeout(
             self.settings.subscribe_timeout,
@@ -401,15 +422,16 @@ impl Reader {
                     (found.url, found.document)
                 }
                 _ => {
-                    return Err(ReaderError::SeveralFeeds(Box::new(Choice {
+                    return Ok(Subscribe::Choose(Choice {
                         url: url.to_string(),
                         feeds: offered(&feeds),
-                    })));
+                    }));
                 }
             },
         };
         self.store_subscription(user, feed_url, Some(Document::Feed(document)))
             .await
+            .map(Subscribe::Added)
     }
 
     /// Stores a subscription (and, first, the feed read for it), in the

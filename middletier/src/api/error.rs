@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use common::api::{Discovered, ErrorBody, InvalidInput};
+use common::api::{ErrorBody, InvalidInput};
 
 use crate::reader::ReaderError;
 
@@ -68,7 +68,6 @@ fn reader_status(error: &ReaderError) -> StatusCode {
         | ReaderError::NoFeed(_)
         | ReaderError::TimedOut { .. }
         | ReaderError::Opml(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ReaderError::SeveralFeeds(_) => StatusCode::MULTIPLE_CHOICES,
         ReaderError::NotSubscribed(_) | ReaderError::UnknownItem(_) => StatusCode::NOT_FOUND,
     }
 }
@@ -91,18 +90,7 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
-        let mut response = match self {
-            // A choice, not only an error: the feeds to choose from.
-            Self::Reader(ReaderError::SeveralFeeds(choice)) => (
-                status,
-                Json(Discovered {
-                    error: Some(message),
-                    feeds: choice.feeds,
-                }),
-            )
-                .into_response(),
-            _ => (status, Json(ErrorBody::new(message))).into_response(),
-        };
+        let mut response = (status, Json(ErrorBody::new(message))).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, seconds);
         }

@@ -4,30 +4,43 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::api::{Discovered, OpmlImport, SubscriptionChange};
 
 use super::{ApiError, AppState, Budget, url_from, user_from};
 use crate::feeds::parse;
+use crate::reader::Subscribe;
 
 const SUBSCRIBE: &str = "POST /middletier/rss/user/{user}";
 
+/// Subscribed (200), or a page that lists several feeds: 300, with the
+/// feeds to choose from.
 pub(super) async fn subscribe(
     State(state): State<AppState>,
     user: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-) -> Result<Json<SubscriptionChange>, ApiError> {
+) -> Result<Response, ApiError> {
     let user = user_from(user)?;
     let url = url_from(query.as_deref(), SUBSCRIBE)?;
     state.admit(&user, Budget::Writes)?;
-    let subscribed = state.reader.subscribe(&user, url).await?;
-    Ok(Json(SubscriptionChange {
-        user: user.into(),
-        url: subscribed.url.into(),
-        title: subscribed.title,
-        subscribed: true,
-    }))
+    Ok(match state.reader.subscribe(&user, url).await? {
+        Subscribe::Added(subscribed) => Json(SubscriptionChange {
+            user: user.into(),
+            url: subscribed.url.into(),
+            title: subscribed.title,
+            subscribed: true,
+        })
+        .into_response(),
+        Subscribe::Choose(choice) => (
+            StatusCode::MULTIPLE_CHOICES,
+            Json(Discovered {
+                error: Some(choice.question()),
+                feeds: choice.feeds,
+            }),
+        )
+            .into_response(),
+    })
 }
 
 pub(super) async fn unsubscribe(
