@@ -54,6 +54,68 @@ pub enum InvalidInput {
     )]
     /// A URL with a user name or password in it.
     UrlCredentials(String),
+    /// An item id that is not a decimal number.
+    #[error("{0:?} is not an item id (ids are decimal numbers); reload to get current item ids")]
+    ItemId(String),
+}
+
+/// An item's id: unique in the store, stable across refreshes, growing
+/// with the time the item was first stored. On the wire it is a decimal
+/// string (the number is below 2^53, but as a string no client can round
+/// it); it is parsed once, here, and is a number everywhere else.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct ItemId(u64);
+
+impl ItemId {
+    /// The id `n`.
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// Its number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// Parses the decimal form; anything else names no item.
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let invalid = || InvalidInput::ItemId(raw.chars().take(40).collect());
+        if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        raw.parse().map(Self).map_err(|_| invalid())
+    }
+}
+
+impl std::fmt::Display for ItemId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for ItemId {
+    type Err = InvalidInput;
+
+    fn from_str(raw: &str) -> Result<Self, InvalidInput> {
+        Self::parse(raw)
+    }
+}
+
+impl TryFrom<String> for ItemId {
+    type Error = InvalidInput;
+
+    fn try_from(raw: String) -> Result<Self, InvalidInput> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<ItemId> for String {
+    fn from(id: ItemId) -> String {
+        id.to_string()
+    }
 }
 
 /// A validated user id: 1–64 chars of `A–Z a–z 0–9 . _ @ -`, but not `.` or
@@ -250,11 +312,9 @@ pub struct FeedView {
 /// One feed item, normalized from RSS, Atom or JSON Feed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
-    /// Unique in the store, stable across refreshes, growing with the time
-    /// the item was first stored. A decimal string: the number is below
-    /// 2^53, but as a string no client can round it.
+    /// See [`ItemId`]; 0 for an item not stored yet.
     #[serde(default)]
-    pub id: String,
+    pub id: ItemId,
     /// The feed's own identifier for the item, if it gave one.
     #[serde(default)]
     pub guid: Option<String>,
@@ -335,7 +395,7 @@ pub struct ItemChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemState {
     /// The item.
-    pub id: String,
+    pub id: ItemId,
     /// Whether it is read.
     pub read: bool,
     /// Whether it is starred.
@@ -517,7 +577,7 @@ mod tests {
                 url: "https://example.com/feed".into(),
                 title: "Example".into(),
                 items: vec![Item {
-                    id: "123".into(),
+                    id: ItemId::new(123),
                     title: "Hello".into(),
                     link: Some("https://example.com/1".into()),
                     description: "<p>Hi</p>".into(),

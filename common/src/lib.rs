@@ -39,6 +39,7 @@ pub mod config;
 pub mod discovery;
 pub mod limits;
 pub mod metrics;
+pub mod query;
 pub mod ratelimit;
 pub mod resilience;
 pub mod security;

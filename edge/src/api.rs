@@ -15,7 +15,7 @@
 //! Errors are `{"error": "..."}`, mapped once in [`crate::error`].
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::api::{
@@ -24,10 +24,10 @@ use common::api::{
 };
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::client::Client;
-use crate::error::{Error, Json};
+use crate::error::{Error, ItemPath, Json};
 use crate::middletier::Subscribed;
+use crate::state::AppState;
 use crate::user::CurrentUser;
 
 /// Items per feed the API lists unless `limit` says otherwise, and the
@@ -43,8 +43,9 @@ pub(crate) async fn list(
     CurrentUser(user): CurrentUser,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let unread_only = flag(query.as_deref(), "unread")?;
-    let limit = match param(query.as_deref(), "limit") {
+    let unread_only = common::query::flag(query.as_deref(), "unread")
+        .map_err(|e| Error::BadParameter(e.to_string()))?;
+    let limit = match common::query::param(query.as_deref(), "limit") {
         None => DEFAULT_LIMIT,
         Some(raw) => raw
             .parse::<usize>()
@@ -130,11 +131,11 @@ pub(crate) async fn delete(
 pub(crate) async fn set_item(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
+    ItemPath(id): ItemPath,
     Json(change): Json<ItemChange>,
 ) -> Result<axum::Json<ItemState>, Error> {
     Ok(axum::Json(
-        state.middletier.set_item(&user, &id, change).await?,
+        state.middletier.set_item(&user, id, change).await?,
     ))
 }
 
@@ -235,25 +236,8 @@ pub(crate) async fn import_opml(
     ))
 }
 
-/// A query parameter, decoded.
-pub(crate) fn param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 fn url_param(query: Option<&str>, usage: &'static str) -> Result<FeedUrl, Error> {
-    let raw = param(query, "url").ok_or(Error::MissingParameter { name: "url", usage })?;
+    let raw =
+        common::query::param(query, "url").ok_or(Error::MissingParameter { name: "url", usage })?;
     Ok(FeedUrl::parse(&raw)?)
-}
-
-/// A boolean query parameter; absent is false.
-fn flag(query: Option<&str>, name: &'static str) -> Result<bool, Error> {
-    match param(query, name).as_deref() {
-        None | Some("" | "false" | "0") => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some(_) => Err(Error::BadParameter(format!(
-            "`{name}` must be true or false"
-        ))),
-    }
 }

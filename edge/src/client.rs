@@ -82,12 +82,12 @@ impl Client {
     }
 }
 
-impl FromRequestParts<crate::AppState> for Client {
+impl FromRequestParts<crate::state::AppState> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &crate::AppState,
+        state: &crate::state::AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(client_of(parts, &state.trusted_proxies))
     }

@@ -18,8 +18,8 @@ use common::resilience::window::Event as CommandEvent;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 
-use crate::AppState;
 use crate::history::{self, History, Point, sparkline};
+use crate::state::AppState;
 
 /// `GET /hystrix.stream`: every interval, one `HystrixCommand` and one
 /// `HystrixThreadPool` event per command, from the first moment (so a

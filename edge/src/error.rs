@@ -26,7 +26,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
-use common::api::{ErrorBody, InvalidInput};
+use common::api::{ErrorBody, InvalidInput, ItemId};
 
 use crate::middletier::WriteError;
 use crate::security::csrf_ok;
@@ -152,7 +152,11 @@ impl IntoResponse for Error {
                 StatusCode::PAYLOAD_TOO_LARGE => "Form too large",
                 _ => "Incomplete form",
             };
-            (status, crate::ui::message_page(title, &self.to_string())).into_response()
+            (
+                status,
+                crate::message::message_page(title, &self.to_string()),
+            )
+                .into_response()
         } else if status.is_server_error() {
             // Ours or the middletier's failure: give the user a reference
             // to quote, which finds this request's trace and log lines.
@@ -203,6 +207,35 @@ pub(crate) struct Json<T>(pub T);
 #[from_request(via(axum::Form), rejection(Error))]
 pub(crate) struct Form<T>(pub T);
 
+/// The item a path's `{id}` names. An id that is not one (ids are
+/// decimal) names no item: 404, as for an id of another user's item.
+#[derive(Debug)]
+pub(crate) struct ItemPath(pub ItemId);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ItemPath {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Error> {
+        let no_such_item = || {
+            Error::Write(WriteError::Refused {
+                status: 404,
+                message: "no such item; reload to get current item ids".into(),
+                retry_after: None,
+            })
+        };
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| no_such_item())?;
+        ItemId::parse(&raw)
+            .map(ItemPath)
+            .map_err(|_| no_such_item())
+    }
+}
+
 /// A form that carries the CSRF token of the page it came from.
 pub(crate) trait HasCsrf {
     fn csrf(&self) -> &str;
@@ -213,13 +246,13 @@ pub(crate) trait HasCsrf {
 #[derive(Debug)]
 pub(crate) struct CheckedForm<T>(pub T);
 
-impl<T> FromRequest<crate::AppState> for CheckedForm<T>
+impl<T> FromRequest<crate::state::AppState> for CheckedForm<T>
 where
     T: HasCsrf + serde::de::DeserializeOwned + Send,
 {
     type Rejection = Error;
 
-    async fn from_request(request: Request, state: &crate::AppState) -> Result<Self, Error> {
+    async fn from_request(request: Request, state: &crate::state::AppState) -> Result<Self, Error> {
         let jar = CookieJar::from_headers(request.headers());
         let (parts, body) = request.into_parts();
         let https = crate::client::client_of(&parts, &state.trusted_proxies).https;

@@ -29,12 +29,12 @@ mod dashboard;
 mod error;
 mod fallback;
 mod history;
+mod message;
 mod middletier;
 mod security;
+mod state;
 mod ui;
 mod user;
-
-use std::time::Duration;
 
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -51,6 +51,7 @@ use tower_http::compression::CompressionLayer;
 
 use config::Config;
 use middletier::Middletier;
+use state::AppState;
 
 /// The registry's name for this service, and its VIP.
 pub const APP_NAME: &str = "EDGE";
@@ -63,21 +64,6 @@ pub const MIDDLETIER_VIP: &str = "middletier";
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// An OPML import: the middletier's 1 MiB, plus room for a form's parts.
 const MAX_OPML_BYTES: usize = 1024 * 1024 + 16 * 1024;
-
-/// Shared by all handlers. Cheap to clone.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub middletier: Middletier,
-    pub auth_proxy_header: Option<String>,
-    /// Whose forwarding headers are believed (see [`client`]).
-    pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
-    pub hystrix_interval: Duration,
-    /// Each command's recent rate and errors, for the dashboard.
-    pub history: std::sync::Arc<history::History>,
-    /// Cancelled when shutdown begins, so long-lived streams end and the
-    /// graceful drain is not held up by them.
-    pub streams_stop: CancellationToken,
-}
 
 pub(crate) fn router(state: AppState) -> Router {
     let small = Router::new()

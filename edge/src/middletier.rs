@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use common::api::{
-    Discovered, ErrorBody, FeedUrl, FeedView, ItemChange, ItemState, MarkRead, Marked, OpmlImport,
-    SubscriptionChange, UserFeeds, UserId,
+    Discovered, ErrorBody, FeedUrl, FeedView, ItemChange, ItemId, ItemState, MarkRead, Marked,
+    OpmlImport, SubscriptionChange, UserFeeds, UserId,
 };
 use common::balancer::http::{BalancedClient, CallError};
 use common::limits::{ReadCappedError, read_capped};
@@ -369,17 +369,9 @@ impl Middletier {
     pub(crate) async fn set_item(
         &self,
         user: &UserId,
-        id: &str,
+        id: ItemId,
         change: ItemChange,
     ) -> Result<ItemState, WriteError> {
-        // Item ids are decimal; anything else cannot name an item.
-        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(WriteError::Refused {
-                status: 404,
-                message: "no such item; reload to get current item ids".into(),
-                retry_after: None,
-            });
-        }
         let path = format!("{}/items/{id}", user_path(user));
         self.run(&self.commands.item, move |http, base| {
             http.put(format!("{base}{path}")).json(&change)

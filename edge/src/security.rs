@@ -29,9 +29,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
-use crate::AppState;
 use crate::client::client_of;
 use crate::error::Error;
+use crate::state::AppState;
 
 /// Refuses a state-changing request from another site (see [`cross_site`]),
 /// before anything else reads it.

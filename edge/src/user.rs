@@ -10,8 +10,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use common::api::UserId;
 
-use crate::AppState;
 use crate::error::Error;
+use crate::state::AppState;
 
 /// The current user, validated.
 #[derive(Debug, Clone)]

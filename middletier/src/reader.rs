@@ -569,14 +569,14 @@ impl Reader {
     pub async fn set_item(
         &self,
         user: &UserId,
-        id: &str,
+        id: common::api::ItemId,
         change: ItemChange,
     ) -> Result<ItemState, ReaderError> {
         if change.read.is_none() && change.starred.is_none() {
             return Err(ReaderError::NothingToChange);
         }
-        let unknown = || ReaderError::UnknownItem(id.chars().take(40).collect());
-        let id: ItemId = id.parse().map_err(|_| unknown())?;
+        let unknown = || ReaderError::UnknownItem(id.to_string());
+        let id: ItemId = id.get();
         let subscribed = self.subscribed(user).await?;
         let starred = self.store.starred(user).await?;
         let (feed, item) = match self.store.item(id).await? {
@@ -615,7 +615,7 @@ impl Reader {
             None => was_starred,
         };
         Ok(ItemState {
-            id: id.to_string(),
+            id: common::api::ItemId::new(id),
             read: state.is_read(id),
             starred: is_starred,
         })
@@ -855,7 +855,7 @@ fn offered(found: &[FoundFeed]) -> Vec<DiscoveredFeed> {
 /// An item as the API shows it.
 fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
     Item {
-        id: item.id.to_string(),
+        id: common::api::ItemId::new(item.id),
         guid: item.guid.clone(),
         title: item.title.clone(),
         // Stored before links were checked as they are now: checked again.

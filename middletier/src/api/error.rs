@@ -14,7 +14,7 @@ pub(crate) enum ApiError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     #[error("the `url` query parameter is missing: use {0}?url=<percent-encoded feed URL>")]
-    MissingUrl(&'static str),
+    MissingUrl(String),
     #[error("the user id in the path is not valid percent-encoded UTF-8")]
     BadPath,
     #[error("{0}")]

@@ -20,6 +20,7 @@
 //! ([`error`]). Bodies are capped at 16 KiB, except OPML imports (1 MiB).
 
 mod error;
+mod extract;
 mod reading;
 mod subscriptions;
 
@@ -179,36 +180,4 @@ async fn healthcheck(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
-}
-
-/// The user in the path.
-fn user_from(
-    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
-) -> Result<UserId, ApiError> {
-    let axum::extract::Path(raw) = path.map_err(|_| ApiError::BadPath)?;
-    Ok(UserId::parse(&raw)?)
-}
-
-/// One query parameter (the first, if repeated).
-fn param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// The `url` query parameter, as a feed URL; `usage` names the call.
-fn url_from(query: Option<&str>, usage: &'static str) -> Result<common::api::FeedUrl, ApiError> {
-    let raw = param(query, "url").ok_or(ApiError::MissingUrl(usage))?;
-    Ok(common::api::FeedUrl::parse(&raw)?)
-}
-
-/// A JSON body; an empty one is `T::default()`. `shape` shows what to send.
-fn json_body<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-    shape: &'static str,
-) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string(), shape))
 }

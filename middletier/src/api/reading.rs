@@ -1,14 +1,13 @@
 //! Reading: the listing, read and starred state, refresh now.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use common::api::{FeedView, ItemChange, ItemState, MarkRead, Marked, UserFeeds};
 
-use super::{ApiError, AppState, Budget, json_body, param, url_from, user_from};
+use super::extract::{FeedParam, ItemPath, JsonBody, User};
+use super::{ApiError, AppState, Budget};
 use crate::reader::ListOptions;
 
 /// Most items per feed one listing returns.
@@ -20,10 +19,9 @@ const MAX_LIMIT: usize = 500;
 /// the edge. `limit=0` (feeds without items) always fits.
 pub(super) async fn list(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
+    User(user): User,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let user = user_from(user)?;
     let options = list_options(query.as_deref())?;
     let subscriptions = state.reader.feeds(&user, options).await?;
     let body = serde_json::to_vec(&UserFeeds {
@@ -41,17 +39,9 @@ pub(super) async fn list(
 }
 
 fn list_options(query: Option<&str>) -> Result<ListOptions, ApiError> {
-    let unread_only = match param(query, "unread").as_deref() {
-        None | Some("false" | "0" | "") => false,
-        Some("true" | "1") => true,
-        Some(other) => {
-            return Err(ApiError::BadParameter(format!(
-                "unread={:?} is not a boolean; use unread=true or unread=false",
-                other.chars().take(20).collect::<String>()
-            )));
-        }
-    };
-    let limit = param(query, "limit")
+    let unread_only =
+        common::query::flag(query, "unread").map_err(|e| ApiError::BadParameter(e.to_string()))?;
+    let limit = common::query::param(query, "limit")
         .map(|raw| match raw.parse::<usize>() {
             Ok(n) if n <= MAX_LIMIT => Ok(n),
             _ => Err(ApiError::BadParameter(format!(
@@ -65,26 +55,18 @@ fn list_options(query: Option<&str>) -> Result<ListOptions, ApiError> {
 
 pub(super) async fn set_item(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    body: Bytes,
+    ItemPath(user, id): ItemPath,
+    JsonBody(change): JsonBody<ItemChange>,
 ) -> Result<Json<ItemState>, ApiError> {
-    let Path((user, id)) = path.map_err(|_| ApiError::BadPath)?;
-    let user = user_from(Ok(Path(user)))?;
-    let change: ItemChange = json_body(&body, r#"{"read": true|false, "starred": true|false}"#)?;
     state.admit(&user, Budget::State)?;
-    Ok(Json(state.reader.set_item(&user, &id, change).await?))
+    Ok(Json(state.reader.set_item(&user, id, change).await?))
 }
 
 pub(super) async fn mark_read(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    User(user): User,
+    JsonBody(request): JsonBody<MarkRead>,
 ) -> Result<Json<Marked>, ApiError> {
-    let user = user_from(user)?;
-    let request: MarkRead = json_body(
-        &body,
-        r#"{"url"?: "<feed URL>", "before"?: "<RFC 3339 date>"} (an empty body marks everything)"#,
-    )?;
     let url = request
         .url
         .as_deref()
@@ -100,11 +82,9 @@ pub(super) async fn mark_read(
 
 pub(super) async fn refresh(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
+    User(user): User,
+    FeedParam(url): FeedParam,
 ) -> Result<Json<FeedView>, ApiError> {
-    let user = user_from(user)?;
-    let url = url_from(query.as_deref(), "POST /middletier/rss/user/{user}/refresh")?;
     state.admit(&user, Budget::Refresh)?;
     Ok(Json(state.reader.refresh(&user, &url).await?))
 }

@@ -2,27 +2,23 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::api::{Discovered, OpmlImport, SubscriptionChange};
 
-use super::{ApiError, AppState, Budget, url_from, user_from};
+use super::extract::{FeedParam, User};
+use super::{ApiError, AppState, Budget};
 use crate::feeds::parse;
 use crate::reader::Subscribe;
-
-const SUBSCRIBE: &str = "POST /middletier/rss/user/{user}";
 
 /// Subscribed (200), or a page that lists several feeds: 300, with the
 /// feeds to choose from.
 pub(super) async fn subscribe(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
+    User(user): User,
+    FeedParam(url): FeedParam,
 ) -> Result<Response, ApiError> {
-    let user = user_from(user)?;
-    let url = url_from(query.as_deref(), SUBSCRIBE)?;
     state.admit(&user, Budget::Writes)?;
     Ok(match state.reader.subscribe(&user, url).await? {
         Subscribe::Added(subscribed) => Json(SubscriptionChange {
@@ -45,11 +41,9 @@ pub(super) async fn subscribe(
 
 pub(super) async fn unsubscribe(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
-    RawQuery(query): RawQuery,
+    User(user): User,
+    FeedParam(url): FeedParam,
 ) -> Result<Json<SubscriptionChange>, ApiError> {
-    let user = user_from(user)?;
-    let url = url_from(query.as_deref(), "DELETE /middletier/rss/user/{user}")?;
     state.admit(&user, Budget::Writes)?;
     state.reader.unsubscribe(&user, &url).await?;
     Ok(Json(SubscriptionChange {
@@ -65,10 +59,10 @@ pub(super) async fn unsubscribe(
 /// fetch slots.
 pub(super) async fn discover(
     State(state): State<AppState>,
+    FeedParam(url): FeedParam,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Discovered>, ApiError> {
-    let url = url_from(query.as_deref(), "GET /middletier/rss/discover")?;
-    let user = super::param(query.as_deref(), "user")
+    let user = common::query::param(query.as_deref(), "user")
         .map(|raw| common::api::UserId::parse(&raw))
         .transpose()?;
     if let Some(user) = &user {
@@ -79,9 +73,8 @@ pub(super) async fn discover(
 
 pub(super) async fn export_opml(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
+    User(user): User,
 ) -> Result<Response, ApiError> {
-    let user = user_from(user)?;
     let opml = state.reader.export_opml(&user).await?;
     let mut response = opml.into_response();
     let headers = response.headers_mut();
@@ -98,11 +91,10 @@ pub(super) async fn export_opml(
 
 pub(super) async fn import_opml(
     State(state): State<AppState>,
-    user: Result<Path<String>, PathRejection>,
+    User(user): User,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<OpmlImport>, ApiError> {
-    let user = user_from(user)?;
     state.admit(&user, Budget::Writes)?;
     // The same decoding as feeds: BOM, XML declaration, HTTP charset.
     let charset = headers
