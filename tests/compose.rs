@@ -778,14 +778,16 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
         Duration::from_secs(180),
         || {
             let nodes = nodes.clone();
+            // Each try is bounded: a session build can wait for ever on a
+            // node that accepts connections but is not serving yet.
             async move {
-                scylla::client::session_builder::SessionBuilder::new()
+                let builder = scylla::client::session_builder::SessionBuilder::new()
                     .known_node(&nodes)
-                    .connection_timeout(Duration::from_secs(2))
-                    .build()
-                    .await
-                    .ok()
-                    .map(drop)
+                    .connection_timeout(Duration::from_secs(2));
+                match tokio::time::timeout(Duration::from_secs(10), builder.build()).await {
+                    Ok(Ok(_session)) => Some(()),
+                    _ => None,
+                }
             }
         },
     )

@@ -160,7 +160,7 @@ pub struct Config {
 
 impl Config {
     /// The reader settings these flags describe.
-    pub fn reader_settings(&self) -> ReaderSettings {
+    pub(crate) fn reader_settings(&self) -> ReaderSettings {
         ReaderSettings {
             max_subscriptions: self.max_subscriptions,
             max_starred: self.max_starred,

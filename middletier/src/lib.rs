@@ -27,7 +27,7 @@ mod api;
 pub mod config;
 mod faults;
 pub mod feeds;
-pub mod reader;
+mod reader;
 pub mod refresh;
 pub mod store;
 

@@ -31,7 +31,9 @@
 //!   state, so a crash in between leaves the old validators, and the next
 //!   fetch asks for the whole document again.
 
+mod connect;
 pub mod cql;
+mod lease;
 mod migrate;
 pub mod retry;
 
@@ -43,8 +45,8 @@ pub mod retry;
 mod peers;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::Retryable;
@@ -53,26 +55,24 @@ use common::api::{FeedUrl, UserId};
 use common::config::Secret;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
-use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
-use scylla::frame::types::{Consistency, SerialConsistency};
-use scylla::policies::load_balancing::DefaultPolicy;
-use scylla::policies::retry::FallthroughRetryPolicy;
+use scylla::errors::ExecutionError;
+use scylla::frame::types::Consistency;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
 use tokio::sync::watch;
 
-use super::ids::{self, IdGenerator, ItemId};
+use super::ids::ItemId;
 use super::{
     FeedRecord, FeedUpdate, ReadState, StarredItem, Store, StoreError, StoredItem, Subscription,
     sort_newest_first,
 };
+use connect::connect_once;
 use cql::{Replication, Statements};
+use lease::{IdLease, keep_lease};
 
 /// Where the cluster is and how to talk to it.
 #[derive(Debug, Clone)]
@@ -121,100 +121,6 @@ struct Connected {
     session: Session,
     statements: Statements<PreparedStatement>,
     ping: PreparedStatement,
-}
-
-/// How long a claim on a worker number lasts unrenewed.
-const LEASE_TTL: Duration = Duration::from_secs(60);
-/// How often the claim is renewed.
-const LEASE_RENEW_EVERY: Duration = Duration::from_secs(20);
-/// Ids stop this long before the lease could expire.
-const LEASE_MARGIN: Duration = Duration::from_secs(15);
-/// How soon a failed claim or renewal is tried again: at once, near
-/// enough, so writes are back within a second or two of Cassandra.
-const LEASE_RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// This process's worker number for item ids, while its lease holds.
-#[derive(Debug, Default)]
-struct IdLease {
-    held: Mutex<Option<Held>>,
-}
-
-#[derive(Debug)]
-struct Held {
-    worker: u16,
-    /// No id is made after this.
-    valid_until: Instant,
-    /// ... nor after this, by the wall clock: a monotonic clock does not
-    /// advance while a virtual machine is suspended, but the lease's TTL in
-    /// Cassandra does.
-    valid_until_wall: std::time::SystemTime,
-    ids: IdGenerator,
-}
-
-impl Held {
-    fn is_valid(&self) -> bool {
-        Instant::now() < self.valid_until && std::time::SystemTime::now() < self.valid_until_wall
-    }
-}
-
-impl IdLease {
-    fn allocate(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        match held.as_mut() {
-            Some(lease) if lease.is_valid() => Ok(ids::next_after(&mut lease.ids, n, after)),
-            _ => Err(Self::not_held()),
-        }
-    }
-
-    /// Whether ids can be made now; `/healthcheck` says so.
-    fn check(&self) -> Result<(), StoreError> {
-        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        match held.as_ref() {
-            Some(lease) if lease.is_valid() => Ok(()),
-            _ => Err(Self::not_held()),
-        }
-    }
-
-    fn not_held() -> StoreError {
-        StoreError::Unavailable(
-            "no new items can be stored: no worker number for item ids (its lease in Cassandra is being claimed)"
-                .into(),
-        )
-    }
-
-    fn worker(&self) -> Option<u16> {
-        self.held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|h| h.worker)
-    }
-
-    /// Records a claim or renewal sent at `sent` (monotonic), which was
-    /// `sent_wall` by the wall clock.
-    fn hold(&self, worker: u16, sent: Instant, sent_wall: std::time::SystemTime) {
-        let valid_until = sent + LEASE_TTL - LEASE_MARGIN;
-        let valid_until_wall = sent_wall + LEASE_TTL - LEASE_MARGIN;
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        match held.as_mut() {
-            Some(lease) if lease.worker == worker => {
-                lease.valid_until = valid_until;
-                lease.valid_until_wall = valid_until_wall;
-            }
-            _ => {
-                *held = Some(Held {
-                    worker,
-                    valid_until,
-                    valid_until_wall,
-                    ids: IdGenerator::new(worker, ids::now_ms()),
-                })
-            }
-        }
-    }
-
-    fn lose(&self) {
-        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    }
 }
 
 /// The Cassandra store (see the module docs).
@@ -373,182 +279,6 @@ impl CassandraStore {
 /// Picks one prepared statement; a plain function, so calls picking
 /// different statements have one type and can run together.
 type Pick = for<'a> fn(&'a Statements<PreparedStatement>) -> &'a PreparedStatement;
-
-/// One connection attempt: session, schema, statements, a worker number.
-/// Publishes the result; returns `Ok(None)` when the store was dropped
-/// meanwhile.
-async fn connect_once(
-    settings: &CassandraSettings,
-    publish: &Weak<watch::Sender<Option<Arc<Connected>>>>,
-    lease: &Weak<IdLease>,
-) -> Result<Option<Arc<Connected>>, String> {
-    let (Some(publish), Some(lease)) = (publish.upgrade(), lease.upgrade()) else {
-        return Ok(None);
-    };
-    tracing::info!(nodes = ?settings.nodes, keyspace = %settings.keyspace, "connecting to Cassandra");
-    let mut balancing = DefaultPolicy::builder();
-    if let Some(dc) = &settings.local_datacenter {
-        balancing = balancing.prefer_datacenter(dc.clone());
-    }
-    let profile = ExecutionProfile::builder()
-        .consistency(settings.consistency)
-        .request_timeout(Some(settings.request_timeout))
-        // Retries are ours (retry.rs), so they are visible and bounded.
-        .retry_policy(Arc::new(FallthroughRetryPolicy::new()))
-        .load_balancing_policy(balancing.build())
-        .build();
-    let mut builder = SessionBuilder::new()
-        .known_nodes(&settings.nodes)
-        .connection_timeout(Duration::from_secs(5))
-        .default_execution_profile_handle(profile.into_handle());
-    if let Some((user, password)) = &settings.credentials {
-        builder = builder.user(user, password.expose());
-    }
-    let session = builder.build().await.map_err(|e| e.to_string())?;
-    let ks = &settings.keyspace;
-    let schema = std::iter::once(cql::create_keyspace(ks, &settings.replication))
-        .chain(cql::create_tables(ks));
-    for ddl in schema {
-        match session.query_unpaged(ddl.as_str(), &[]).await {
-            Ok(_) => {}
-            // Another middletier won the race to create it: fine.
-            Err(ExecutionError::LastAttemptError(RequestAttemptError::DbError(
-                DbError::AlreadyExists { .. },
-                _,
-            ))) => {}
-            Err(e) => return Err(format!("creating the schema failed: {e}")),
-        }
-    }
-    migrate::run(&session, ks).await?;
-    let prepare = |text: String| {
-        let session = &session;
-        async move {
-            let mut statement = session.prepare(text).await.map_err(|e| e.to_string())?;
-            // Everything may be retried but the lightweight transactions
-            // (the lease, the read watermark, new items), which are
-            // serialized across every data centre: two middletiers in two
-            // data centres must never hold one worker number.
-            let is_transaction = statement.get_statement().contains(" IF ");
-            statement.set_is_idempotent(!is_transaction);
-            if is_transaction {
-                statement.set_serial_consistency(Some(SerialConsistency::Serial));
-            }
-            Ok::<_, String>(statement)
-        }
-    };
-    let statements = Statements::new(ks).try_map(prepare).await?;
-    let ping = prepare(cql::PING.to_owned()).await?;
-    let db = Arc::new(Connected {
-        session,
-        statements,
-        ping,
-    });
-    claim_worker(&db, &lease).await?;
-    tracing::info!(keyspace = %ks, worker = ?lease.worker(), "connected to Cassandra; schema ready");
-    let _ = publish.send(Some(db.clone()));
-    Ok(Some(db))
-}
-
-/// Claims a free worker number, starting from a random one so that
-/// middletiers starting together rarely contend.
-async fn claim_worker(db: &Connected, lease: &IdLease) -> Result<(), String> {
-    let owner = lease_owner();
-    let start = u16::try_from(getrandom::u32().unwrap_or(0) % u32::from(ids::WORKERS)).unwrap_or(0);
-    let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
-    for offset in 0..ids::WORKERS {
-        let worker = (start + offset) % ids::WORKERS;
-        let (sent, sent_wall) = (Instant::now(), std::time::SystemTime::now());
-        let result = db
-            .session
-            .execute_unpaged(
-                &db.statements.claim_worker,
-                (i32::from(worker), owner.as_str(), ttl),
-            )
-            .await
-            .map_err(|e| format!("claiming an item-id worker number failed: {e}"))?;
-        if applied(result)? {
-            lease.hold(worker, sent, sent_wall);
-            OWNER.get_or_init(|| owner.clone());
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "all {} worker numbers for item ids are taken: more middletiers share this keyspace than ids allow",
-        ids::WORKERS
-    ))
-}
-
-/// Who this process is, in the lease table.
-static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-fn lease_owner() -> String {
-    OWNER.get().cloned().unwrap_or_else(|| {
-        format!(
-            "pid{}-{:016x}",
-            std::process::id(),
-            getrandom::u64().unwrap_or(0)
-        )
-    })
-}
-
-/// Renews the lease every [`LEASE_RENEW_EVERY`] while the store exists;
-/// claims another number if it was lost. After a failure (Cassandra
-/// unreachable, say) it tries again every [`LEASE_RETRY_EVERY`], not a
-/// whole period later: once the lease has run out, no new item can be
-/// stored until it is back.
-async fn keep_lease(db: &Connected, lease: &Weak<IdLease>) {
-    let mut wait = LEASE_RENEW_EVERY;
-    loop {
-        tokio::time::sleep(wait).await;
-        let Some(lease) = lease.upgrade() else { return };
-        wait = if renew_or_claim(db, &lease).await {
-            LEASE_RENEW_EVERY
-        } else {
-            LEASE_RETRY_EVERY
-        };
-    }
-}
-
-/// One round of [`keep_lease`]: whether the lease is held afterwards.
-async fn renew_or_claim(db: &Connected, lease: &IdLease) -> bool {
-    let ttl = i32::try_from(LEASE_TTL.as_secs()).unwrap_or(60);
-    let owner = lease_owner();
-    let Some(worker) = lease.worker() else {
-        return match claim_worker(db, lease).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?LEASE_RETRY_EVERY, "could not claim an item-id worker number");
-                false
-            }
-        };
-    };
-    let (sent, sent_wall) = (Instant::now(), std::time::SystemTime::now());
-    let renewed = db
-        .session
-        .execute_unpaged(
-            &db.statements.renew_worker,
-            (ttl, owner.as_str(), i32::from(worker), owner.as_str()),
-        )
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(applied);
-    match renewed {
-        Ok(true) => {
-            lease.hold(worker, sent, sent_wall);
-            true
-        }
-        Ok(false) => {
-            tracing::warn!(worker, "lost the item-id worker lease; claiming another");
-            lease.lose();
-            false
-        }
-        // Not known either way: keep the lease until it runs out.
-        Err(e) => {
-            tracing::warn!(worker, error = %e, retry_in = ?LEASE_RETRY_EVERY, "could not renew the item-id worker lease");
-            false
-        }
-    }
-}
 
 /// A lightweight transaction's `[applied]`, and the current value of the
 /// column it tested when it was not applied (none if the row is absent).
@@ -920,6 +650,7 @@ impl Store for CassandraStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scylla::client::session_builder::SessionBuilder;
 
     /// The defaults, for `nodes` and a keyspace named `rss`.
     fn settings(nodes: &[&str]) -> CassandraSettings {
@@ -943,34 +674,6 @@ mod tests {
         assert_eq!(parse_consistency("local-one"), Ok(Consistency::LocalOne));
         assert_eq!(parse_consistency("quorum"), Ok(Consistency::Quorum));
         assert!(parse_consistency("most").is_err());
-    }
-
-    #[test]
-    fn without_a_live_id_lease_writes_and_health_say_no() {
-        let lease = IdLease::default();
-        assert!(lease.check().is_err(), "never claimed");
-        lease.hold(3, Instant::now(), std::time::SystemTime::now());
-        assert!(lease.check().is_ok());
-        assert_eq!(lease.allocate(2, 0).unwrap().len(), 2);
-        // A renewal that last succeeded a whole TTL ago (Cassandra was
-        // away): the lease has run out, and health says why.
-        let long_ago = Instant::now() - LEASE_TTL;
-        let lapsed = IdLease::default();
-        lapsed.hold(3, long_ago, std::time::SystemTime::now() - LEASE_TTL);
-        let err = lapsed.check().unwrap_err().to_string();
-        assert!(err.contains("no new items can be stored"), "{err}");
-        assert!(lapsed.allocate(1, 0).is_err());
-    }
-
-    #[test]
-    fn a_lease_runs_out_by_the_wall_clock_too() {
-        // A virtual machine suspended for a minute: its monotonic clock
-        // says a moment passed, the wall clock (and Cassandra's TTL) say
-        // the lease has run out.
-        let lease = IdLease::default();
-        lease.hold(3, Instant::now(), std::time::SystemTime::now() - LEASE_TTL);
-        assert!(lease.check().is_err());
-        assert!(lease.allocate(1, 0).is_err());
     }
 
     #[tokio::test]

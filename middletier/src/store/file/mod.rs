@@ -43,6 +43,12 @@
 //! (`--file-store-cache`, default 64 MiB) so a large store does not grow
 //! the process (redb's own default is 1 GiB).
 
+mod migrate;
+mod writer;
+
+use migrate::fold_user_case;
+use writer::{Op, Pending, write_loop};
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -53,7 +59,7 @@ use std::thread::JoinHandle;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, UserId};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::ids::{self, IdGenerator, ItemId};
@@ -111,48 +117,6 @@ pub enum OpenError {
         /// What redb said.
         source: redb::Error,
     },
-}
-
-/// A change, queued for the writer thread.
-enum Op {
-    Add {
-        user: UserId,
-        url: FeedUrl,
-        at_ms: i64,
-    },
-    Remove {
-        user: UserId,
-        url: FeedUrl,
-    },
-    CreateFeed(FeedRecord),
-    SaveFetch(FeedUpdate),
-    DeleteFeed(FeedUrl),
-    ReadOverride {
-        user: UserId,
-        feed: FeedUrl,
-        id: ItemId,
-        read: Option<bool>,
-    },
-    MarkReadBefore {
-        user: UserId,
-        feed: FeedUrl,
-        before: ItemId,
-    },
-    Star {
-        user: UserId,
-        item: StarredItem,
-        starred: bool,
-    },
-    /// The health probe: a commit that changes nothing anyone reads.
-    Probe {
-        at_ms: i64,
-    },
-}
-
-/// A write waiting for the writer thread, and where to say it is done.
-struct Pending {
-    op: Op,
-    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// The file store (see the module docs).
@@ -298,100 +262,6 @@ impl FileStore {
     }
 }
 
-/// Folds user ids saved before ids were compared without case (`Alice`)
-/// into their lower-case form (`alice`), merging with what is already
-/// there, so their owners keep their data. Runs once per store (a `meta`
-/// flag), inside the opening transaction.
-fn fold_user_case(txn: &WriteTransaction) -> Result<(), redb::Error> {
-    let mut meta = txn.open_table(META)?;
-    if meta.get(USER_CASE_FOLDED)?.is_some() {
-        return Ok(());
-    }
-    let mixed = |user: &str| user.bytes().any(|b| b.is_ascii_uppercase());
-    let lower = |user: &str| user.to_ascii_lowercase();
-
-    let mut table = txn.open_table(SUBSCRIPTIONS)?;
-    let rows: Vec<(String, String, i64)> = table
-        .iter()?
-        .filter_map(Result::ok)
-        .map(|(k, v)| (k.value().0.to_owned(), k.value().1.to_owned(), v.value()))
-        .filter(|(user, _, _)| mixed(user))
-        .collect();
-    for (user, url, at) in rows {
-        table.remove((user.as_str(), url.as_str()))?;
-        let key = (lower(&user), url);
-        let first = table
-            .get((key.0.as_str(), key.1.as_str()))?
-            .map_or(at, |v| v.value().min(at));
-        table.insert((key.0.as_str(), key.1.as_str()), first)?;
-    }
-    drop(table);
-
-    let mut table = txn.open_table(SUBSCRIBERS)?;
-    let rows: Vec<(String, String)> = table
-        .iter()?
-        .filter_map(Result::ok)
-        .map(|(k, _)| (k.value().0.to_owned(), k.value().1.to_owned()))
-        .filter(|(_, user)| mixed(user))
-        .collect();
-    for (url, user) in rows {
-        table.remove((url.as_str(), user.as_str()))?;
-        table.insert((url.as_str(), lower(&user).as_str()), ())?;
-    }
-    drop(table);
-
-    let mut table = txn.open_table(READ_MARKS)?;
-    let rows: Vec<(String, String, u64)> = table
-        .iter()?
-        .filter_map(Result::ok)
-        .map(|(k, v)| (k.value().0.to_owned(), k.value().1.to_owned(), v.value()))
-        .filter(|(user, _, _)| mixed(user))
-        .collect();
-    for (user, url, mark) in rows {
-        table.remove((user.as_str(), url.as_str()))?;
-        let user = lower(&user);
-        let key = (user.as_str(), url.as_str());
-        let mark = table.get(key)?.map_or(mark, |v| v.value().max(mark));
-        table.insert(key, mark)?;
-    }
-    drop(table);
-
-    let mut table = txn.open_table(READ_OVERRIDES)?;
-    let rows: Vec<(String, String, u64, bool)> = table
-        .iter()?
-        .filter_map(Result::ok)
-        .map(|(k, v)| {
-            let (user, url, id) = k.value();
-            (user.to_owned(), url.to_owned(), id, v.value())
-        })
-        .filter(|(user, _, _, _)| mixed(user))
-        .collect();
-    for (user, url, id, read) in rows {
-        table.remove((user.as_str(), url.as_str(), id))?;
-        let user = lower(&user);
-        if table.get((user.as_str(), url.as_str(), id))?.is_none() {
-            table.insert((user.as_str(), url.as_str(), id), read)?;
-        }
-    }
-    drop(table);
-
-    let mut table = txn.open_table(STARRED)?;
-    let rows: Vec<(String, u64, Vec<u8>)> = table
-        .iter()?
-        .filter_map(Result::ok)
-        .map(|(k, v)| (k.value().0.to_owned(), k.value().1, v.value().to_vec()))
-        .filter(|(user, _, _)| mixed(user))
-        .collect();
-    for (user, id, item) in rows {
-        table.remove((user.as_str(), id))?;
-        table.insert((lower(&user).as_str(), id), item.as_slice())?;
-    }
-    drop(table);
-
-    meta.insert(USER_CASE_FOLDED, 1)?;
-    Ok(())
-}
-
 /// A read or a commit failed: in redb, or a record would not encode or
 /// decode.
 #[derive(Debug, thiserror::Error)]
@@ -418,170 +288,6 @@ from_redb!(
     redb::TransactionError,
     redb::CommitError
 );
-
-/// The writer thread: batch, apply, commit, acknowledge; until the channel
-/// closes.
-fn write_loop(db: &Database, queue: &mpsc::Receiver<Pending>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let result = apply(db, &batch).map_err(|e| {
-            tracing::error!(error = %e, writes = batch.len(), "file store commit failed");
-            StoreError::Unavailable(format!("the file store could not commit: {e}"))
-        });
-        metrics::histogram!("file_store_batch_size").record(batch.len() as f64);
-        for pending in batch {
-            let _ = pending.done.send(result.clone());
-        }
-    }
-}
-
-fn apply(db: &Database, batch: &[Pending]) -> Result<(), DbError> {
-    let txn = db.begin_write()?;
-    for pending in batch {
-        apply_one(&txn, &pending.op)?;
-    }
-    // Durability::Immediate (the default): on disk when this returns.
-    txn.commit()?;
-    Ok(())
-}
-
-fn apply_one(txn: &WriteTransaction, op: &Op) -> Result<(), DbError> {
-    match op {
-        Op::Add { user, url, at_ms } => {
-            let mut table = txn.open_table(SUBSCRIPTIONS)?;
-            let key = (user.as_str(), url.as_str());
-            // Adding twice keeps the first time, and so the place.
-            if table.get(key)?.is_none() {
-                table.insert(key, at_ms)?;
-            }
-            txn.open_table(SUBSCRIBERS)?
-                .insert((url.as_str(), user.as_str()), ())?;
-        }
-        Op::Remove { user, url } => {
-            let key = (user.as_str(), url.as_str());
-            txn.open_table(SUBSCRIPTIONS)?.remove(key)?;
-            txn.open_table(SUBSCRIBERS)?
-                .remove((url.as_str(), user.as_str()))?;
-            txn.open_table(READ_MARKS)?.remove(key)?;
-            txn.open_table(READ_OVERRIDES)?.retain_in(
-                (user.as_str(), url.as_str(), 0)..=(user.as_str(), url.as_str(), u64::MAX),
-                |_, _| false,
-            )?;
-        }
-        Op::CreateFeed(record) => {
-            let mut feeds = txn.open_table(FEEDS)?;
-            if feeds.get(record.url.as_str())?.is_none() {
-                let value = serde_json::to_vec(record)?;
-                feeds.insert(record.url.as_str(), value.as_slice())?;
-            }
-        }
-        Op::SaveFetch(update) => save_fetch(txn, update)?,
-        Op::DeleteFeed(url) => {
-            let url = url.as_str();
-            txn.open_table(FEEDS)?.remove(url)?;
-            let mut items = txn.open_table(ITEMS)?;
-            let ids = items
-                .range((url, 0)..=(url, u64::MAX))?
-                .map(|row| row.map(|(key, _)| key.value().1))
-                .collect::<Result<Vec<u64>, _>>()?;
-            let mut index = txn.open_table(ITEM_FEEDS)?;
-            for id in ids {
-                items.remove((url, id))?;
-                index.remove(id)?;
-            }
-        }
-        Op::ReadOverride {
-            user,
-            feed,
-            id,
-            read,
-        } => {
-            let mut table = txn.open_table(READ_OVERRIDES)?;
-            let key = (user.as_str(), feed.as_str(), *id);
-            match read {
-                Some(read) => table.insert(key, read).map(drop),
-                None => table.remove(key).map(drop),
-            }?;
-        }
-        Op::MarkReadBefore { user, feed, before } => {
-            let key = (user.as_str(), feed.as_str());
-            let mut marks = txn.open_table(READ_MARKS)?;
-            let current = marks.get(key)?.map_or(0, |v| v.value());
-            marks.insert(key, current.max(*before))?;
-            if *before > 0 {
-                txn.open_table(READ_OVERRIDES)?.retain_in(
-                    (user.as_str(), feed.as_str(), 0)..(user.as_str(), feed.as_str(), *before),
-                    |_, _| false,
-                )?;
-            }
-        }
-        Op::Star {
-            user,
-            item,
-            starred,
-        } => {
-            let mut table = txn.open_table(STARRED)?;
-            let key = (user.as_str(), item.item.id);
-            if *starred {
-                let value = serde_json::to_vec(item)?;
-                table.insert(key, value.as_slice()).map(drop)
-            } else {
-                table.remove(key).map(drop)
-            }?;
-        }
-        Op::Probe { at_ms } => {
-            txn.open_table(HEALTH)?.insert("probe", at_ms)?;
-        }
-    }
-    Ok(())
-}
-
-fn save_fetch(txn: &WriteTransaction, update: &FeedUpdate) -> Result<(), DbError> {
-    let url = update.record.url.as_str();
-    let record = serde_json::to_vec(&update.record)?;
-    txn.open_table(FEEDS)?.insert(url, record.as_slice())?;
-    let mut items = txn.open_table(ITEMS)?;
-    let mut index = txn.open_table(ITEM_FEEDS)?;
-    // Upserts match by key, and one key has one id: an item already stored
-    // under another id (another refresh of the same feed stored it first)
-    // keeps that id.
-    let mut ids_by_key: HashMap<String, u64> = HashMap::new();
-    if !update.upserts.is_empty() {
-        for row in items.range((url, 0)..=(url, u64::MAX))? {
-            let (key, value) = row?;
-            if let Ok(item) = serde_json::from_slice::<StoredItem>(value.value()) {
-                ids_by_key.insert(item.key, key.value().1);
-            }
-        }
-    }
-    for item in &update.removals {
-        items.remove((url, item.id))?;
-        index.remove(item.id)?;
-    }
-    let mut high_id = 0;
-    for item in &update.upserts {
-        let id = ids_by_key.get(&item.key).copied().unwrap_or(item.id);
-        let value = serde_json::to_vec(&StoredItem { id, ..item.clone() })?;
-        items.insert((url, id), value.as_slice())?;
-        index.insert(id, url)?;
-        high_id = high_id.max(id);
-    }
-    if high_id > 0 {
-        let high_ms = u64::try_from(ids::stored_at(high_id).timestamp_millis()).unwrap_or(0);
-        let mut meta = txn.open_table(META)?;
-        let current = meta.get(IDS_HIGH_MS)?.map_or(0, |v| v.value());
-        if high_ms > current {
-            meta.insert(IDS_HIGH_MS, high_ms)?;
-        }
-    }
-    Ok(())
-}
 
 /// The first and last key of a string-keyed prefix: every `(prefix, _)`
 /// falls in `[(prefix, ""), (prefix + "\0", ""))`, since no key part

@@ -1,0 +1,310 @@
+//! Reading: the listing (stored items with the user's read and starred
+//! state), one item's state, mark-read, and refresh now.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use common::api::{FeedUrl, FeedView, Item, ItemChange, ItemState, UserId};
+
+use crate::feeds::fetch::human_duration;
+use crate::refresh::RefreshError;
+use crate::store::{FeedRecord, ItemId, ReadState, StarredItem, StoreError, StoredItem, ids};
+
+use super::{Reader, ReaderError, rfc3339, web_url};
+
+/// How to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ListOptions {
+    /// Only unread items.
+    pub(crate) unread_only: bool,
+    /// Items per feed (else the default).
+    pub(crate) limit: Option<usize>,
+}
+
+impl Reader {
+    /// A user's subscriptions, oldest first, each with its items and state.
+    pub(crate) async fn feeds(
+        &self,
+        user: &UserId,
+        options: ListOptions,
+    ) -> Result<Vec<FeedView>, ReaderError> {
+        let subscriptions = self.store.list(user).await?;
+        let urls: Vec<FeedUrl> = subscriptions.into_iter().map(|s| s.url).collect();
+        let (states, starred, stored) = tokio::try_join!(
+            self.store.read_states(user),
+            self.starred_ids(user),
+            self.store.feeds_with_items(&urls),
+        )?;
+        let views = urls.iter().zip(stored).map(|(url, stored)| {
+            let state = states.get(url).cloned().unwrap_or_default();
+            self.view(user, url, stored, state, &starred, options)
+        });
+        futures::future::try_join_all(views).await
+    }
+
+    pub(super) async fn starred_ids(&self, user: &UserId) -> Result<HashSet<ItemId>, StoreError> {
+        Ok(self
+            .store
+            .starred(user)
+            .await?
+            .iter()
+            .map(|s| s.item.id)
+            .collect())
+    }
+
+    /// One subscription as the user sees it now, from what the store holds
+    /// (`stored`), fetching it first if it was never fetched.
+    pub(super) async fn view(
+        &self,
+        user: &UserId,
+        url: &FeedUrl,
+        stored: (Option<FeedRecord>, Vec<StoredItem>),
+        state: ReadState,
+        starred: &HashSet<ItemId>,
+        options: ListOptions,
+    ) -> Result<FeedView, ReaderError> {
+        let (record, items) = match stored {
+            (Some(record), items) if record.last_fetched.is_some() => (Some(record), items),
+            (known, _) => {
+                let fetched = self.first_fetch(user, url).await?;
+                // The fetch stored the items it found.
+                (fetched.or(known), self.store.items(url).await?)
+            }
+        };
+        Ok(self.present(url, record.as_ref(), &items, &state, starred, options))
+    }
+
+    /// Fetches a feed never fetched, waiting at most `first_fetch_wait`; the
+    /// fetch goes on (and is stored) if the wait runs out.
+    pub(super) async fn first_fetch(
+        &self,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<Option<FeedRecord>, ReaderError> {
+        let refresh = self.refresher.refresh(url, Some(user));
+        match tokio::time::timeout(self.settings.first_fetch_wait, refresh).await {
+            Ok(Ok(record)) => Ok(Some(record)),
+            Ok(Err(RefreshError::Store(e))) => Err(e.into()),
+            Ok(Err(RefreshError::Internal)) | Err(_) => Ok(None),
+        }
+    }
+
+    pub(super) fn present(
+        &self,
+        url: &FeedUrl,
+        record: Option<&FeedRecord>,
+        items: &[StoredItem],
+        state: &ReadState,
+        starred: &HashSet<ItemId>,
+        options: ListOptions,
+    ) -> FeedView {
+        let limit = options.limit.unwrap_or(self.settings.default_limit);
+        let error = match record {
+            Some(record) if record.last_fetched.is_some() => record.error.clone(),
+            _ => Some(format!(
+                "still loading (the publisher has not answered within {}); reload in a few seconds",
+                human_duration(self.settings.first_fetch_wait)
+            )),
+        };
+        let error_count = record.map_or(0, |r| r.error_count);
+        FeedView {
+            url: url.to_string(),
+            title: record
+                .and_then(|r| r.title.clone())
+                .unwrap_or_else(|| url.host().to_owned()),
+            items: items
+                .iter()
+                .filter(|item| !options.unread_only || !state.is_read(item.id))
+                .take(limit)
+                .map(|item| wire_item(item, state.is_read(item.id), starred.contains(&item.id)))
+                .collect(),
+            error,
+            unread: state.unread(items.iter().map(|i| i.id)),
+            last_fetched: record.and_then(|r| r.last_fetched).map(rfc3339),
+            next_fetch: record.map(|r| rfc3339(r.next_fetch)),
+            error_count,
+            failing_since: record.and_then(|r| r.failing_since).map(rfc3339),
+            broken: self.refresher.settings().policy.is_broken(error_count),
+            site_url: record.and_then(|r| r.site_url.as_deref()).and_then(web_url),
+        }
+    }
+
+    /// Marks one item read or unread, starred or not.
+    pub(crate) async fn set_item(
+        &self,
+        user: &UserId,
+        id: common::api::ItemId,
+        change: ItemChange,
+    ) -> Result<ItemState, ReaderError> {
+        if change.read.is_none() && change.starred.is_none() {
+            return Err(ReaderError::NothingToChange);
+        }
+        let unknown = || ReaderError::UnknownItem(id.to_string());
+        let id: ItemId = id.get();
+        let subscribed = self.subscribed(user).await?;
+        let starred = self.store.starred(user).await?;
+        let (feed, item) = match self.store.item(id).await? {
+            Some((feed, item)) if subscribed.contains(&feed) => (feed, item),
+            // A starred item may have left its feed's window.
+            _ => match starred.iter().find(|s| s.item.id == id) {
+                Some(s) => (s.feed.clone(), s.item.clone()),
+                None => return Err(unknown()),
+            },
+        };
+        let mut state = self
+            .store
+            .read_states(user)
+            .await?
+            .remove(&feed)
+            .unwrap_or_default();
+        if let Some(read) = change.read {
+            let override_ = state.mark(id, read);
+            self.store
+                .set_read_override(user, &feed, id, override_)
+                .await?;
+            if state.overrides.len() > self.refresher.settings().keep_items {
+                self.prune_overrides(user, &feed, &state).await?;
+            }
+        }
+        let was_starred = starred.iter().any(|s| s.item.id == id);
+        let is_starred = match change.starred {
+            Some(true) if !was_starred && starred.len() >= self.settings.max_starred => {
+                return Err(ReaderError::TooManyStarred(self.settings.max_starred));
+            }
+            Some(star) => {
+                let item = StarredItem { feed, item };
+                self.store.set_starred(user, &item, star).await?;
+                star
+            }
+            None => was_starred,
+        };
+        Ok(ItemState {
+            id: common::api::ItemId::new(id),
+            read: state.is_read(id),
+            starred: is_starred,
+        })
+    }
+
+    /// Drops the overrides of items no longer stored in `feed`: they can
+    /// never be shown again, and without this a user who toggles items of
+    /// a busy feed would keep them for ever.
+    pub(super) async fn prune_overrides(
+        &self,
+        user: &UserId,
+        feed: &FeedUrl,
+        state: &ReadState,
+    ) -> Result<(), StoreError> {
+        let stored: HashSet<ItemId> = self.store.items(feed).await?.iter().map(|i| i.id).collect();
+        let stale = state.overrides.keys().filter(|id| !stored.contains(id));
+        futures::future::try_join_all(
+            stale.map(|id| self.store.set_read_override(user, feed, *id, None)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks read the items of one feed (or all) up to `before`: the newest
+    /// item id the user was shown (that item included), or a date (items
+    /// first stored before it); without it, all. Items stored after the
+    /// mark stay unread, whatever any middletier's clock says: no feed's
+    /// watermark goes past its newest stored item.
+    pub(crate) async fn mark_read(
+        &self,
+        user: &UserId,
+        url: Option<FeedUrl>,
+        before: Option<&str>,
+    ) -> Result<usize, ReaderError> {
+        let before = before.map(parse_before).transpose()?;
+        let subscribed = self.subscribed(user).await?;
+        let feeds: Vec<FeedUrl> = match url {
+            Some(url) if subscribed.contains(&url) => vec![url],
+            Some(url) => return Err(ReaderError::NotSubscribed(url.to_string())),
+            None => subscribed.into_iter().collect(),
+        };
+        let states = self.store.read_states(user).await?;
+        let marks = feeds.iter().map(|feed| {
+            let mut state = states.get(feed).cloned().unwrap_or_default();
+            async move {
+                let ids: Vec<ItemId> = self.store.items(feed).await?.iter().map(|i| i.id).collect();
+                let newest = ids.iter().max().map_or(0, |max| max + 1);
+                let watermark = match before {
+                    Some(Before::Item(id)) => id.saturating_add(1),
+                    Some(Before::Date(at)) => ids::first_id_at(at),
+                    None => newest,
+                }
+                .min(newest);
+                let unread = state.unread(ids.iter().copied());
+                state.mark_read_before(watermark);
+                let marked = unread - state.unread(ids.iter().copied());
+                if marked > 0 {
+                    self.store.mark_read_before(user, feed, watermark).await?;
+                }
+                Ok::<_, StoreError>(marked)
+            }
+        });
+        Ok(futures::future::try_join_all(marks)
+            .await?
+            .into_iter()
+            .sum())
+    }
+
+    /// Fetches one of the user's feeds now; returns it as a listing would.
+    pub(crate) async fn refresh(
+        &self,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<FeedView, ReaderError> {
+        if !self.subscribed(user).await?.contains(url) {
+            return Err(ReaderError::NotSubscribed(url.to_string()));
+        }
+        let record = self.refresher.refresh(url, Some(user)).await?;
+        let (states, starred, items) = tokio::try_join!(
+            self.store.read_states(user),
+            self.starred_ids(user),
+            self.store.items(url),
+        )?;
+        let state = states.get(url).cloned().unwrap_or_default();
+        Ok(self.present(
+            url,
+            Some(&record),
+            &items,
+            &state,
+            &starred,
+            ListOptions::default(),
+        ))
+    }
+}
+
+/// Where a mark-read stops.
+#[derive(Debug, Clone, Copy)]
+enum Before {
+    /// Up to this item id, included.
+    Item(ItemId),
+    /// Items first stored before this time.
+    Date(DateTime<Utc>),
+}
+
+fn parse_before(raw: &str) -> Result<Before, ReaderError> {
+    let raw = raw.trim();
+    if let Ok(id) = raw.parse::<ItemId>() {
+        return Ok(Before::Item(id));
+    }
+    DateTime::parse_from_rfc3339(raw)
+        .map(|d| Before::Date(d.with_timezone(&Utc)))
+        .map_err(|_| ReaderError::BadDate(raw.chars().take(60).collect()))
+}
+
+/// An item as the API shows it.
+fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
+    Item {
+        id: common::api::ItemId::new(item.id),
+        guid: item.guid.clone(),
+        title: item.title.clone(),
+        // Stored before links were checked as they are now: checked again.
+        link: item.link.as_deref().and_then(web_url),
+        description: item.description.clone(),
+        published: item.published.clone(),
+        read,
+        starred,
+    }
+}
