@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use common::api::{ErrorBody, InvalidInput, ItemId};
 
-use crate::middletier::WriteError;
+use crate::middletier::CallError;
 use crate::security::csrf_ok;
 
 /// Everything that can go wrong in an edge request.
@@ -78,9 +78,9 @@ pub(crate) enum Error {
         "the {0} header appears more than once, so it is not clear who you are; the authenticating proxy must set it exactly once"
     )]
     RepeatedUser(String),
-    /// A change to the user's feeds that did not go through.
+    /// A call to the middletier that did not go through.
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Call(#[from] CallError),
     /// No such page or endpoint.
     #[error("no such page: the reader is at /, the API under /api/ (e.g. /api/subscriptions)")]
     NotFound,
@@ -113,14 +113,14 @@ impl Error {
             | Error::RepeatedUser(_) => StatusCode::BAD_REQUEST,
             Error::NoUser(_) => StatusCode::UNAUTHORIZED,
             Error::BadToken | Error::CrossSite(_) => StatusCode::FORBIDDEN,
-            Error::Write(write) => match write {
-                WriteError::Refused { status, .. } => {
+            Error::Call(write) => match write {
+                CallError::Refused { status, .. } => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
                 }
-                WriteError::TooFast(_) => StatusCode::TOO_MANY_REQUESTS,
-                WriteError::BadReply(_) => StatusCode::BAD_GATEWAY,
-                WriteError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-                WriteError::Unknown => StatusCode::GATEWAY_TIMEOUT,
+                CallError::TooFast(_) => StatusCode::TOO_MANY_REQUESTS,
+                CallError::BadReply(_) => StatusCode::BAD_GATEWAY,
+                CallError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                CallError::Unknown => StatusCode::GATEWAY_TIMEOUT,
             },
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -130,8 +130,8 @@ impl Error {
     /// When to try again, in seconds, for a 429 (ours or the middletier's).
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Error::Write(WriteError::TooFast(wait)) => Some(wait.as_secs().max(1)),
-            Error::Write(WriteError::Refused { retry_after, .. }) => *retry_after,
+            Error::Call(CallError::TooFast(wait)) => Some(wait.as_secs().max(1)),
+            Error::Call(CallError::Refused { retry_after, .. }) => *retry_after,
             _ => None,
         }
     }
@@ -220,7 +220,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ItemPath {
         state: &S,
     ) -> Result<Self, Error> {
         let no_such_item = || {
-            Error::Write(WriteError::Refused {
+            Error::Call(CallError::Refused {
                 status: 404,
                 message: "no such item; reload to get current item ids".into(),
                 retry_after: None,
@@ -273,22 +273,22 @@ mod tests {
 
     #[test]
     fn each_failure_has_its_status() {
-        let write = |e: WriteError| Error::Write(e).status();
+        let write = |e: CallError| Error::Call(e).status();
         assert_eq!(
-            write(WriteError::BadReply("x".into())),
+            write(CallError::BadReply("x".into())),
             StatusCode::BAD_GATEWAY
         );
         assert_eq!(
-            write(WriteError::Unavailable("x".into())),
+            write(CallError::Unavailable("x".into())),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(write(WriteError::Unknown), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(write(CallError::Unknown), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(
-            write(WriteError::TooFast(Duration::from_secs(2))),
+            write(CallError::TooFast(Duration::from_secs(2))),
             StatusCode::TOO_MANY_REQUESTS
         );
         assert_eq!(
-            write(WriteError::Refused {
+            write(CallError::Refused {
                 status: 409,
                 message: "x".into(),
                 retry_after: None
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_429_says_when_to_try_again() {
-        let response = Error::Write(WriteError::TooFast(Duration::from_secs(3))).into_response();
+        let response = Error::Call(CallError::TooFast(Duration::from_secs(3))).into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 }

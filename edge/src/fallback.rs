@@ -8,6 +8,7 @@
 //! fallback is an empty list.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use common::api::UserId;
@@ -65,6 +66,33 @@ impl LastGood {
         if let Some(old) = self.answers.remove(user) {
             self.bytes -= old.len();
         }
+    }
+}
+
+/// [`LastGood`] behind its lock, shared by every request: the only way
+/// the edge touches it.
+#[derive(Debug, Default)]
+pub(crate) struct Saved(Mutex<LastGood>);
+
+impl Saved {
+    /// `user`'s last good answer, if it is kept.
+    pub(crate) fn get(&self, user: &UserId) -> Option<Bytes> {
+        self.lock().get(user)
+    }
+
+    /// Keeps `body` as `user`'s last good answer.
+    pub(crate) fn save(&self, user: &UserId, body: Bytes) {
+        self.lock().insert(user.clone(), body);
+    }
+
+    /// After a change (made or maybe made) the saved copy is out of date:
+    /// better an empty fallback than one that shows a deleted feed.
+    pub(crate) fn forget(&self, user: &UserId) {
+        self.lock().remove(user);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LastGood> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -212,7 +212,10 @@ impl Application {
 
     /// Fetches the registry, registers, serves until `shutdown`, then
     /// deregisters and drains (see [`common::server::serve_registered`]).
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self, shutdown: CancellationToken) -> std::io::Result<()> {
+        // Long-lived streams end when shutdown begins, so they do not hold
+        // up the graceful drain.
+        self.state.streams_stop = shutdown.child_token();
         let stop_fetching = CancellationToken::new();
         // Background tasks end with this future, even if it is dropped.
         let fetcher = AbortOnDropHandle::new(self.discovery.spawn_fetcher(stop_fetching.clone()));
@@ -220,12 +223,6 @@ impl Application {
             self.state.clone(),
             shutdown.clone(),
         )));
-        let streams_stop = self.state.streams_stop.clone();
-        let stop_streams = shutdown.clone();
-        let _streams = AbortOnDropHandle::new(tokio::spawn(async move {
-            stop_streams.cancelled().await;
-            streams_stop.cancel();
-        }));
         let served = common::server::serve_registered(
             self.listener,
             router(self.state),

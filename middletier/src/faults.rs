@@ -28,8 +28,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
-
 /// The faults in force. Shared by the routes, the middleware and the store.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
@@ -52,16 +50,10 @@ impl Faults {
         }
     }
 
-    /// `Err` while the injected store outage is on (see
-    /// [`crate::store::Metered`], which asks before every store call).
-    pub(crate) fn store_gate(&self) -> Result<(), StoreError> {
-        if self.store_down.load(Ordering::Relaxed) {
-            Err(StoreError::Unavailable(
-                "injected fault: the store is down".into(),
-            ))
-        } else {
-            Ok(())
-        }
+    /// Whether the injected store outage is on (the store's
+    /// [`crate::store::Metered`] asks before every call, and fails it).
+    pub(crate) fn store_is_down(&self) -> bool {
+        self.store_down.load(Ordering::Relaxed)
     }
 
     pub(crate) fn apply(&self, settings: &FaultSettings) {

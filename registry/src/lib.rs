@@ -42,7 +42,6 @@ use leases::LeaseTable;
 use state::AppState;
 
 /// A registry, bound and ready to serve.
-/// A registry, bound and ready to serve.
 pub struct Application {
     listener: TcpListener,
     state: AppState,

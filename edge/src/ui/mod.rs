@@ -32,7 +32,7 @@ use serde::Deserialize;
 use crate::client::Client;
 use crate::error::{CheckedForm, Error, HasCsrf, ItemPath};
 use crate::message::sentence;
-use crate::middletier::{Subscribed, WriteError};
+use crate::middletier::{CallError, Subscribed};
 use crate::security::{csrf_ok, csrf_token};
 use crate::state::AppState;
 use crate::user::CurrentUser;
@@ -183,7 +183,7 @@ pub(crate) async fn add(
                 };
                 Done::Page((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
             }
-            Err(WriteError::Refused { message, .. }) => {
+            Err(CallError::Refused { message, .. }) => {
                 Done::Back(jar, Flash::error(format!("Couldn't add {url}: {message}")))
             }
             Err(e) => Done::Back(
@@ -420,9 +420,9 @@ pub(crate) async fn import_opml(
 }
 
 /// The message for a change that did not go through.
-fn failed(what: &str, subject: &str, error: WriteError) -> Flash {
+fn failed(what: &str, subject: &str, error: CallError) -> Flash {
     match error {
-        WriteError::Refused { message, .. } => {
+        CallError::Refused { message, .. } => {
             Flash::error(format!("{what}: {subject}: {}", sentence(&message)))
         }
         e => {

@@ -45,6 +45,16 @@ impl Metered {
         Self { inner, faults }
     }
 
+    /// `Err` while an outage is injected (`/admin/faults`).
+    fn injected_outage(&self) -> Result<(), StoreError> {
+        match &self.faults {
+            Some(faults) if faults.store_is_down() => Err(StoreError::Unavailable(
+                "injected fault: the store is down".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn measure<T>(
         &self,
         op: &'static str,
@@ -74,9 +84,9 @@ impl Metered {
                 error.message = Empty,
             )
         });
-        let result = match self.faults.as_deref().map(Faults::store_gate) {
-            Some(Err(down)) => Err(down),
-            _ => call.instrument(span.clone()).await,
+        let result = match self.injected_outage() {
+            Err(down) => Err(down),
+            Ok(()) => call.instrument(span.clone()).await,
         };
         if let Err(e) = &result {
             span.record("otel.status_code", "ERROR");
@@ -161,9 +171,7 @@ impl Store for Metered {
     }
 
     fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
-        if let Some(faults) = &self.faults {
-            faults.store_gate()?;
-        }
+        self.injected_outage()?;
         self.inner.allocate_ids(n, after)
     }
 

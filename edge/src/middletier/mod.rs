@@ -22,61 +22,25 @@
 //! is the user's error: it is shown to them and not held against the
 //! middletier's breaker.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use common::api::{
-    Discovered, ErrorBody, FeedUrl, FeedView, ItemChange, ItemId, ItemState, MarkRead, Marked,
-    OpmlImport, SubscriptionChange, UserFeeds, UserId,
+    Discovered, FeedUrl, FeedView, ItemChange, ItemId, ItemState, MarkRead, Marked, OpmlImport,
+    SubscriptionChange, UserFeeds, UserId,
 };
-use common::balancer::http::{BalancedClient, CallError};
-use common::limits::{ReadCappedError, read_capped};
+use common::balancer::http::BalancedClient;
 use common::ratelimit::{RateKey, WriteLimiter};
 use common::resilience::{Command, CommandError, Failure, Outcome};
-use serde::de::{DeserializeOwned, IgnoredAny};
-use tokio::time::Instant;
+use serde::de::IgnoredAny;
 
 use crate::config::PerCommand;
-use crate::fallback::LastGood;
+use crate::fallback::Saved;
 
-/// The largest answer the edge reads from the middletier. The middletier's
-/// own limits (100 feeds of 50 items) keep real answers far below this.
-const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+mod call;
 
-/// The largest error answer read: `{"error": "<a sentence>"}`. A larger one
-/// is not read at all; the status alone is reported.
-const MAX_ERROR_BYTES: u64 = 64 * 1024;
-
-/// Why a call to the middletier did not give the answer we wanted.
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum CallFailure {
-    /// The middletier answered with an error; `message` is its `{"error"}`.
-    #[error("the feed service answered HTTP {status}: {message}")]
-    Status {
-        status: u16,
-        message: String,
-        /// The middletier's `Retry-After`, in seconds, when it sent one.
-        retry_after: Option<u64>,
-    },
-    #[error("{0}")]
-    Unreachable(String),
-    /// Sent, but no answer in time: the middletier may have acted on it.
-    #[error("{0}")]
-    TimedOut(String),
-    #[error("the feed service sent an answer we could not read: {0}")]
-    Body(String),
-    /// More than one user's answer may be: that user's problem.
-    #[error("{0}")]
-    TooLarge(String),
-}
-
-impl CallFailure {
-    /// Whether the answer was refused as too large for this user (by the
-    /// middletier, or by our own cap).
-    fn is_too_large(&self) -> bool {
-        matches!(self, Self::TooLarge(_) | Self::Status { status: 422, .. })
-    }
-}
+pub(crate) use call::{CallError, CallFailure, describe};
+use call::{Decode, write_error};
 
 /// A read, live or from the fallback.
 ///
@@ -97,6 +61,11 @@ impl Read {
     pub(crate) fn feeds(&self, user: &UserId) -> UserFeeds {
         serde_json::from_slice(&self.body).unwrap_or_else(|_| empty(user))
     }
+}
+
+/// An empty listing's bytes: the fallback of a user with no saved answer.
+fn empty_body(user: &UserId) -> Bytes {
+    Bytes::from(serde_json::to_vec(&empty(user)).unwrap_or_default())
 }
 
 fn empty(user: &UserId) -> UserFeeds {
@@ -125,38 +94,6 @@ fn check_shape(body: &[u8]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Why a change was not made (or may not have been).
-#[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum WriteError {
-    /// The middletier refused it (the user's mistake): status and reason.
-    #[error("{message}")]
-    Refused {
-        status: u16,
-        message: String,
-        retry_after: Option<u64>,
-    },
-    /// This user made too many changes just now; try again after `wait`.
-    #[error("you are changing your feeds too fast; wait {} s and try again", .0.as_secs().max(1))]
-    TooFast(std::time::Duration),
-    /// It did not happen: no middletier could take it (none registered or
-    /// reachable, the breaker open, the bulkhead full, or the middletier
-    /// said it cannot serve now).
-    #[error("not saved: {0}")]
-    Unavailable(String),
-    /// The middletier answered, but badly (a 5xx, or an answer we cannot
-    /// read); the message says whether the change may have happened.
-    #[error("{0}")]
-    BadReply(String),
-    /// No answer in time: it may or may not have happened.
-    #[error(
-        "the feed service did not answer in time, so the change may not have been saved; reload to check"
-    )]
-    Unknown,
-}
-
-/// Reads an answer's body, given its status.
-type Decode<T> = fn(reqwest::StatusCode, &[u8]) -> serde_json::Result<T>;
-
 /// The commands, each by its name (see [`PerCommand`]).
 pub(crate) type Commands = PerCommand<Command>;
 
@@ -172,7 +109,7 @@ pub(crate) enum Subscribed {
 pub(crate) struct Middletier {
     client: BalancedClient,
     pub commands: Commands,
-    saved: Arc<Mutex<LastGood>>,
+    saved: Arc<Saved>,
     /// Per-user limit on adds, deletes and imports; `None`: no limit.
     writes: Option<Arc<WriteLimiter>>,
 }
@@ -186,16 +123,16 @@ impl Middletier {
         Self {
             client,
             commands,
-            saved: Arc::new(Mutex::new(LastGood::default())),
+            saved: Arc::default(),
             writes: writes.map(Arc::new),
         }
     }
 
     /// Refuses a change (or a fetch a user asks for) when this key has
     /// made too many just now.
-    fn admit_write(&self, key: &RateKey) -> Result<(), WriteError> {
+    fn admit_write(&self, key: &RateKey) -> Result<(), CallError> {
         match &self.writes {
-            Some(limiter) => limiter.check(key).map_err(WriteError::TooFast),
+            Some(limiter) => limiter.check(key).map_err(CallError::TooFast),
             None => Ok(()),
         }
     }
@@ -260,7 +197,7 @@ impl Middletier {
                     check_shape(&body).map_err(|e| Failure::Error(CallFailure::Body(e)))?;
                     Ok(body)
                 },
-                |_| Some(self.saved(user)),
+                |_| Some(self.saved.get(user).unwrap_or_else(|| empty_body(user))),
             )
             .await
     }
@@ -274,7 +211,7 @@ impl Middletier {
         match result {
             Ok(Outcome::Primary(body)) => {
                 if !unread_only {
-                    self.save(user, body.clone());
+                    self.saved.save(user, body.clone());
                 }
                 Read {
                     body,
@@ -288,7 +225,7 @@ impl Middletier {
             // A 4xx for a read (the user id is validated before we call), or
             // an impossible fallback failure: still answer, degraded.
             Err(reason) => Read {
-                body: self.saved(user),
+                body: self.saved.get(user).unwrap_or_else(|| empty_body(user)),
                 degraded: Some(describe(&reason)),
             },
         }
@@ -300,7 +237,7 @@ impl Middletier {
         key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
-    ) -> Result<Subscribed, WriteError> {
+    ) -> Result<Subscribed, CallError> {
         // A 300 is an answer too: the feeds of the page, to choose from.
         let decode = |status: reqwest::StatusCode, body: &[u8]| {
             Ok(if status == reqwest::StatusCode::MULTIPLE_CHOICES {
@@ -326,7 +263,7 @@ impl Middletier {
         key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
-    ) -> Result<SubscriptionChange, WriteError> {
+    ) -> Result<SubscriptionChange, CallError> {
         let decode = |_, body: &[u8]| serde_json::from_slice(body);
         self.write(
             &self.commands.del,
@@ -349,7 +286,7 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
         decode: Decode<T>,
-    ) -> Result<T, WriteError> {
+    ) -> Result<T, CallError> {
         self.admit_write(key)?;
         let (path, url) = (user_path(user), url.to_string());
         let build = move |http: &reqwest::Client, base: &str| {
@@ -361,7 +298,7 @@ impl Middletier {
             .execute(move |deadline| async move { this.call_as(deadline, build, decode).await })
             .await
             .map_err(write_error);
-        self.forget_saved(user);
+        self.saved.forget(user);
         result
     }
 
@@ -371,7 +308,7 @@ impl Middletier {
         user: &UserId,
         id: ItemId,
         change: ItemChange,
-    ) -> Result<ItemState, WriteError> {
+    ) -> Result<ItemState, CallError> {
         let path = format!("{}/items/{id}", user_path(user));
         self.run(&self.commands.item, move |http, base| {
             http.put(format!("{base}{path}")).json(&change)
@@ -384,7 +321,7 @@ impl Middletier {
         &self,
         user: &UserId,
         request: MarkRead,
-    ) -> Result<Marked, WriteError> {
+    ) -> Result<Marked, CallError> {
         let path = format!("{}/mark-read", user_path(user));
         self.run(&self.commands.mark_read, move |http, base| {
             http.post(format!("{base}{path}")).json(&request)
@@ -398,7 +335,7 @@ impl Middletier {
         key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
-    ) -> Result<FeedView, WriteError> {
+    ) -> Result<FeedView, CallError> {
         self.admit_write(key)?;
         let (path, url) = (format!("{}/refresh", user_path(user)), url.to_string());
         self.run(&self.commands.refresh, move |http, base| {
@@ -414,7 +351,7 @@ impl Middletier {
         key: &RateKey,
         user: &UserId,
         url: &FeedUrl,
-    ) -> Result<Discovered, WriteError> {
+    ) -> Result<Discovered, CallError> {
         self.admit_write(key)?;
         let (url, user) = (url.to_string(), user.to_string());
         self.run(&self.commands.discover, move |http, base| {
@@ -425,7 +362,7 @@ impl Middletier {
     }
 
     /// `RSSOpmlExport`: the user's subscriptions as OPML.
-    pub(crate) async fn export_opml(&self, user: &UserId) -> Result<Bytes, WriteError> {
+    pub(crate) async fn export_opml(&self, user: &UserId) -> Result<Bytes, CallError> {
         let path = format!("{}/opml", user_path(user));
         let this = self.clone();
         self.commands
@@ -446,7 +383,7 @@ impl Middletier {
         key: &RateKey,
         user: &UserId,
         opml: Bytes,
-    ) -> Result<OpmlImport, WriteError> {
+    ) -> Result<OpmlImport, CallError> {
         self.admit_write(key)?;
         let path = format!("{}/opml", user_path(user));
         let result = self
@@ -456,194 +393,14 @@ impl Middletier {
                     .body(opml.clone())
             })
             .await;
-        self.forget_saved(user);
+        self.saved.forget(user);
         result
-    }
-
-    /// One call as `command`, its JSON answer decoded; a failure as the
-    /// user should hear it.
-    async fn run<T: DeserializeOwned + Send + 'static>(
-        &self,
-        command: &Command,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + Sync + 'static,
-    ) -> Result<T, WriteError> {
-        let this = self.clone();
-        command
-            .execute(|deadline| async move { this.call(deadline, build).await })
-            .await
-            .map_err(write_error)
-    }
-
-    /// One balanced call, its answer read as JSON.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        deadline: Instant,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<T, Failure<CallFailure>> {
-        self.call_as(deadline, build, |_, body| serde_json::from_slice(body))
-            .await
-    }
-
-    /// One balanced call, its answer read by `decode`.
-    async fn call_as<T>(
-        &self,
-        deadline: Instant,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-        decode: Decode<T>,
-    ) -> Result<T, Failure<CallFailure>> {
-        let (status, body) = self.send_answer(deadline, build).await?;
-        decode(status, &body).map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
-    }
-
-    /// One balanced call and its answer's body.
-    async fn send(
-        &self,
-        deadline: Instant,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<Bytes, Failure<CallFailure>> {
-        Ok(self.send_answer(deadline, build).await?.1)
-    }
-
-    /// One balanced call, and its answer: a 2xx, or a 300 (a choice for
-    /// the user, which only a subscribe reads as one). Any other 3xx or a
-    /// 4xx is the caller's failure; anything else is the middletier's.
-    async fn send_answer(
-        &self,
-        deadline: Instant,
-        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<(reqwest::StatusCode, Bytes), Failure<CallFailure>> {
-        let served = self
-            .client
-            .call(deadline, build)
-            .await
-            .map_err(|e| Failure::Error(unreachable(&e)))?;
-        let status = served.response.status();
-        if !status.is_success() && status != reqwest::StatusCode::MULTIPLE_CHOICES {
-            let retry_after = served
-                .response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            let body = read_capped(served.response, MAX_ERROR_BYTES).await.ok();
-            let message = body
-                .and_then(|body| serde_json::from_slice::<ErrorBody>(&body).ok())
-                .map_or_else(
-                    || status.canonical_reason().unwrap_or("error").to_owned(),
-                    |body| body.error,
-                );
-            let failure = CallFailure::Status {
-                status: status.as_u16(),
-                message,
-                retry_after,
-            };
-            return Err(if status.is_client_error() || status.is_redirection() {
-                Failure::BadRequest(failure)
-            } else {
-                Failure::Error(failure)
-            });
-        }
-        read_capped(served.response, MAX_ANSWER_BYTES)
-            .await
-            .map(|body| (status, body))
-            .map_err(|e| match e {
-                // Too much for this user, not a failing middletier.
-                ReadCappedError::TooLarge => Failure::BadRequest(CallFailure::TooLarge(format!(
-                    "the answer is larger than {} MiB",
-                    MAX_ANSWER_BYTES / (1024 * 1024)
-                ))),
-                ReadCappedError::Transport(e) => Failure::Error(CallFailure::Body(e.to_string())),
-            })
-    }
-
-    fn saved(&self, user: &UserId) -> Bytes {
-        let saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        saved
-            .get(user)
-            .unwrap_or_else(|| Bytes::from(serde_json::to_vec(&empty(user)).unwrap_or_default()))
-    }
-
-    fn save(&self, user: &UserId, body: Bytes) {
-        self.saved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(user.clone(), body);
-    }
-
-    /// After a change (made or maybe made) the saved copy is out of date:
-    /// better an empty fallback than one that shows a deleted feed.
-    fn forget_saved(&self, user: &UserId) {
-        self.saved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(user);
     }
 }
 
 fn user_path(user: &UserId) -> String {
     // User ids are validated to URL-safe characters; no escaping needed.
     format!("/middletier/rss/user/{user}")
-}
-
-fn unreachable(error: &CallError) -> CallFailure {
-    match error {
-        CallError::NoInstances { .. } => {
-            CallFailure::Unreachable("no feed service instance is registered".to_owned())
-        }
-        CallError::Timeout { .. } => {
-            CallFailure::TimedOut("no feed service instance answered in time".to_owned())
-        }
-        CallError::Unreachable { .. } => {
-            CallFailure::Unreachable("no feed service instance could be reached".to_owned())
-        }
-        CallError::Request(e) => CallFailure::Unreachable(e.clone()),
-    }
-}
-
-/// A command failure as a person reads it.
-pub(crate) fn describe(error: &CommandError<CallFailure>) -> String {
-    match error {
-        CommandError::BadRequest(e) | CommandError::Error(e) => e.to_string(),
-        CommandError::Timeout(limit) => format!("the feed service did not answer within {} s", limit.as_secs_f64()),
-        CommandError::ShortCircuited => {
-            "the feed service has been failing, so calls are paused for a few seconds (circuit open)".to_owned()
-        }
-        CommandError::Rejected => "the feed service is busy with other requests".to_owned(),
-        CommandError::Cancelled => "the reader is stopping".to_owned(),
-    }
-}
-
-fn write_error(error: CommandError<CallFailure>) -> WriteError {
-    match error {
-        CommandError::BadRequest(CallFailure::TooLarge(message)) => WriteError::Refused {
-            status: 422,
-            message,
-            retry_after: None,
-        },
-        CommandError::BadRequest(CallFailure::Status {
-            status,
-            message,
-            retry_after,
-        }) => WriteError::Refused {
-            status,
-            message,
-            retry_after,
-        },
-        CommandError::Timeout(_) | CommandError::Error(CallFailure::TimedOut(_)) => {
-            WriteError::Unknown
-        }
-        // The middletier says it cannot serve now (its store is down).
-        CommandError::Error(failure @ CallFailure::Status { status: 503, .. }) => {
-            WriteError::Unavailable(failure.to_string())
-        }
-        CommandError::Error(failure @ CallFailure::Status { .. }) => {
-            WriteError::BadReply(format!("not saved: {failure}"))
-        }
-        CommandError::Error(CallFailure::Body(reason)) => WriteError::BadReply(format!(
-            "the feed service's answer could not be read ({reason}), so the change may or may not have been saved; reload to check"
-        )),
-        other => WriteError::Unavailable(describe(&other)),
-    }
 }
 
 #[cfg(test)]
