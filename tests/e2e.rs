@@ -39,15 +39,6 @@ async fn add(edge: &str, url: &str) -> StatusCode {
         .status()
 }
 
-fn titles(body: &Value) -> Vec<String> {
-    body["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["title"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_persons_journey_through_the_json_api() {
     let stack = Stack::start(1, &[], &[]).await;
@@ -59,7 +50,10 @@ async fn a_persons_journey_through_the_json_api() {
 
     let (status, body) = read(&edge).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(titles(&body), ["Recipe Kitchen", "Atom Log"]);
+    assert_eq!(
+        support::listing::feed_titles(&body),
+        ["Recipe Kitchen", "Atom Log"]
+    );
     assert!(
         body["subscriptions"]
             .as_array()
@@ -76,7 +70,7 @@ async fn a_persons_journey_through_the_json_api() {
         .unwrap();
     assert_eq!(deleted.status(), StatusCode::OK);
     let (_, body) = read(&edge).await;
-    assert_eq!(titles(&body), ["Atom Log"]);
+    assert_eq!(support::listing::feed_titles(&body), ["Atom Log"]);
     assert_eq!(body["degraded"], false);
 }
 
@@ -122,14 +116,18 @@ async fn with_every_middletier_gone_answers_degrade_then_recover_on_restart() {
         StatusCode::OK
     );
     let (_, live) = read(&edge).await;
-    assert_eq!(titles(&live), ["Atom Log"]);
+    assert_eq!(support::listing::feed_titles(&live), ["Atom Log"]);
 
     stack.middletiers[0].kill();
     for _ in 0..25 {
         let (status, body) = read(&edge).await;
         assert_eq!(status, StatusCode::OK, "the edge keeps answering");
         assert_eq!(body["degraded"], true);
-        assert_eq!(titles(&body), ["Atom Log"], "from the saved copy");
+        assert_eq!(
+            support::listing::feed_titles(&body),
+            ["Atom Log"],
+            "from the saved copy"
+        );
     }
 
     stack.middletiers.clear();
@@ -145,7 +143,7 @@ async fn with_every_middletier_gone_answers_degrade_then_recover_on_restart() {
     )
     .await;
     assert_eq!(
-        titles(&live),
+        support::listing::feed_titles(&live),
         ["Atom Log"],
         "the restarted middletier kept the subscription"
     );
@@ -204,7 +202,7 @@ async fn the_all_in_one_binary_serves_the_reader_and_keeps_feeds_across_restarts
         StatusCode::OK
     );
     let (_, body) = read(&edge).await;
-    assert_eq!(titles(&body), ["Recipe Kitchen"]);
+    assert_eq!(support::listing::feed_titles(&body), ["Recipe Kitchen"]);
     let apps: Value = get_json(format!("{registry}/eureka/v2/apps")).await;
     let names: Vec<&str> = apps["applications"]["application"]
         .as_array()
@@ -232,7 +230,11 @@ async fn the_all_in_one_binary_serves_the_reader_and_keeps_feeds_across_restarts
     let again = all_in_one(dir.path());
     let edge = format!("http://127.0.0.1:{}", again.port_of("edge"));
     let (_, body) = read(&edge).await;
-    assert_eq!(titles(&body), ["Recipe Kitchen"], "feeds survive a restart");
+    assert_eq!(
+        support::listing::feed_titles(&body),
+        ["Recipe Kitchen"],
+        "feeds survive a restart"
+    );
 }
 
 /// The local addresses `port` is listened on, from /proc/net/tcp{,6}.

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use common::api::UserFeeds;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -450,6 +451,70 @@ impl TestEdge {
         let (status, body) = self.list_with(&[]).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+
+    /// `GET /api/subscriptions`, decoded into the API's own type.
+    pub(crate) async fn listing(&self) -> UserFeeds {
+        crate::support::listing::decode(&self.feeds().await)
+    }
+
+    /// `PUT /api/items/{id}` with `change` (`{"read"?, "starred"?}`).
+    pub(crate) async fn set_item(&self, id: &str, change: Value) -> (StatusCode, Value) {
+        send(
+            self.http
+                .put(self.url(&format!("/api/items/{id}")))
+                .json(&change),
+        )
+        .await
+    }
+
+    /// `POST /api/mark-read` with `request` (`{"url"?, "before"?}`).
+    pub(crate) async fn mark_read(&self, request: Value) -> (StatusCode, Value) {
+        send(self.http.post(self.url("/api/mark-read")).json(&request)).await
+    }
+
+    /// `POST /api/refresh?url=`.
+    pub(crate) async fn refresh(&self, feed: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .post(self.url("/api/refresh"))
+                .query(&[("url", feed)]),
+        )
+        .await
+    }
+
+    /// `GET /api/discover?url=`.
+    pub(crate) async fn discover(&self, page: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .get(self.url("/api/discover"))
+                .query(&[("url", page)]),
+        )
+        .await
+    }
+
+    /// `GET /api/opml`: the status, the content type and the document.
+    pub(crate) async fn export_opml(&self) -> (StatusCode, String, String) {
+        let response = self.http.get(self.url("/api/opml")).send().await.unwrap();
+        let status = response.status();
+        let media_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, media_type, response.text().await.unwrap())
+    }
+
+    /// `POST /api/opml` with `opml` as `content_type`.
+    pub(crate) async fn import_opml(&self, opml: &str, content_type: &str) -> (StatusCode, Value) {
+        send(
+            self.http
+                .post(self.url("/api/opml"))
+                .header("content-type", content_type)
+                .body(opml.to_owned()),
+        )
+        .await
     }
 
     /// `GET /api/subscriptions` with extra headers.

@@ -12,6 +12,7 @@ use crate::helpers::{
 };
 use crate::support::eventually;
 use crate::support::feed_server::FeedServer;
+use crate::support::listing::item_titles;
 use crate::support::web::subscription_urls;
 
 /// A middletier allowed to read the local feed server, with fast timings.
@@ -35,15 +36,6 @@ fn subscription<'a>(feeds: &'a Value, url: &str) -> &'a Value {
         .iter()
         .find(|s| s["url"] == url)
         .unwrap_or_else(|| panic!("{url} missing from {feeds:#}"))
-}
-
-fn titles(feed: &Value) -> Vec<&str> {
-    feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -70,7 +62,7 @@ async fn subscribing_then_reading_returns_parsed_rss_and_atom_items() {
     let rss_feed = subscription(&body, &rss);
     assert_eq!(rss_feed["title"], "Recipe Kitchen");
     assert_eq!(rss_feed["error"], Value::Null);
-    assert_eq!(titles(rss_feed)[0], "Circuit breakers, explained");
+    assert_eq!(item_titles(rss_feed)[0], "Circuit breakers, explained");
     let first = &rss_feed["items"][0];
     assert_eq!(
         first["link"],
@@ -81,7 +73,7 @@ async fn subscribing_then_reading_returns_parsed_rss_and_atom_items() {
     let atom_feed = subscription(&body, &atom);
     assert_eq!(atom_feed["title"], "Atom Log");
     assert_eq!(
-        titles(atom_feed),
+        item_titles(atom_feed),
         ["HTML summary", "Plain text summary", "XHTML content"]
     );
 
@@ -100,7 +92,7 @@ async fn reads_serve_stored_items_without_asking_the_publisher() {
 
     for user in ["alice", "alice", "bob", "alice"] {
         let (_, body) = api.feeds(user).await;
-        assert_eq!(titles(&body["subscriptions"][0]).len(), 4);
+        assert_eq!(item_titles(&body["subscriptions"][0]).len(), 4);
     }
     assert_eq!(
         feeds.hits("/fixtures/rss2.xml"),
@@ -139,7 +131,7 @@ async fn the_scheduler_refetches_with_a_conditional_get_and_keeps_the_items() {
     let url = feeds.url("/etag/rss2.xml");
     assert_eq!(api.subscribe("alice", &url).await.0, StatusCode::OK);
     let (_, first) = api.feeds("alice").await;
-    assert_eq!(titles(&first["subscriptions"][0]).len(), 4);
+    assert_eq!(item_titles(&first["subscriptions"][0]).len(), 4);
 
     eventually(
         "the publisher answers 304 to a refresh",
@@ -235,7 +227,10 @@ async fn non_utf8_feeds_are_decoded() {
     api.subscribe("alice", &utf16).await;
     let (_, body) = api.feeds("alice").await;
     assert_eq!(subscription(&body, &latin1)["title"], "Café Crème");
-    assert_eq!(titles(subscription(&body, &utf16)), ["日本語のタイトル"]);
+    assert_eq!(
+        item_titles(subscription(&body, &utf16)),
+        ["日本語のタイトル"]
+    );
 }
 
 #[tokio::test]

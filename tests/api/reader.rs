@@ -5,30 +5,13 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{FAST_REFRESH, TestMiddletier, spawn_middletier, spawn_strict_middletier};
 use crate::support::eventually;
 use crate::support::feed_server::FeedServer;
+use crate::support::listing::{item_ids, item_titles};
 use crate::support::web::subscription_urls;
-
-fn item_titles(feed: &Value) -> Vec<String> {
-    feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn item_ids(feed: &Value) -> Vec<String> {
-    feed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn a_changed_feed_shows_its_new_items_with_no_page_view_in_between() {

@@ -6,20 +6,10 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{FAST_REFRESH, TestStack, send};
 use crate::support::web::{Browser, Page};
-
-/// The item ids of the first feed of a `GET /api/subscriptions` answer.
-fn ids(body: &Value) -> Vec<String> {
-    body["subscriptions"][0]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn the_json_api_mirrors_the_reader() {
@@ -37,31 +27,27 @@ async fn the_json_api_mirrors_the_reader() {
     assert_eq!(body["feeds"][0]["url"], rss);
     assert_eq!(body["feeds"][1]["url"], atom);
     assert!(body["error"].as_str().unwrap().contains("choose one"));
-    let (status, body) = send(
-        http.get(edge.url("/api/discover"))
-            .query(&[("url", stack.feeds.url("/fixtures/site-two-feeds.html"))]),
-    )
-    .await;
+    let (status, body) = edge
+        .discover(&stack.feeds.url("/fixtures/site-two-feeds.html"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["feeds"].as_array().unwrap().len(), 2);
 
     assert_eq!(edge.subscribe(&rss).await.0, StatusCode::OK);
-    let page = edge.feeds().await;
-    assert_eq!(page["subscriptions"][0]["unread"], 4);
-    let ids = ids(&page);
+    let listing = edge.listing().await;
+    assert_eq!(listing.subscriptions[0].unread, 4);
+    let ids: Vec<String> = listing.subscriptions[0]
+        .items
+        .iter()
+        .map(|i| i.id.to_string())
+        .collect();
 
-    let (status, state) = send(
-        http.put(edge.url(&format!("/api/items/{}", ids[0])))
-            .json(&json!({"read": true, "starred": true})),
-    )
-    .await;
+    let (status, state) = edge
+        .set_item(&ids[0], json!({"read": true, "starred": true}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{state}");
     assert_eq!(state, json!({"id": ids[0], "read": true, "starred": true}));
-    let (status, body) = send(
-        http.put(edge.url("/api/items/99999"))
-            .json(&json!({"read": true})),
-    )
-    .await;
+    let (status, body) = edge.set_item("99999", json!({"read": true})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 
     let (_, unread) = send(http.get(edge.url("/api/subscriptions?unread=true"))).await;
@@ -76,48 +62,28 @@ async fn the_json_api_mirrors_the_reader() {
     let (status, _) = send(http.get(edge.url("/api/subscriptions?unread=maybe"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let (status, marked) = send(
-        http.post(edge.url("/api/mark-read"))
-            .json(&json!({"url": rss})),
-    )
-    .await;
+    let (status, marked) = edge.mark_read(json!({"url": rss})).await;
     assert_eq!(status, StatusCode::OK, "{marked}");
     assert_eq!(marked, json!({"marked": 3}));
 
-    let (status, feed) = send(http.post(edge.url("/api/refresh")).query(&[("url", &rss)])).await;
+    let (status, feed) = edge.refresh(&rss).await;
     assert_eq!(status, StatusCode::OK, "{feed}");
     assert_eq!(feed["title"], "Recipe Kitchen");
 
     // OPML: export, and import into this account (the one feed exists).
-    let export = http.get(edge.url("/api/opml")).send().await.unwrap();
-    assert_eq!(export.status(), StatusCode::OK);
-    assert!(
-        export.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/x-opml")
-    );
-    let opml = export.text().await.unwrap();
+    let (status, media_type, opml) = edge.export_opml().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(media_type.starts_with("text/x-opml"), "{media_type}");
     assert!(opml.contains(&format!("xmlUrl=\"{rss}\"")), "{opml}");
     let with_atom = opml.replace(
         "</body>",
         &format!("<outline type=\"rss\" text=\"Atom\" xmlUrl=\"{atom}\"/></body>"),
     );
-    let (status, report) = send(
-        http.post(edge.url("/api/opml"))
-            .header("content-type", "text/x-opml")
-            .body(with_atom.clone()),
-    )
-    .await;
+    let (status, report) = edge.import_opml(&with_atom, "text/x-opml").await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report, json!({"added": 1, "existing": 1, "refused": []}));
     // Not as a form: another site could post a form.
-    let (status, body) = send(
-        http.post(edge.url("/api/opml"))
-            .header("content-type", "text/plain")
-            .body(with_atom),
-    )
-    .await;
+    let (status, body) = edge.import_opml(&with_atom, "text/plain").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Every kind of call is its own command on the dashboard.

@@ -13,17 +13,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestStack, send, spawn_middletier};
 use crate::hostile_requests::raw;
-
-/// The item ids of every feed of a listing.
-fn item_ids(body: &Value) -> Vec<u64> {
-    body["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["items"].as_array().unwrap().iter())
-        .map(|i| i["id"].as_str().unwrap().parse().unwrap())
-        .collect()
-}
+use crate::support::listing::all_item_ids;
 
 /// H2: one user's huge feeds are that user's problem. Their listing is
 /// refused as too large (not counted against the breaker everyone shares),
@@ -401,7 +391,7 @@ async fn concurrent_first_fetches_give_each_item_one_id() {
         let (_, body) = middletier
             .feeds_where(&format!("user{i}"), "limit=500")
             .await;
-        let mut ids = item_ids(&body);
+        let mut ids = all_item_ids(&body);
         ids.sort_unstable();
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(
@@ -530,7 +520,7 @@ async fn starred_items_are_bounded_per_user() {
         StatusCode::OK
     );
     let (_, body) = middletier.feeds("alice").await;
-    let ids = item_ids(&body);
+    let ids = all_item_ids(&body);
     for id in &ids[..2] {
         let (status, _) = middletier
             .set_item("alice", &id.to_string(), json!({"starred": true}))
