@@ -2,7 +2,7 @@
 //! URLs, bad UTF-8, path traversal, wrong methods, floods. Each gets a
 //! clear 4xx, nothing panics, and nothing changes.
 //! (Forms without the right CSRF token are covered in `edge.rs`; slow
-//! clients in `common::server::serve` and `tests/e2e.rs`.)
+//! clients in `common::server::serve` and `tests/process/e2e.rs`.)
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

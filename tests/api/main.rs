@@ -2,7 +2,7 @@
 //! test process (`Application::build`, as its binary does; see
 //! [`helpers`]) and driven over real HTTP on 127.0.0.1, with a real local
 //! feed server. Real processes are for what needs them (signals, exit
-//! codes, crashes, the all-in-one binary, the browser): `tests/e2e.rs` and
+//! codes, crashes, the all-in-one binary, the browser): `tests/process/e2e.rs` and
 //! the other test files.
 //!
 //! The services in this binary share the process's metrics recorder, so

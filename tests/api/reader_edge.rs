@@ -1,7 +1,7 @@
 //! The reader through the edge, in-process: its JSON API (each call a named
 //! command), and the whole journey through the page's forms alone, as a
 //! browser without JavaScript makes it. (The same journey with JavaScript,
-//! in real Chromium, is `tests/browser.rs`.)
+//! in real Chromium, is `tests/process/browser.rs`.)
 
 use std::time::Duration;
 

@@ -6,17 +6,14 @@
 //! from each process's environment, as in production.
 
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::otlp::{CLIENT, Received, Receiver, SERVER, STATUS_ERROR};
+use crate::support::stack::Stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::eventually;
-use support::otlp::{CLIENT, Received, Receiver, SERVER, STATUS_ERROR};
-use support::stack::Stack;
 
 /// Exports to `receiver`, in batches sent every 100 ms rather than 5 s.
 fn exporting_to(receiver: &Receiver) -> Vec<(&'static str, String)> {

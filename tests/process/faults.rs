@@ -4,19 +4,16 @@
 //! each scenario plays out in seconds.
 
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::load::Load;
+use crate::support::process::Service;
+use crate::support::stack::Stack;
+use crate::support::web::{get_json, subscription_urls};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::eventually;
-use support::load::Load;
-use support::process::Service;
-use support::stack::Stack;
-use support::web::{get_json, subscription_urls};
 
 const PAUSE: Duration = Duration::from_millis(20);
 

@@ -2,19 +2,17 @@
 //! subscriptions survive a restart and a SIGKILL, and a data directory
 //! serves one process at a time.
 
+use crate::support;
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::process::Service;
+use crate::support::web::{get_json, subscription_urls};
 use reqwest::StatusCode;
-use support::feed_server::FeedServer;
-use support::process::Service;
-use support::web::{get_json, subscription_urls};
 
 fn file_middletier(dir: &std::path::Path) -> Service {
     let dir = dir.to_str().unwrap();
@@ -114,7 +112,13 @@ async fn every_acknowledged_write_survives_a_sigkill_mid_stream() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Killed mid-stream: once the writers have a good many writes
+    // acknowledged (however long that takes on a busy machine).
+    crate::support::eventually("50 writes acknowledged", Duration::from_secs(60), || {
+        let enough = acknowledged.lock().unwrap().len() > 50;
+        async move { enough.then_some(()) }
+    })
+    .await;
     service.kill();
     for writer in writers {
         writer.await.unwrap();

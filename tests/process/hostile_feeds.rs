@@ -8,17 +8,15 @@
 //! 127.0.0.2, the metadata service or a private network are refused as in
 //! production.
 
+use crate::support;
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::feed_server::FeedServer;
+use crate::support::process::Service;
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::feed_server::FeedServer;
-use support::process::Service;
 
 /// What a feed must come to.
 enum Expect {

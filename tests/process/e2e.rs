@@ -3,21 +3,19 @@
 //! middle tier going away entirely and coming back, and the one-command
 //! all-in-one binary.
 
+use crate::support;
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::load::Load;
+use crate::support::process::{Service, bin_path};
+use crate::support::stack::Stack;
+use crate::support::web::get_json;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::eventually;
-use support::load::Load;
-use support::process::{Service, bin_path};
-use support::stack::Stack;
-use support::web::get_json;
 
 async fn read(edge: &str) -> (StatusCode, Value) {
     let response = reqwest::get(format!("{edge}/api/subscriptions"))

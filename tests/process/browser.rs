@@ -14,18 +14,16 @@
 //! `scripts/test.sh` installs when they are missing, and `axe-core` (npm),
 //! which `scripts/interop-clients.sh` installs.
 
+use crate::support;
 // Tests fail loudly on surprises; helpers outside #[test] fns too.
-#![allow(clippy::unwrap_used)]
-
-mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::eventually;
+use crate::support::stack::Stack;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use support::eventually;
-use support::stack::Stack;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
