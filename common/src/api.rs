@@ -5,6 +5,7 @@
 //! an `error` when it could not be fetched. Input is parsed into newtypes here,
 //! once, so handlers and stores only ever hold valid values.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
@@ -57,6 +58,54 @@ pub enum InvalidInput {
     /// An item id that is not a decimal number.
     #[error("{0:?} is not an item id (ids are decimal numbers); reload to get current item ids")]
     ItemId(String),
+}
+
+/// Dates on the wire and in stored records: RFC 3339 in UTC, to the
+/// second, with `Z` (`2024-01-02T09:30:00Z`); read from any RFC 3339
+/// offset. Parsed here, once: everywhere else a date is a `DateTime`.
+pub mod rfc3339 {
+    use chrono::{DateTime, SecondsFormat, Utc};
+
+    /// The one written form.
+    pub fn format(at: &DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
+    /// Any RFC 3339 date, in UTC.
+    pub fn parse(raw: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(raw.trim())
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    }
+
+    /// `#[serde(with = "rfc3339::option")]` for an optional date.
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+        /// Writes the date in [`super::format`]'s form, or `null`.
+        pub fn serialize<S: Serializer>(
+            at: &Option<DateTime<Utc>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => serializer.serialize_str(&super::format(at)),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        /// Reads an RFC 3339 date, or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            match Option::<String>::deserialize(deserializer)? {
+                None => Ok(None),
+                Some(raw) => super::parse(&raw)
+                    .map(Some)
+                    .ok_or_else(|| D::Error::custom(format!("{raw:?} is not an RFC 3339 date"))),
+            }
+        }
+    }
 }
 
 /// An item's id: unique in the store, stable across refreshes, growing
@@ -289,18 +338,18 @@ pub struct FeedView {
     /// How many of the feed's stored items the user has not read.
     #[serde(default)]
     pub unread: usize,
-    /// When the feed was last fetched (RFC 3339), whatever the outcome.
-    #[serde(default)]
-    pub last_fetched: Option<String>,
-    /// When it is fetched next (RFC 3339).
-    #[serde(default)]
-    pub next_fetch: Option<String>,
+    /// When the feed was last fetched, whatever the outcome.
+    #[serde(default, with = "rfc3339::option")]
+    pub last_fetched: Option<DateTime<Utc>>,
+    /// When it is fetched next.
+    #[serde(default, with = "rfc3339::option")]
+    pub next_fetch: Option<DateTime<Utc>>,
     /// Failed fetches in a row.
     #[serde(default)]
     pub error_count: u32,
-    /// Since when it has been failing (RFC 3339), if it is.
-    #[serde(default)]
-    pub failing_since: Option<String>,
+    /// Since when it has been failing, if it is.
+    #[serde(default, with = "rfc3339::option")]
+    pub failing_since: Option<DateTime<Utc>>,
     /// Whether it has failed so often that it is shown as broken.
     #[serde(default)]
     pub broken: bool,
@@ -327,9 +376,9 @@ pub struct Item {
     /// iframes, forms or styles; relative URLs made absolute.
     #[serde(default)]
     pub description: String,
-    /// RFC 3339 in UTC, when the feed gave a date we could read.
-    #[serde(default)]
-    pub published: Option<String>,
+    /// When the feed gave a date we could read.
+    #[serde(default, with = "rfc3339::option")]
+    pub published: Option<DateTime<Utc>>,
     /// Whether the user has read it.
     #[serde(default)]
     pub read: bool,
@@ -581,7 +630,7 @@ mod tests {
                     title: "Hello".into(),
                     link: Some("https://example.com/1".into()),
                     description: "<p>Hi</p>".into(),
-                    published: Some("2024-01-02T03:04:05Z".into()),
+                    published: rfc3339::parse("2024-01-02T03:04:05Z"),
                     ..Item::default()
                 }],
                 error: None,

@@ -77,12 +77,7 @@ pub(super) fn newest_id(feed: &FeedView) -> Option<ItemId> {
 }
 
 pub(super) fn card(feed: &FeedView, view: View, now: DateTime<Utc>) -> FeedCard {
-    let parse = |at: &Option<String>| {
-        at.as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    let failing = match (feed.error_count, parse(&feed.failing_since)) {
+    let failing = match (feed.error_count, feed.failing_since) {
         (0, _) => None,
         (n, Some(since)) => Some(format!(
             "failing for {} ({n} time{} in a row)",
@@ -103,7 +98,9 @@ pub(super) fn card(feed: &FeedView, view: View, now: DateTime<Utc>) -> FeedCard 
             .filter(|l| l.starts_with("https://") || l.starts_with("http://")),
         error: feed.error.clone(),
         unread: feed.unread,
-        checked: parse(&feed.last_fetched).map(|at| format!("checked {}", relative(now, at))),
+        checked: feed
+            .last_fetched
+            .map(|at| format!("checked {}", relative(now, at))),
         failing,
         broken: feed.broken,
         newest: newest_id(feed).map(|id| id.to_string()),
@@ -127,11 +124,7 @@ pub(super) fn web_link(item: &Item) -> Option<String> {
 }
 
 pub(super) fn item_line(item: &Item, now: DateTime<Utc>) -> ItemLine {
-    let date = item
-        .published
-        .as_deref()
-        .and_then(|p| DateTime::parse_from_rfc3339(p).ok())
-        .map(|d| d.with_timezone(&Utc));
+    let date = item.published;
     ItemLine {
         id: item.id.to_string(),
         title: item.title.clone(),
@@ -216,7 +209,7 @@ mod tests {
             title: "t".into(),
             link: Some("javascript:alert(1)".into()),
             description: String::new(),
-            published: Some("2024-01-02T09:30:00Z".into()),
+            published: common::api::rfc3339::parse("2024-01-02T09:30:00Z"),
             ..Item::default()
         };
         item.id = ItemId::new(42);

@@ -30,7 +30,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use common::api::{Discovered, FeedUrl, UserId};
 
 use crate::feeds::guard::Blocked;
@@ -270,8 +269,4 @@ fn cap_title(title: &str) -> String {
         cut -= 1;
     }
     format!("{}…", &title[..cut])
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -10,7 +10,7 @@ use crate::feeds::fetch::human_duration;
 use crate::refresh::RefreshError;
 use crate::store::{FeedRecord, ItemId, ReadState, StarredItem, StoreError, StoredItem, ids};
 
-use super::{Reader, ReaderError, rfc3339, web_url};
+use super::{Reader, ReaderError, web_url};
 
 /// How to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -120,10 +120,10 @@ impl Reader {
                 .collect(),
             error,
             unread: state.unread(items.iter().map(|i| i.id)),
-            last_fetched: record.and_then(|r| r.last_fetched).map(rfc3339),
-            next_fetch: record.map(|r| rfc3339(r.next_fetch)),
+            last_fetched: record.and_then(|r| r.last_fetched),
+            next_fetch: record.map(|r| r.next_fetch),
             error_count,
-            failing_since: record.and_then(|r| r.failing_since).map(rfc3339),
+            failing_since: record.and_then(|r| r.failing_since),
             broken: self.refresher.settings().policy.is_broken(error_count),
             site_url: record.and_then(|r| r.site_url.as_deref()).and_then(web_url),
         }
@@ -303,7 +303,7 @@ fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
         // Stored before links were checked as they are now: checked again.
         link: item.link.as_deref().and_then(web_url),
         description: item.description.clone(),
-        published: item.published.clone(),
+        published: item.published,
         read,
         starred,
     }

@@ -33,7 +33,10 @@ pub fn key(item: &ParsedItem) -> String {
     let mut hasher = XxHash64::with_seed(0);
     hasher.write(item.title.as_bytes());
     hasher.write(&[0]);
-    hasher.write(item.published.as_deref().unwrap_or_default().as_bytes());
+    // The date as it was always written, so keys made before dates were
+    // dates still match.
+    let published = item.published.as_ref().map(common::api::rfc3339::format);
+    hasher.write(published.unwrap_or_default().as_bytes());
     format!("hash:{:016x}", hasher.finish())
 }
 
@@ -113,7 +116,7 @@ impl<'a> Merge<'a> {
                 title: item.title.clone(),
                 link: item.link.clone(),
                 description: item.description.clone(),
-                published: item.published.clone(),
+                published: item.published,
             });
         }
         let replaced: HashSet<ItemId> = upserts.iter().map(|i| i.id).collect();
@@ -186,7 +189,7 @@ mod tests {
         item.link = None;
         let by_title = key(&item);
         assert!(by_title.starts_with("hash:"));
-        item.published = Some("2026-12-01T00:00:00Z".into());
+        item.published = common::api::rfc3339::parse("2026-12-01T00:00:00Z");
         assert_ne!(
             key(&item),
             by_title,

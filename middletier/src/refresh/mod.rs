@@ -449,12 +449,7 @@ fn failed(
 fn posted(items: &[StoredItem]) -> Vec<DateTime<Utc>> {
     items
         .iter()
-        .map(|item| {
-            item.published
-                .as_deref()
-                .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
-                .map_or_else(|| ids::stored_at(item.id), |d| d.with_timezone(&Utc))
-        })
+        .map(|item| item.published.unwrap_or_else(|| ids::stored_at(item.id)))
         .collect()
 }
 

@@ -140,8 +140,9 @@ pub struct StoredItem {
     pub link: Option<String>,
     /// Sanitized HTML.
     pub description: String,
-    /// RFC 3339.
-    pub published: Option<String>,
+    /// When it was published, if the feed said (stored as RFC 3339).
+    #[serde(default, with = "common::api::rfc3339::option")]
+    pub published: Option<DateTime<Utc>>,
 }
 
 /// An item a user starred, kept whole: it stays when its feed moves on.

@@ -251,7 +251,7 @@ fn item(id: ItemId, key: &str) -> StoredItem {
         title: format!("Item {key}"),
         link: Some(format!("https://a.example/{key}")),
         description: "<p>Hello &amp; welcome</p>".into(),
-        published: Some("2026-12-01T10:00:00Z".into()),
+        published: common::api::rfc3339::parse("2026-12-01T10:00:00Z"),
     }
 }
 

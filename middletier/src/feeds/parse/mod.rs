@@ -52,7 +52,7 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use encoding_rs::Encoding;
 use url::Url;
 
@@ -89,8 +89,8 @@ pub struct ParsedItem {
     pub link: Option<String>,
     /// Sanitized HTML.
     pub description: String,
-    /// RFC 3339 in UTC.
-    pub published: Option<String>,
+    /// When it was published, to the second.
+    pub published: Option<DateTime<Utc>>,
 }
 
 /// The formats we read.
@@ -360,13 +360,10 @@ fn guid(raw: Option<String>) -> Option<String> {
     raw.map(|g| g.trim().to_owned()).filter(|g| !g.is_empty())
 }
 
-fn parse_date(raw: &str) -> Option<String> {
-    diligent_date_parser::parse_date(raw.trim()).map(|d| utc_rfc3339(&d))
-}
-
-fn utc_rfc3339(date: &DateTime<FixedOffset>) -> String {
-    date.with_timezone(&Utc)
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
+/// A date in any of the forms feeds use, in UTC, to the second (as it is
+/// stored and compared across refreshes).
+fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
+    diligent_date_parser::parse_date(raw.trim()).map(|d| d.with_timezone(&Utc).trunc_subsecs(0))
 }
 
 fn non_empty(text: Option<&str>) -> Option<String> {

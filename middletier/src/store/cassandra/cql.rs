@@ -451,7 +451,7 @@ pub fn item_row(item: &StoredItem) -> ItemRow {
         Some(item.title.clone()),
         item.link.clone(),
         Some(item.description.clone()),
-        item.published.clone(),
+        item.published.as_ref().map(common::api::rfc3339::format),
     )
 }
 
@@ -465,7 +465,7 @@ pub fn stored_item(row: ItemRow) -> StoredItem {
         title: title.unwrap_or_default(),
         link,
         description: description.unwrap_or_default(),
-        published,
+        published: published.as_deref().and_then(common::api::rfc3339::parse),
     }
 }
 
