@@ -219,13 +219,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ItemPath {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Error> {
-        let no_such_item = || {
-            Error::Call(CallError::Refused {
-                status: 404,
-                message: "no such item; reload to get current item ids".into(),
-                retry_after: None,
-            })
-        };
+        let no_such_item = || Error::Call(CallError::no_such_item());
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await

@@ -147,6 +147,17 @@ pub(super) fn write_error(error: CommandError<CallFailure>) -> CallError {
     }
 }
 
+impl CallError {
+    /// An item id that names no item of this user's (or no item at all).
+    pub(crate) fn no_such_item() -> Self {
+        Self::Refused {
+            status: 404,
+            message: "no such item; reload to get current item ids".into(),
+            retry_after: None,
+        }
+    }
+}
+
 impl Middletier {
     /// One call as `command`, its JSON answer decoded; a failure as the
     /// user should hear it.

@@ -21,16 +21,16 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Multipart, RawQuery, State};
+use axum::extract::{Multipart, Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use chrono::Utc;
-use common::api::{FeedUrl, ItemChange, MarkRead};
+use common::api::{FeedUrl, ItemChange, ItemId, MarkRead};
 use serde::Deserialize;
 
 use crate::client::Client;
-use crate::error::{CheckedForm, Error, HasCsrf, ItemPath};
+use crate::error::{CheckedForm, Error, HasCsrf};
 use crate::message::sentence;
 use crate::middletier::{CallError, Subscribed};
 use crate::security::{csrf_ok, csrf_token};
@@ -260,7 +260,7 @@ pub(crate) struct ItemForm {
 pub(crate) async fn set_item(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    ItemPath(id): ItemPath,
+    Path(raw_id): Path<String>,
     jar: CookieJar,
     CheckedForm(form): CheckedForm<ItemForm>,
 ) -> Response {
@@ -268,7 +268,12 @@ pub(crate) async fn set_item(
         read: form.read,
         starred: form.starred,
     };
-    match state.middletier.set_item(&user, id, change).await {
+    // A form goes back to its page, with a message, whatever went wrong.
+    let changed = match ItemId::parse(&raw_id) {
+        Ok(id) => state.middletier.set_item(&user, id, change).await,
+        Err(_) => Err(CallError::no_such_item()),
+    };
+    match changed {
         // Done: no message, the page shows it.
         Ok(_) => (jar, Redirect::to(form.view.path())).into_response(),
         Err(e) => back(
@@ -285,8 +290,9 @@ pub(crate) async fn set_item(
 pub(crate) async fn open_item(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    ItemPath(id): ItemPath,
+    Path(raw_id): Path<String>,
 ) -> Result<Response, Error> {
+    let id = ItemId::parse(&raw_id).map_err(|_| Error::NotFound)?;
     let read = state.middletier.read(&user, false, READ_LIMIT).await;
     let link = read
         .feeds(&user)
