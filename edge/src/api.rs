@@ -15,18 +15,18 @@
 //! Errors are `{"error": "..."}`, mapped once in [`crate::error`].
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::api::{
-    Discovered, FeedUrl, FeedView, ItemChange, ItemState, MarkRead, Marked, OpmlImport,
+    Discovered, FeedUrl, FeedView, ItemChange, ItemId, ItemState, MarkRead, Marked, OpmlImport,
     SubscriptionChange,
 };
 use serde::Deserialize;
 
 use crate::client::Client;
-use crate::error::{Error, ItemPath, Json};
-use crate::middletier::Subscribed;
+use crate::error::{Error, Json};
+use crate::middletier::{CallError, Subscribed};
 use crate::state::AppState;
 use crate::user::CurrentUser;
 
@@ -131,9 +131,11 @@ pub(crate) async fn delete(
 pub(crate) async fn set_item(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-    ItemPath(id): ItemPath,
+    Path(raw_id): Path<String>,
     Json(change): Json<ItemChange>,
 ) -> Result<axum::Json<ItemState>, Error> {
+    // After the body: a bad body is a 400 whatever the id.
+    let id = ItemId::parse(&raw_id).map_err(|_| CallError::no_such_item())?;
     Ok(axum::Json(
         state.middletier.set_item(&user, id, change).await?,
     ))

@@ -26,7 +26,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
-use common::api::{ErrorBody, InvalidInput, ItemId};
+use common::api::{ErrorBody, InvalidInput};
 
 use crate::middletier::CallError;
 use crate::security::csrf_ok;
@@ -206,29 +206,6 @@ pub(crate) struct Json<T>(pub T);
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Form), rejection(Error))]
 pub(crate) struct Form<T>(pub T);
-
-/// The item a path's `{id}` names. An id that is not one (ids are
-/// decimal) names no item: 404, as for an id of another user's item.
-#[derive(Debug)]
-pub(crate) struct ItemPath(pub ItemId);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ItemPath {
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, Error> {
-        let no_such_item = || Error::Call(CallError::no_such_item());
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| no_such_item())?;
-        ItemId::parse(&raw)
-            .map(ItemPath)
-            .map_err(|_| no_such_item())
-    }
-}
 
 /// A form that carries the CSRF token of the page it came from.
 pub(crate) trait HasCsrf {

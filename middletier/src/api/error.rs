@@ -21,6 +21,9 @@ pub(crate) enum ApiError {
     BadParameter(String),
     #[error("the body is not the JSON this call takes ({0}); send {1}")]
     BadJson(String, &'static str),
+    /// The body could not be read (too large, or cut off): axum's status.
+    #[error("{0}")]
+    BadBody(#[from] axum::extract::rejection::BytesRejection),
     #[error("too many requests of this kind for this user just now; wait {} s and try again", .0.as_secs().max(1))]
     TooManyWrites(std::time::Duration),
     #[error(transparent)]
@@ -50,6 +53,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Reader(e) => reader_status(e),
+            Self::BadBody(rejection) => rejection.status(),
         }
     }
 }

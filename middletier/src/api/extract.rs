@@ -7,7 +7,7 @@
 //! | [`User`] | the `{user}` path segment | 400: not a valid user id |
 //! | [`ItemPath`] | `{user}` and `{id}` | 400, or 404 for an id that names no item |
 //! | [`FeedParam`] | the `url` query parameter | 400 naming the call's usage |
-//! | [`JsonBody`] | a JSON body, empty meaning the default | 400 showing the shape to send |
+//! | [`JsonBody`] | a JSON body, empty meaning the default | 400 showing the shape to send (413 over the size limit) |
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, RawQuery, Request};
@@ -111,9 +111,7 @@ impl<S: Send + Sync, T: Shape> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::BadJson(e.body_text(), T::SHAPE))?;
+        let body = Bytes::from_request(request, state).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(T::default()));
         }

@@ -318,6 +318,24 @@ fn list(txn: &redb::ReadTransaction, user: &UserId) -> Result<Vec<Subscription>,
     Ok(subscriptions)
 }
 
+/// Every record under `prefix` in a table keyed `(prefix, id)`, decoded,
+/// highest id (the newest) first: a feed's items, a user's stars.
+fn newest_first<T: serde::de::DeserializeOwned>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<(&str, u64), &[u8]>,
+    prefix: &str,
+) -> Result<Vec<T>, DbError> {
+    let table = txn.open_table(table)?;
+    table
+        .range((prefix, 0)..=(prefix, u64::MAX))?
+        .rev()
+        .map(|row| {
+            let (_, value) = row?;
+            Ok(serde_json::from_slice(value.value())?)
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Store for FileStore {
     fn name(&self) -> &'static str {
@@ -401,19 +419,7 @@ impl Store for FileStore {
 
     async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError> {
         let url = url.as_str().to_owned();
-        self.read(move |txn| {
-            let table = txn.open_table(ITEMS)?;
-            let mut items = Vec::new();
-            for row in table
-                .range((url.as_str(), 0)..=(url.as_str(), u64::MAX))?
-                .rev()
-            {
-                let (_, value) = row?;
-                items.push(serde_json::from_slice(value.value())?);
-            }
-            Ok(items)
-        })
-        .await
+        self.read(move |txn| newest_first(txn, ITEMS, &url)).await
     }
 
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {
@@ -502,19 +508,8 @@ impl Store for FileStore {
 
     async fn starred(&self, user: &UserId) -> Result<Vec<StarredItem>, StoreError> {
         let user = user.as_str().to_owned();
-        self.read(move |txn| {
-            let table = txn.open_table(STARRED)?;
-            let mut starred = Vec::new();
-            for row in table
-                .range((user.as_str(), 0)..=(user.as_str(), u64::MAX))?
-                .rev()
-            {
-                let (_, value) = row?;
-                starred.push(serde_json::from_slice(value.value())?);
-            }
-            Ok(starred)
-        })
-        .await
+        self.read(move |txn| newest_first(txn, STARRED, &user))
+            .await
     }
 
     async fn set_starred(
