@@ -10,7 +10,7 @@ use common::api::{Discovered, DiscoveredFeed, FeedUrl, OpmlImport, Refused, User
 use crate::feeds::discover::{self, Discovery, FoundFeed};
 use crate::feeds::opml::{self, OpmlFeed};
 use crate::feeds::{Document, fetch::human_duration};
-use crate::store::{FeedRecord, StoreError};
+use crate::store::FeedRecord;
 
 use super::{Reader, ReaderError, cap_title, web_url};
 
@@ -334,9 +334,9 @@ impl Reader {
                 site_url: entry.html_url.as_deref().and_then(web_url),
                 ..FeedRecord::new(url.clone(), now)
             };
-            self.refresher.added(record).await?;
-            self.store.add(user, url).await?;
-            Ok::<_, StoreError>(())
+            self.refresher
+                .added(record, self.store.add(user, url))
+                .await
         });
         futures::future::try_join_all(adds).await?;
         report.added = new.len();

@@ -239,9 +239,18 @@ impl Refresher {
     }
 
     /// A feed added without being read (an OPML import names it): stored,
-    /// and due at its `next_fetch`, so the scheduler reads it within a tick.
-    pub async fn added(&self, record: FeedRecord) -> Result<(), StoreError> {
+    /// then `subscribed` (the subscription that reads it), and only then
+    /// due at its `next_fetch`, so the scheduler reads it within a tick. In
+    /// that order, a listing never finds a subscription with no feed
+    /// behind it, and the scheduler never finds the feed before anyone
+    /// reads it (it would forget it as unread).
+    pub async fn added(
+        &self,
+        record: FeedRecord,
+        subscribed: impl Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
         self.inner.store.create_feed(&record).await?;
+        subscribed.await?;
         self.inner.due_table().add(&record.url, record.next_fetch);
         Ok(())
     }
