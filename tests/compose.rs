@@ -426,8 +426,9 @@ fn every_variable_set_for_a_service_is_accepted_by_its_binary() {
                 assert!(STANDARD_OTEL.contains(&key.as_str()), "{name}: {key}");
                 continue;
             }
+            // `[env: KEY=value]`, or `[env: KEY]` for a secret's.
             assert!(
-                help.contains(&format!("[env: {key}=")),
+                help.contains(&format!("[env: {key}=")) || help.contains(&format!("[env: {key}]")),
                 "{name}: {binary} does not read {key}"
             );
         }
@@ -539,6 +540,17 @@ fn published_on(container: &Container, port: &str) -> Vec<String> {
         .collect()
 }
 
+/// A client that sends the session `cookie` with every request.
+fn signed_in(cookie: &str, timeout: Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, cookie.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(timeout)
+        .build()
+        .unwrap()
+}
+
 /// `POST /api/subscriptions` through the edge: the status and the error.
 async fn subscribe(http: &reqwest::Client, compose: &Compose, feed: &str) -> (StatusCode, String) {
     match http
@@ -559,11 +571,11 @@ async fn subscribe(http: &reqwest::Client, compose: &Compose, feed: &str) -> (St
 
 /// The feeds the edge lists (live, or `None` when degraded), and the
 /// read flag of every item by id.
-async fn listing(compose: &Compose) -> Option<(BTreeSet<String>, BTreeMap<String, bool>)> {
-    let page: serde_json::Value = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap()
+async fn listing(
+    http: &reqwest::Client,
+    compose: &Compose,
+) -> Option<(BTreeSet<String>, BTreeMap<String, bool>)> {
+    let page: serde_json::Value = http
         .get(compose.edge("/api/subscriptions"))
         .send()
         .await
@@ -638,19 +650,34 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
     // Subscribing through the edge fetches a feed served on the compose
     // network; the reader page shows it; read state is in Cassandra, so
     // both middletiers (reads alternate) agree on it.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
+    // The reader has accounts (RSS_AUTH=local): every request is signed
+    // in as the admin the compose environment created.
+    let cookie = compose.sign_in().await;
+    let http = signed_in(&cookie, Duration::from_secs(30));
+    let anonymous = reqwest::get(compose.edge("/api/subscriptions"))
+        .await
         .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::UNAUTHORIZED,
+        "accounts are on"
+    );
     let feed = "http://feeds:8080/rss2.xml";
     let (status, error) = subscribe(&http, compose, feed).await;
     assert_eq!(status, StatusCode::OK, "{error}");
-    let page = support::web::get_text(compose.edge("/")).await;
+    let page = http
+        .get(compose.edge("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         page.contains("Recipe Kitchen"),
         "the reader page shows the feed"
     );
-    let (_, items) = listing(compose).await.expect("a live listing");
+    let (_, items) = listing(&http, compose).await.expect("a live listing");
     let item = items.keys().next().expect("the feed's items").clone();
     let marked = http
         .put(compose.edge(&format!("/api/items/{item}")))
@@ -660,7 +687,7 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
         .unwrap();
     assert_eq!(marked.status(), StatusCode::OK);
     for _ in 0..6 {
-        let (feeds, read) = listing(compose).await.expect("live");
+        let (feeds, read) = listing(&http, compose).await.expect("live");
         assert!(feeds.contains(feed));
         assert_eq!(read.get(&item), Some(&true), "read on every middletier");
     }
@@ -670,11 +697,12 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
     // degraded answer. The dead container times out rather than refusing;
     // the balancer moves on, and after each cool-down lets one trial call
     // through, not every call. 25 s covers two cool-downs.
-    let load = support::load::Load::start(
+    let load = support::load::Load::start_signed_in(
         &compose.edge(""),
+        &cookie,
         4,
         Duration::from_millis(20),
-        &["Recipe Kitchen"],
+        Some(&["Recipe Kitchen"]),
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let victim = compose.containers("middletier").await.remove(0);
@@ -744,7 +772,13 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
             }
         }
     });
-    let load = support::load::Load::start_any(&compose.edge(""), 2, Duration::from_millis(100));
+    let load = support::load::Load::start_signed_in(
+        &compose.edge(""),
+        &cookie,
+        2,
+        Duration::from_millis(100),
+        None,
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     compose.run(&["stop", "cassandra"]).await;
     step("Cassandra stopped");
@@ -849,7 +883,7 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
         "some writes were refused while Cassandra was away"
     );
     let (feeds, _) = support::eventually("a live listing", Duration::from_secs(30), || {
-        listing(compose)
+        listing(&http, compose)
     })
     .await;
     let lost: Vec<&String> = acknowledged.difference(&feeds).collect();
@@ -861,7 +895,7 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
     ));
 
     // `down` and `up` again: everything is still there.
-    let (before, read_before) = listing(compose).await.expect("live");
+    let (before, read_before) = listing(&http, compose).await.expect("live");
     compose.down(false).await;
     compose
         .run_logged(
@@ -870,10 +904,13 @@ async fn containers_survive_faults(compose: &Compose, started: std::time::Instan
         )
         .await;
     wait_for_registered_middletiers(compose, 2).await;
+    // Sessions are signed with a key per edge process here (no
+    // RSS_SESSION_KEY_FILE): the new edge asks to sign in again.
+    let http = signed_in(&compose.sign_in().await, Duration::from_secs(30));
     let (after, read_after) = support::eventually(
         "a live listing after down and up",
         Duration::from_secs(60),
-        || listing(compose),
+        || listing(&http, compose),
     )
     .await;
     assert_eq!(after, before);

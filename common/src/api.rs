@@ -513,6 +513,44 @@ impl ErrorBody {
     }
 }
 
+/// A local account (`--auth local` at the edge): who may sign in, and
+/// what ends their sessions. Stored by the middletier, judged by the edge:
+/// the middletier keeps the record and never sees a password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The user name, which is the user id.
+    pub user: UserId,
+    /// The password's argon2id hash, in PHC string form.
+    pub password_hash: String,
+    /// May manage accounts and see the operators' pages.
+    #[serde(default)]
+    pub admin: bool,
+    /// Raised to end every session of the user at once: a session cookie
+    /// carries the epoch it was issued in.
+    #[serde(default)]
+    pub epoch: u64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Credentials for apps (`Authorization: Bearer`), each revocable.
+    #[serde(default)]
+    pub app_passwords: Vec<AppPassword>,
+}
+
+/// One app password: only a hash of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPassword {
+    /// Names it in the URL that revokes it.
+    pub id: String,
+    /// What the user called it ("phone", "NetNewsWire").
+    pub label: String,
+    /// SHA-256 of the secret, in hex. The secret is 256 random bits, so a
+    /// fast hash is enough (nothing to brute-force), and a bearer request
+    /// is checked without argon2's deliberate cost.
+    pub hash: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

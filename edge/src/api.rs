@@ -24,11 +24,11 @@ use common::api::{
 };
 use serde::Deserialize;
 
+use crate::auth::CurrentUser;
 use crate::client::Client;
 use crate::error::{Error, Json};
 use crate::middletier::{CallError, Subscribed};
 use crate::state::AppState;
-use crate::user::CurrentUser;
 
 /// Items per feed the API lists unless `limit` says otherwise, and the
 /// most it lists.

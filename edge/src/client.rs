@@ -95,11 +95,15 @@ impl FromRequestParts<crate::state::AppState> for Client {
 
 /// The client of a request whose parts are `parts`.
 pub(crate) fn client_of(parts: &Parts, trusted: &[IpNet]) -> Client {
-    let peer = parts
+    Client::of(peer_of(parts), &parts.headers, trusted)
+}
+
+/// The address the connection came from (a proxy's, when there is one).
+pub(crate) fn peer_of(parts: &Parts) -> IpAddr {
+    parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(addr)| addr.ip());
-    Client::of(peer, &parts.headers, trusted)
+        .map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(addr)| addr.ip())
 }
 
 #[cfg(test)]

@@ -40,11 +40,39 @@ pub struct Config {
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
 
-    /// A header set by a trusted authenticating proxy that names the user
-    /// (e.g. X-Forwarded-User). When set, requests without it are refused.
-    /// When unset, everyone is the user `default`.
+    /// Who the user is: `none` (everyone is `default`; loopback only),
+    /// `proxy` (an authenticating proxy names the user in
+    /// --auth-proxy-header) or `local` (accounts with passwords). Default:
+    /// `proxy` when --auth-proxy-header is set, else `none`.
+    #[arg(long, env = "RSS_AUTH", value_enum)]
+    pub auth: Option<crate::auth::Mode>,
+
+    /// `--auth proxy`: the header the trusted authenticating proxy names
+    /// the user in (e.g. X-Forwarded-User), believed only from
+    /// --trusted-proxies.
     #[arg(long, env = "RSS_AUTH_PROXY_HEADER")]
     pub auth_proxy_header: Option<String>,
+
+    /// `--auth local`: a file holding the key (at least 32 bytes) that
+    /// signs session cookies. Give every edge the same file, or sessions
+    /// end on restart and work on one edge only.
+    #[arg(long, env = "RSS_SESSION_KEY_FILE")]
+    pub session_key_file: Option<std::path::PathBuf>,
+
+    /// `--auth local`: the first admin's user name, created at start if
+    /// no such account exists (with --admin-password-file or
+    /// RSS_ADMIN_PASSWORD). Without it, /setup creates the first account.
+    #[arg(long, env = "RSS_ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
+
+    /// A file holding the first admin's password (a Docker secret, say).
+    #[arg(long, env = "RSS_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<std::path::PathBuf>,
+
+    /// The first admin's password itself (prefer the file: the
+    /// environment is easier to leak).
+    #[arg(long, env = "RSS_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<common::config::Secret>,
 
     /// Reverse proxies whose X-Forwarded-For, X-Forwarded-Proto and
     /// X-Forwarded-Host are believed (comma-separated addresses or CIDRs);
@@ -112,6 +140,11 @@ pub struct CommandArgs {
     #[arg(long, env = "RSS_OPML_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
     pub rss_opml_timeout: Duration,
 
+    /// Time allowed to read or change an account (`RSSAccount`), or to
+    /// delete a user with all their data.
+    #[arg(long, env = "RSS_ACCOUNT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub rss_account_timeout: Duration,
+
     /// Reads in flight at once (the RSSGet bulkhead). Async calls hold no
     /// thread, so this is larger than Hystrix's default of 10; it still
     /// stops a slow middletier from piling up every request.
@@ -167,6 +200,7 @@ impl CommandArgs {
             discover: self.command("RSSDiscover", self.rss_discover_timeout, write),
             opml_export: self.command("RSSOpmlExport", self.rss_opml_timeout, write),
             opml_import: self.command("RSSOpmlImport", self.rss_opml_timeout, write),
+            account: self.command("RSSAccount", self.rss_account_timeout, write),
         }
     }
 }
@@ -194,6 +228,8 @@ pub struct PerCommand<T> {
     pub opml_export: T,
     /// `RSSOpmlImport`.
     pub opml_import: T,
+    /// `RSSAccount`: read or change an account (`--auth local`).
+    pub account: T,
 }
 
 impl<T> PerCommand<T> {
@@ -209,11 +245,12 @@ impl<T> PerCommand<T> {
             discover: f(self.discover),
             opml_export: f(self.opml_export),
             opml_import: f(self.opml_import),
+            account: f(self.account),
         }
     }
 
     /// Every value, in the order the dashboard shows them.
-    pub fn all(&self) -> [&T; 9] {
+    pub fn all(&self) -> [&T; 10] {
         [
             &self.get,
             &self.add,
@@ -224,6 +261,7 @@ impl<T> PerCommand<T> {
             &self.discover,
             &self.opml_export,
             &self.opml_import,
+            &self.account,
         ]
     }
 }
@@ -277,6 +315,7 @@ mod tests {
         let config = Config::try_parse_from(["edge"]).unwrap();
         assert_eq!(config.port, 9090);
         assert_eq!(config.auth_proxy_header, None);
+        assert_eq!(config.auth, None);
         let commands = config.commands.settings();
         let named: Vec<(&str, u64)> = commands
             .all()
@@ -295,6 +334,7 @@ mod tests {
                 ("RSSDiscover", 5),
                 ("RSSOpmlExport", 5),
                 ("RSSOpmlImport", 5),
+                ("RSSAccount", 5),
             ]
         );
         let get = &commands.get;

@@ -1,13 +1,14 @@
 //! The edge's one error type, mapped to HTTP in one place.
 //!
 //! Every handler, page or API, returns [`Error`]; so do the extractors
-//! ([`Json`], [`Form`], [`crate::user::CurrentUser`], [`CheckedForm`]),
+//! ([`Json`], [`Form`], [`crate::auth::CurrentUser`], [`CheckedForm`]),
 //! through axum's typed rejections. The status follows what went wrong:
 //!
 //! | what | status |
 //! |---|---|
 //! | the request itself (bad JSON, a bad URL, a missing parameter) | 400 (415 for a body that is not JSON, 413 for one too large) |
-//! | no user, where an authenticating proxy must name one | 401 |
+//! | no user: no session or app password (`--auth local`), or no proxy header (`--auth proxy`) | 401, with `WWW-Authenticate: Bearer` for the former |
+//! | an admin's page to a non-admin; in `--auth proxy`, a peer that is not a trusted proxy | 403 |
 //! | a form without the right CSRF token | 403 |
 //! | the middletier refused it (the user's mistake) | its own 4xx, passed on |
 //! | too many changes just now | 429, with `Retry-After` |
@@ -78,6 +79,24 @@ pub(crate) enum Error {
         "the {0} header appears more than once, so it is not clear who you are; the authenticating proxy must set it exactly once"
     )]
     RepeatedUser(String),
+    /// `--auth local`: no session or app password.
+    #[error(
+        "sign in first: open the reader's /login page, or send an app password (made in Settings) as Authorization: Bearer <app password>"
+    )]
+    SignInRequired,
+    /// A page for admins only.
+    #[error("this page is for the reader's administrators; ask one if you need it")]
+    AdminsOnly,
+    /// `--auth proxy`: a request that did not come through the proxy.
+    #[error(
+        "requests from {0} are refused: this reader is only reached through its authenticating proxy (--trusted-proxies)"
+    )]
+    UntrustedPeer(std::net::IpAddr),
+    /// `--auth local` with no account yet.
+    #[error(
+        "no account exists yet: open /setup in a browser and create the first one with the setup code from the edge's log"
+    )]
+    SetupFirst,
     /// A call to the middletier that did not go through.
     #[error(transparent)]
     Call(#[from] CallError),
@@ -111,7 +130,9 @@ impl Error {
             | Error::BadUpload(_)
             | Error::BadUser { .. }
             | Error::RepeatedUser(_) => StatusCode::BAD_REQUEST,
-            Error::NoUser(_) => StatusCode::UNAUTHORIZED,
+            Error::NoUser(_) | Error::SignInRequired => StatusCode::UNAUTHORIZED,
+            Error::AdminsOnly | Error::UntrustedPeer(_) => StatusCode::FORBIDDEN,
+            Error::SetupFirst => StatusCode::SERVICE_UNAVAILABLE,
             Error::BadToken | Error::CrossSite(_) => StatusCode::FORBIDDEN,
             Error::Call(write) => match write {
                 CallError::Refused { status, .. } => {
@@ -170,6 +191,12 @@ impl IntoResponse for Error {
         } else {
             (status, axum::Json(ErrorBody::new(self.to_string()))).into_response()
         };
+        if matches!(self, Error::SignInRequired) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rss-reader\""),
+            );
+        }
         if let Some(value) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -211,6 +238,18 @@ pub(crate) struct Form<T>(pub T);
 pub(crate) trait HasCsrf {
     fn csrf(&self) -> &str;
 }
+
+/// Each form's token is its `csrf` field.
+macro_rules! has_csrf {
+    ($($form:ty),*) => {$(
+        impl $crate::error::HasCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+pub(crate) use has_csrf;
 
 /// A form whose CSRF token matches the cookie's (see
 /// [`crate::security`]); anything else is refused before the handler runs.

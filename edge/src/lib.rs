@@ -16,13 +16,15 @@
 //! - [`error`]: the one error type, its HTTP mapping, and the extractors
 //!   that reject with it.
 //! - [`security`]: CSRF tokens and security headers.
-//! - [`user`]: who the current user is.
+//! - [`auth`]: who the current user is (`--auth none|proxy|local`), and
+//!   the pages of local accounts: sign in, settings, admin.
 //! - [`assets`]: CSS, JavaScript and the icon, served by the edge itself.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod api;
 mod assets;
+pub mod auth;
 mod client;
 pub mod config;
 mod dashboard;
@@ -34,7 +36,6 @@ mod middletier;
 mod security;
 mod state;
 mod ui;
-mod user;
 
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -94,6 +95,11 @@ pub(crate) fn router(state: AppState) -> Router {
     let imports = Router::new()
         .route("/opml", post(ui::import_opml))
         .route("/api/opml", post(api::import_opml));
+    let small = if state.auth.mode == auth::Mode::Local {
+        small.merge(account_routes())
+    } else {
+        small
+    };
     let routes = common::limits::apply(small, MAX_BODY_BYTES)
         .merge(imports.layer(axum::extract::DefaultBodyLimit::max(MAX_OPML_BYTES)))
         .fallback(|| async { error::Error::NotFound })
@@ -106,14 +112,43 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             security::refuse_cross_site,
         ))
-        .with_state(state);
-    let routes = common::limits::apply(common::metrics::instrument(routes, "edge"), MAX_OPML_BYTES)
+        .with_state(state.clone());
+    // Who is asking is settled before any handler runs, `/metrics` too.
+    let identified = common::metrics::instrument(routes, "edge")
+        .layer(axum::middleware::from_fn_with_state(state, auth::identify));
+    let routes = common::limits::apply(identified, MAX_OPML_BYTES)
         // The fastest level: a page of feeds shrinks about tenfold either
         // way, and the edge's CPU is better spent serving.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
     common::security::apply(routes, security::CONTENT_SECURITY_POLICY).layer(
         common::telemetry::http::layer(common::telemetry::http::Incoming::Link),
     )
+}
+
+/// `--auth local`: signing in and out, the first account, settings, and
+/// the admin's accounts (see [`auth::pages`]).
+fn account_routes() -> Router<AppState> {
+    use auth::pages;
+    Router::new()
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/setup", get(pages::setup_page).post(pages::setup))
+        .route("/settings", get(pages::settings_page))
+        .route("/settings/password", post(pages::change_password))
+        .route("/settings/app-passwords", post(pages::create_app_password))
+        .route(
+            "/settings/app-passwords/{id}/delete",
+            post(pages::delete_app_password),
+        )
+        .route(
+            "/settings/sign-out-everywhere",
+            post(pages::sign_out_everywhere),
+        )
+        .route(
+            "/admin/users",
+            get(pages::users_page).post(pages::create_user),
+        )
+        .route("/admin/users/{user}/delete", post(pages::delete_user))
 }
 
 /// The edge is healthy when it serves; the middletier's state is reported
@@ -143,6 +178,9 @@ pub enum StartError {
     /// The discovery client could not be set up.
     #[error(transparent)]
     Discovery(#[from] common::config::DiscoverySetupError),
+    /// The way users are known is unsafe or incomplete as configured.
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// An edge, bound and ready to serve.
@@ -152,6 +190,8 @@ pub struct Application {
     discovery: DiscoveryClient,
     serve: common::server::ServeSettings,
     port: u16,
+    /// `--auth local`: the admin to create at start, if it does not exist.
+    first_admin: Option<auth::start::FirstAdmin>,
 }
 
 impl std::fmt::Debug for Application {
@@ -185,15 +225,12 @@ impl Application {
             config.commands.settings().map(Command::new),
             WriteLimiter::new(config.user_write_rate, config.user_write_burst),
         );
-        let auth_proxy_header = config.auth_proxy_header.filter(|h| !h.trim().is_empty());
-        if let Some(header) = &auth_proxy_header {
-            tracing::info!(header, "users are named by the authenticating proxy");
-        }
+        let (auth, first_admin) = auth::start::settings(&config)?;
         Ok(Self {
             listener,
             state: AppState {
                 middletier,
-                auth_proxy_header,
+                auth: std::sync::Arc::new(auth),
                 trusted_proxies: config.trusted_proxies.into(),
                 hystrix_interval: config.hystrix_stream_interval,
                 history: std::sync::Arc::default(),
@@ -202,6 +239,7 @@ impl Application {
             discovery,
             serve: config.server.serve_settings(),
             port,
+            first_admin,
         })
     }
 
@@ -223,6 +261,11 @@ impl Application {
             self.state.clone(),
             shutdown.clone(),
         )));
+        let _first_admin = self.first_admin.take().map(|admin| {
+            AbortOnDropHandle::new(tokio::spawn(
+                admin.create(self.state.middletier.clone(), shutdown.clone()),
+            ))
+        });
         let served = common::server::serve_registered(
             self.listener,
             router(self.state),

@@ -13,7 +13,8 @@ use crate::middletier::Middletier;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub middletier: Middletier,
-    pub auth_proxy_header: Option<String>,
+    /// Who is asking, and everything about signing in.
+    pub auth: std::sync::Arc<crate::auth::Auth>,
     /// Whose forwarding headers are believed (see [`crate::client`]).
     pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
     pub hystrix_interval: Duration,

@@ -14,6 +14,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accounts;
 mod discovery;
 mod edge;
 mod feed_corpus;

@@ -541,3 +541,66 @@ async fn json_feed_and_quirky_feeds_show_their_items() {
         assert_eq!(feed["items"].as_array().unwrap().len(), items, "{name}");
     }
 }
+
+/// The accounts the edge keeps here: created once, replaced only while
+/// they exist, and a body that names another user than the path is
+/// refused.
+#[tokio::test]
+async fn accounts_are_kept_whole_and_refused_with_reasons() {
+    let api = middletier(&[]).await;
+    let http = reqwest::Client::new();
+    let account = serde_json::json!({
+        "user": "erin", "password_hash": "$argon2id$x", "admin": false, "epoch": 0,
+        "created_at": "2026-12-03T10:00:00Z", "app_passwords": []
+    });
+    let accounts = api.url("/middletier/accounts");
+    let create = || http.post(&accounts).json(&account).send();
+    assert_eq!(create().await.unwrap().status(), StatusCode::CREATED);
+    let again = create().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let body: Value = again.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("already exists"),
+        "{body}"
+    );
+
+    let one = api.url("/middletier/accounts/erin");
+    let mut changed = account.clone();
+    changed["epoch"] = 1.into();
+    let put = http.put(&one).json(&changed).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    let stored: Value = http.get(&one).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stored["epoch"], 1);
+    let listed: Value = http
+        .get(&accounts)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let other = http
+        .put(api.url("/middletier/accounts/frank"))
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        StatusCode::BAD_REQUEST,
+        "path and body disagree"
+    );
+    let bad = http.post(&accounts).body("{").send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    let deleted = http.delete(&one).send().await.unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        http.get(&one).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let put = http.put(&one).json(&changed).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::NOT_FOUND, "not brought back");
+}

@@ -489,9 +489,22 @@ fn exports(feeds: &FeedServer) -> [(&'static str, String); 3] {
 #[tokio::test]
 async fn opml_from_other_readers_imports_without_fetching_and_round_trips() {
     let feeds = FeedServer::start();
-    // The scheduler ticks at start and then every 5 s: an import just
-    // after start is answered before any fetch.
+    // The scheduler ticks every 5 s. To be sure no tick falls inside the
+    // import below, wait for one: a probe feed, imported for another user,
+    // is fetched by the next tick, and the import then has 5 s to itself.
     let api = spawn_middletier(&["--refresh-tick", "5s"]).await;
+    let probe = feeds.url("/fixtures/rss091.xml");
+    let (status, _) = api
+        .import_opml(
+            "probe",
+            format!(r#"<opml version="2.0"><body><outline type="rss" text="p" xmlUrl="{probe}"/></body></opml>"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually("a scheduler tick", Duration::from_secs(15), || async {
+        (feeds.hits("/fixtures/rss091.xml") > 0).then_some(())
+    })
+    .await;
     let [(_, miniflux), (_, freshrss), (_, feedly)] = exports(&feeds);
 
     let (status, report) = api.import_opml("alice", miniflux).await;

@@ -105,7 +105,8 @@ async fn the_json_api_mirrors_the_reader() {
             "RSSRefresh",
             "RSSDiscover",
             "RSSOpmlExport",
-            "RSSOpmlImport"
+            "RSSOpmlImport",
+            "RSSAccount"
         ]
     );
     for name in [

@@ -569,18 +569,136 @@ async fn a_person_reads_and_manages_feeds_with_the_keyboard_in_chromium() {
 
     // Usable at 390 px: nothing wider than the screen.
     client.set_window_size(390, 844).await.unwrap();
-    assert_eq!(
-        js(
-            &client,
-            "return document.documentElement.scrollWidth <= window.innerWidth"
-        )
-        .await,
-        true,
-        "no horizontal scrolling at 390 px"
-    );
+    assert_fits_the_screen(&client).await;
     assert_accessible(&client, "the reader at 390 px").await;
     screenshot(&client, "journey-mobile.png").await;
     client.goto(&stack.edge.url("/dashboard")).await.unwrap();
     assert_accessible(&client, "the dashboard").await;
+    client.close().await.unwrap();
+}
+
+/// Nothing on the page is wider than the window (no sideways scrolling).
+async fn assert_fits_the_screen(client: &Client) {
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
+    assert_eq!(js(client, fits).await, true, "no horizontal scrolling");
+}
+
+/// `GET /api/subscriptions` with an app password.
+async fn with_app_password(stack: &Stack, token: &str) -> reqwest::Response {
+    support::web::get_with_app_password(&stack.edge.url("/api/subscriptions"), token).await
+}
+
+/// Types `text` into the field `css` finds.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// The one-time setup code, from the edge's log.
+async fn setup_code(stack: &Stack) -> String {
+    let marker = "setup code: ";
+    eventually(
+        "the edge logs a setup code",
+        Duration::from_secs(10),
+        || async {
+            stack.edge.logs().iter().find_map(|line| {
+                let start = line.find(marker)? + marker.len();
+                Some(
+                    line[start..]
+                        .chars()
+                        .take_while(char::is_ascii_hexdigit)
+                        .collect(),
+                )
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_person_sets_up_the_reader_signs_in_and_signs_out_everywhere_in_chromium() {
+    let stack = Stack::start(1, &[], &["--auth", "local"]).await;
+    let (_driver, client) = browser().await;
+    let edge = stack.edge.url("");
+
+    // No account yet: every page leads to /setup, which asks for the code
+    // the edge printed in its log.
+    client.goto(&format!("{edge}/")).await.unwrap();
+    assert!(client.current_url().await.unwrap().path() == "/setup");
+    assert_accessible(&client, "the setup page").await;
+    type_into(&client, "#code", &setup_code(&stack).await).await;
+    type_into(&client, "#username", "alice").await;
+    type_into(&client, "#password", "alice's long password").await;
+    click_and_wait(&client, "form[action='/setup'] button").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/");
+
+    // Signed in: reading works as before.
+    add_feed(&client, &stack.feeds.url("/fixtures/rss2.xml")).await;
+    assert!(text_of(&client, "main").await.contains("Recipe Kitchen"));
+
+    // An app password, shown once, works on the API.
+    client.goto(&format!("{edge}/settings")).await.unwrap();
+    assert_accessible(&client, "the settings page").await;
+    type_into(&client, "#label", "phone").await;
+    click_and_wait(&client, "form[action='/settings/app-passwords'] button").await;
+    let token = text_of(&client, "code.secret").await;
+    let api = with_app_password(&stack, &token).await;
+    assert_eq!(api.status(), reqwest::StatusCode::OK);
+    let listed: Value = api.json().await.unwrap();
+    assert_eq!(listed["subscriptions"][0]["title"], "Recipe Kitchen");
+    screenshot(&client, "settings.png").await;
+
+    client.goto(&format!("{edge}/admin/users")).await.unwrap();
+    assert_accessible(&client, "the users page").await;
+
+    // A second session elsewhere (a plain HTTP client), then sign out
+    // everywhere in Chromium: both sessions end; the app password stays.
+    let mut elsewhere = support::web::Browser::new(&edge);
+    let csrf = elsewhere.get("/login").await.csrf();
+    let signed = elsewhere
+        .post_form(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", "alice's long password"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, reqwest::StatusCode::SEE_OTHER);
+    assert_eq!(elsewhere.get("/").await.status, reqwest::StatusCode::OK);
+    client.goto(&format!("{edge}/settings")).await.unwrap();
+    click_and_wait(
+        &client,
+        "form[action='/settings/sign-out-everywhere'] button",
+    )
+    .await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+    assert_accessible(&client, "the sign-in page").await;
+    assert_eq!(
+        elsewhere.get("/").await.status,
+        reqwest::StatusCode::SEE_OTHER
+    );
+    client.goto(&format!("{edge}/")).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
+    // Signing in again leads back to the page asked for.
+    client.goto(&format!("{edge}/?view=starred")).await.unwrap();
+    type_into(&client, "#username", "alice").await;
+    type_into(&client, "#password", "alice's long password").await;
+    click_and_wait(&client, "form[action='/login'] button").await;
+    let url = client.current_url().await.unwrap();
+    assert_eq!((url.path(), url.query()), ("/", Some("view=starred")));
+    let api = with_app_password(&stack, &token).await;
+    assert_eq!(api.status(), reqwest::StatusCode::OK, "app passwords stay");
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{edge}/settings")).await.unwrap();
+    assert_fits_the_screen(&client).await;
+    assert_accessible(&client, "the settings page at 390 px").await;
     client.close().await.unwrap();
 }

@@ -12,6 +12,10 @@ use serde_json::Value;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const OVERLAY: &str = "tests/fixtures/compose/feeds.yml";
 
+/// The reader's first admin, set as a newcomer sets it (the variables the
+/// compose file passes to the edge).
+pub(crate) const ADMIN: (&str, &str) = ("admin", "the compose test's password");
+
 /// The host ports the stack publishes (chosen free, so a stack the
 /// developer runs on the usual ports is left alone).
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +99,8 @@ impl Compose {
             .env("EDGE_PUBLISHED_PORT", self.ports.edge.to_string())
             .env("REGISTRY_PUBLISHED_PORT", self.ports.registry.to_string())
             .env("CASSANDRA_PUBLISHED_PORT", self.ports.cassandra.to_string())
+            .env("RSS_ADMIN_USERNAME", ADMIN.0)
+            .env("RSS_ADMIN_PASSWORD", ADMIN.1)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .kill_on_drop(true);
         command
@@ -200,6 +206,27 @@ impl Compose {
 
     pub(crate) fn edge(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ports.edge)
+    }
+
+    /// Signs in to the reader as [`ADMIN`] (through the login form, as a
+    /// browser does) and returns the `Cookie` header of the session.
+    pub(crate) async fn sign_in(&self) -> String {
+        super::eventually(
+            "signed in to the reader",
+            std::time::Duration::from_secs(60),
+            || async {
+                let mut browser = super::web::Browser::new(&self.edge(""));
+                let csrf = browser.get("/login").await.csrf();
+                let (user, password) = ADMIN;
+                let fields = [("username", user), ("password", password), ("csrf", &csrf)];
+                let answer = browser.post_form("/login", &fields).await;
+                (answer.status == reqwest::StatusCode::SEE_OTHER)
+                    .then(|| browser.cookies.get("rss_session").cloned())
+                    .flatten()
+                    .map(|session| format!("rss_session={session}"))
+            },
+        )
+        .await
     }
 
     pub(crate) fn registry(&self, path: &str) -> String {

@@ -36,22 +36,49 @@ impl Load {
         expected_titles: &[&str],
     ) -> Load {
         let expected: Vec<String> = expected_titles.iter().map(|s| s.to_string()).collect();
-        Self::spawn(edge, readers, pause, Some(expected))
+        Self::spawn(edge, None, readers, pause, Some(expected))
     }
 
     /// Like [`Load::start`], for feeds that change while it runs: any live
     /// answer counts as live.
     pub(crate) fn start_any(edge: &str, readers: usize, pause: Duration) -> Load {
-        Self::spawn(edge, readers, pause, None)
+        Self::spawn(edge, None, readers, pause, None)
     }
 
-    fn spawn(edge: &str, readers: usize, pause: Duration, expected: Option<Vec<String>>) -> Load {
+    /// Like [`Load::start`] (or [`Load::start_any`] without titles),
+    /// signed in: every read sends `cookie` (a session's `Cookie` header).
+    pub(crate) fn start_signed_in(
+        edge: &str,
+        cookie: &str,
+        readers: usize,
+        pause: Duration,
+        expected_titles: Option<&[&str]>,
+    ) -> Load {
+        let expected = expected_titles.map(|t| t.iter().map(|s| s.to_string()).collect());
+        Self::spawn(edge, Some(cookie), readers, pause, expected)
+    }
+
+    fn spawn(
+        edge: &str,
+        cookie: Option<&str>,
+        readers: usize,
+        pause: Duration,
+        expected: Option<Vec<String>>,
+    ) -> Load {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(cookie) = cookie {
+            headers.insert(
+                reqwest::header::COOKIE,
+                cookie.parse().expect("a cookie header"),
+            );
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (live, degraded, failed): (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) =
             (Arc::default(), Arc::default(), Arc::default());
         let tasks = (0..readers)
             .map(|_| {
                 let url = format!("{edge}/api/subscriptions");
+                let headers = headers.clone();
                 let (stop, live, degraded, failed, expected) = (
                     stop.clone(),
                     Arc::clone(&live),
@@ -61,6 +88,7 @@ impl Load {
                 );
                 tokio::spawn(async move {
                     let http = reqwest::Client::builder()
+                        .default_headers(headers)
                         .timeout(Duration::from_secs(15))
                         .build()
                         .unwrap();

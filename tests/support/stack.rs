@@ -156,11 +156,13 @@ impl Stack {
 
     /// Waits until the edge's balancer lists `n` middletier instances.
     pub(crate) async fn wait_until_edge_knows(&self, n: usize) {
-        let url = self.edge.url("/dashboard/data");
+        // /healthcheck is open in every --auth mode (the dashboard is for
+        // admins).
+        let url = self.edge.url("/healthcheck");
         let what = format!("the edge sees {n} middletier(s)");
         super::eventually(&what, Duration::from_secs(15), || async {
             let data: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
-            (data["instances"].as_array().map(Vec::len) == Some(n)).then_some(())
+            (data["middletier_instances"] == n).then_some(())
         })
         .await;
     }

@@ -134,6 +134,16 @@ impl Browser {
     }
 }
 
+/// `GET url` with an app password as `Authorization: Bearer`.
+pub(crate) async fn get_with_app_password(url: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the edge answers")
+}
+
 /// The feed URLs of a `{"user", "subscriptions"}` answer, in order.
 pub(crate) fn subscription_urls(body: &serde_json::Value) -> Vec<String> {
     body["subscriptions"]

@@ -173,6 +173,20 @@ impl Middletier {
             .map_err(write_error)
     }
 
+    /// One call as `command`, its answer's body as it came (OPML, or
+    /// nothing); a failure as the user should hear it.
+    pub(super) async fn run_bytes(
+        &self,
+        command: &Command,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    ) -> Result<Bytes, CallError> {
+        let this = self.clone();
+        command
+            .execute(|deadline| async move { this.send(deadline, build).await })
+            .await
+            .map_err(write_error)
+    }
+
     /// One balanced call, its answer read as JSON.
     pub(super) async fn call<T: DeserializeOwned>(
         &self,

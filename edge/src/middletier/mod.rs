@@ -14,6 +14,7 @@
 //! | `RSSDiscover` | `GET /middletier/rss/discover?url=` | 5 s | none: "could not look now" is honest, an empty list would not be |
 //! | `RSSOpmlExport` | `GET .../opml` | 5 s | none: a partial export would lose feeds silently |
 //! | `RSSOpmlImport` | `POST .../opml` | 5 s | none |
+//! | `RSSAccount` | `/middletier/accounts[/{user}]` | 5 s | none: the sign-in check falls back on the cookie itself ([`crate::auth`]) |
 //!
 //! Reads may fall back to the last good answer; writes never pretend.
 //! The command's deadline is handed to the balancer, so its retries (one
@@ -37,6 +38,7 @@ use serde::de::IgnoredAny;
 use crate::config::PerCommand;
 use crate::fallback::Saved;
 
+mod accounts;
 mod call;
 
 pub(crate) use call::{CallError, CallFailure, describe};
@@ -141,7 +143,7 @@ impl Middletier {
         &self.client
     }
 
-    pub(crate) fn commands(&self) -> [&Command; 9] {
+    pub(crate) fn commands(&self) -> [&Command; 10] {
         self.commands.all()
     }
 
@@ -364,17 +366,10 @@ impl Middletier {
     /// `RSSOpmlExport`: the user's subscriptions as OPML.
     pub(crate) async fn export_opml(&self, user: &UserId) -> Result<Bytes, CallError> {
         let path = format!("{}/opml", user_path(user));
-        let this = self.clone();
-        self.commands
-            .opml_export
-            .execute(|deadline| async move {
-                this.send(deadline, move |http, base| {
-                    http.get(format!("{base}{path}"))
-                })
-                .await
-            })
-            .await
-            .map_err(write_error)
+        self.run_bytes(&self.commands.opml_export, move |http, base| {
+            http.get(format!("{base}{path}"))
+        })
+        .await
     }
 
     /// `RSSOpmlImport`: subscribes to every feed of an OPML file.

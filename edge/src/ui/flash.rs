@@ -9,17 +9,17 @@ const FLASH_COOKIE: &str = "flash";
 
 /// A one-time message after a form post.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Flash {
-    pub(super) ok: bool,
-    pub(super) text: String,
+pub(crate) struct Flash {
+    pub(crate) ok: bool,
+    pub(crate) text: String,
 }
 
 impl Flash {
-    pub(super) fn ok(text: String) -> Self {
+    pub(crate) fn ok(text: String) -> Self {
         Self { ok: true, text }
     }
 
-    pub(super) fn error(text: String) -> Self {
+    pub(crate) fn error(text: String) -> Self {
         Self { ok: false, text }
     }
 
@@ -43,7 +43,7 @@ impl Flash {
     }
 }
 
-pub(super) fn set_flash(jar: CookieJar, flash: &Flash) -> CookieJar {
+pub(crate) fn set_flash(jar: CookieJar, flash: &Flash) -> CookieJar {
     jar.add(
         Cookie::build((FLASH_COOKIE, flash.encode()))
             .path("/")
@@ -54,7 +54,7 @@ pub(super) fn set_flash(jar: CookieJar, flash: &Flash) -> CookieJar {
 }
 
 /// Reads the flash message once: it is removed as it is shown.
-pub(super) fn take_flash(jar: CookieJar) -> (CookieJar, Option<Flash>) {
+pub(crate) fn take_flash(jar: CookieJar) -> (CookieJar, Option<Flash>) {
     let Some(flash) = jar.get(FLASH_COOKIE).and_then(|c| Flash::decode(c.value())) else {
         return (jar, None);
     };

@@ -29,17 +29,17 @@ use chrono::Utc;
 use common::api::{FeedUrl, ItemChange, ItemId, MarkRead};
 use serde::Deserialize;
 
+use crate::auth::CurrentUser;
 use crate::client::Client;
-use crate::error::{CheckedForm, Error, HasCsrf};
+use crate::error::{CheckedForm, Error};
 use crate::message::sentence;
 use crate::middletier::{CallError, Subscribed};
 use crate::security::{csrf_ok, csrf_token};
 use crate::state::AppState;
-use crate::user::CurrentUser;
 use flash::{Flash, set_flash, take_flash};
 use view::{FeedCard, View, card, newest_id, web_link};
 
-mod flash;
+pub(crate) mod flash;
 mod view;
 
 /// Items shown per feed on the page: what the page asks the middletier for.
@@ -52,6 +52,9 @@ const READ_LIMIT: usize = 200;
 struct IndexPage {
     user: String,
     show_user: bool,
+    /// A local account's session: the page links to settings and signs out.
+    signed_in: bool,
+    admin: bool,
     csrf: String,
     flash: Option<Flash>,
     degraded: Option<String>,
@@ -77,11 +80,12 @@ struct ChoosePage {
 /// `GET /`: the page.
 pub(crate) async fn index(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    who: crate::auth::Identity,
     client: Client,
     RawQuery(query): RawQuery,
     jar: CookieJar,
 ) -> Response {
+    let user = who.user.clone();
     // An unknown view is the default one, as for any page parameter.
     let view = match common::query::param(query.as_deref(), "view").as_deref() {
         Some("unread") => View::Unread,
@@ -111,7 +115,9 @@ pub(crate) async fn index(
         .collect();
     let page = IndexPage {
         user: user.to_string(),
-        show_user: state.auth_proxy_header.is_some(),
+        show_user: state.auth.mode != crate::auth::Mode::None,
+        signed_in: who.session.is_some(),
+        admin: who.admin,
         csrf,
         flash,
         degraded: read.degraded.map(|reason| {
@@ -142,17 +148,7 @@ pub(crate) struct SubscriptionForm {
     view: View,
 }
 
-/// Each form's token is its `csrf` field.
-macro_rules! has_csrf {
-    ($($form:ty),*) => {$(
-        impl HasCsrf for $form {
-            fn csrf(&self) -> &str {
-                &self.csrf
-            }
-        }
-    )*};
-}
-has_csrf!(SubscriptionForm, ItemForm, MarkReadForm);
+crate::error::has_csrf!(SubscriptionForm, ItemForm, MarkReadForm);
 
 /// `POST /subscriptions`: add, then back to the page; or, when the page
 /// given lists several feeds, a page to choose one.

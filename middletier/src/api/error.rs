@@ -72,7 +72,10 @@ fn reader_status(error: &ReaderError) -> StatusCode {
         | ReaderError::NoFeed(_)
         | ReaderError::TimedOut { .. }
         | ReaderError::Opml(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ReaderError::NotSubscribed(_) | ReaderError::UnknownItem(_) => StatusCode::NOT_FOUND,
+        ReaderError::NotSubscribed(_) | ReaderError::UnknownItem(_) | ReaderError::NoAccount(_) => {
+            StatusCode::NOT_FOUND
+        }
+        ReaderError::AccountExists(_) => StatusCode::CONFLICT,
     }
 }
 

@@ -12,6 +12,7 @@
 //! | `POST /middletier/rss/user/{user}/refresh?url=...` | fetch one feed now |
 //! | `GET`/`POST /middletier/rss/user/{user}/opml` | export / import OPML |
 //! | `GET /middletier/rss/discover?url=...[&user=...]` | the feeds a page lists (metered and on the fetch slots of `user`) |
+//! | `GET`/`POST /middletier/accounts`, `GET`/`PUT`/`DELETE /middletier/accounts/{user}` | the edge's accounts ([`accounts`]); deleting one deletes all of the user's data |
 //! | `GET /healthcheck` | 200 UP, or 503 when the store is unreachable or cannot store new items |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -19,6 +20,7 @@
 //! failure is an [`ApiError`], turned into HTTP in exactly one place
 //! ([`error`]). Bodies are capped at 16 KiB, except OPML imports (1 MiB).
 
+mod accounts;
 mod error;
 mod extract;
 mod reading;
@@ -125,7 +127,17 @@ pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
             "/middletier/rss/user/{user}/refresh",
             post(reading::refresh),
         )
-        .route("/middletier/rss/discover", get(subscriptions::discover));
+        .route("/middletier/rss/discover", get(subscriptions::discover))
+        .route(
+            "/middletier/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/middletier/accounts/{user}",
+            get(accounts::get)
+                .put(accounts::update)
+                .delete(accounts::delete),
+        );
     let opml = Router::new().route(
         "/middletier/rss/user/{user}/opml",
         get(subscriptions::export_opml).post(subscriptions::import_opml),

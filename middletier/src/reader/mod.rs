@@ -17,9 +17,11 @@
 //!   request: the scheduler fetches the new feeds within a tick.
 //!
 //! Its rooms mirror [`crate::api`]'s: `reading.rs` (listing, item state,
-//! mark-read, refresh now) and `subscriptions.rs` (subscribe, discovery,
-//! unsubscribe, OPML); this file holds what both share.
+//! mark-read, refresh now), `subscriptions.rs` (subscribe, discovery,
+//! unsubscribe, OPML) and `accounts.rs` (the edge's accounts, and
+//! deleting a user with all their data); this file holds what they share.
 
+mod accounts;
 mod reading;
 mod subscriptions;
 
@@ -133,6 +135,12 @@ pub(crate) enum ReaderError {
     /// The user has as many starred items as allowed.
     #[error("you have {0} starred items, the most allowed; unstar some before starring more")]
     TooManyStarred(usize),
+    /// No account has this name.
+    #[error("there is no account named {0}")]
+    NoAccount(String),
+    /// The name is taken.
+    #[error("an account named {0} already exists; choose another name")]
+    AccountExists(String),
     /// The OPML file is refused.
     #[error(transparent)]
     Opml(#[from] OpmlError),

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::api::{FeedUrl, UserId};
+use common::api::{Account, FeedUrl, UserId};
 
 use super::ids::{IdGenerator, ItemId, now_ms};
 use super::{
@@ -38,6 +38,7 @@ struct Data {
     item_feeds: HashMap<ItemId, FeedUrl>,
     read: HashMap<UserId, HashMap<FeedUrl, ReadState>>,
     starred: HashMap<UserId, BTreeMap<ItemId, StarredItem>>,
+    accounts: BTreeMap<UserId, Account>,
 }
 
 impl Default for MemoryStore {
@@ -260,6 +261,38 @@ impl Store for MemoryStore {
         } else {
             mine.remove(&item.item.id);
         }
+        Ok(())
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<Account>, StoreError> {
+        Ok(self.read().accounts.get(user).cloned())
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        Ok(self.read().accounts.values().cloned().collect())
+    }
+
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let mut data = self.write();
+        if data.accounts.contains_key(&account.user) {
+            return Ok(false);
+        }
+        data.accounts.insert(account.user.clone(), account.clone());
+        Ok(true)
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        Ok(match self.write().accounts.get_mut(&account.user) {
+            Some(stored) => {
+                *stored = account.clone();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn delete_account(&self, user: &UserId) -> Result<(), StoreError> {
+        self.write().accounts.remove(user);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::api::{FeedUrl, UserId};
+use common::api::{Account, FeedUrl, UserId};
 use tracing::Instrument as _;
 use tracing::field::Empty;
 
@@ -215,6 +215,29 @@ impl Store for Metered {
         starred: bool,
     ) -> Result<(), StoreError> {
         self.measure("set_starred", self.inner.set_starred(user, item, starred))
+            .await
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<Account>, StoreError> {
+        self.measure("account", self.inner.account(user)).await
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.measure("accounts", self.inner.accounts()).await
+    }
+
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        self.measure("create_account", self.inner.create_account(account))
+            .await
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        self.measure("update_account", self.inner.update_account(account))
+            .await
+    }
+
+    async fn delete_account(&self, user: &UserId) -> Result<(), StoreError> {
+        self.measure("delete_account", self.inner.delete_account(user))
             .await
     }
 

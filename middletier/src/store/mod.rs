@@ -14,7 +14,9 @@
 //! - **items**: each feed's newest items ([`StoredItem`]), with ids from
 //!   [`ids`];
 //! - **read state** per (user, feed) ([`ReadState`]) and **starred items**
-//!   per user ([`StarredItem`], a copy, so it outlives the feed's window).
+//!   per user ([`StarredItem`], a copy, so it outlives the feed's window);
+//! - **accounts** ([`Account`]): user name, password hash, admin, session
+//!   epoch and app-password hashes, for the edge's `--auth local`.
 //!
 //! The contract every store keeps:
 //! - a write returns only once the store has it (for a durable store:
@@ -37,7 +39,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::api::{FeedUrl, UserId};
+use common::api::{Account, FeedUrl, UserId};
 use serde::{Deserialize, Serialize};
 
 pub use cassandra::{CassandraSettings, CassandraStore};
@@ -289,6 +291,26 @@ pub trait Store: Send + Sync + 'static {
         item: &StarredItem,
         starred: bool,
     ) -> Result<(), StoreError>;
+
+    // Accounts (`--auth local` at the edge). The middletier keeps them;
+    // the edge decides who signs in.
+
+    /// One account.
+    async fn account(&self, user: &UserId) -> Result<Option<Account>, StoreError>;
+
+    /// Every account, by user name.
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
+
+    /// Stores a new account; `false` (and nothing changed) when the name
+    /// is taken.
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError>;
+
+    /// Replaces an existing account; `false` (and nothing stored) when
+    /// there is none, so a deleted account is never brought back.
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError>;
+
+    /// Forgets an account (its data is deleted first, by the reader).
+    async fn delete_account(&self, user: &UserId) -> Result<(), StoreError>;
 
     // Health.
 

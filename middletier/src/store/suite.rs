@@ -40,6 +40,8 @@ macro_rules! behaves_like_a_store {
             racing_marks_leave_the_higher_watermark,
             unsubscribing_forgets_the_read_state_of_that_feed,
             starred_items_are_kept_whole_and_newest_first,
+            an_account_is_created_once_and_listed_by_name,
+            an_account_is_updated_only_while_it_exists,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -573,4 +575,73 @@ pub(crate) async fn starred_items_are_kept_whole_and_newest_first(store: Arc<imp
         [star(3, "c"), star(1, "a")]
     );
     assert!(store.starred(&user("bob")).await.unwrap().is_empty());
+}
+
+fn account(name: &str, hash: &str) -> common::api::Account {
+    common::api::Account {
+        user: user(name),
+        password_hash: hash.to_owned(),
+        admin: false,
+        epoch: 0,
+        created_at: Utc::now(),
+        app_passwords: Vec::new(),
+    }
+}
+
+pub(crate) async fn an_account_is_created_once_and_listed_by_name(store: Arc<impl Store>) {
+    assert!(store.accounts().await.unwrap().is_empty());
+    assert_eq!(store.account(&user("bob")).await.unwrap(), None);
+    let bob = account("bob", "$argon2id$first");
+    assert!(store.create_account(&bob).await.unwrap());
+    assert!(
+        !store
+            .create_account(&account("bob", "$argon2id$second"))
+            .await
+            .unwrap(),
+        "a taken name is refused"
+    );
+    assert_eq!(
+        store.account(&user("bob")).await.unwrap(),
+        Some(bob.clone())
+    );
+    assert!(store.create_account(&account("alice", "h")).await.unwrap());
+    let names: Vec<String> = store
+        .accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.user.to_string())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+}
+
+pub(crate) async fn an_account_is_updated_only_while_it_exists(store: Arc<impl Store>) {
+    let mut carol = account("carol", "h1");
+    assert!(
+        !store.update_account(&carol).await.unwrap(),
+        "no such account"
+    );
+    assert_eq!(store.account(&user("carol")).await.unwrap(), None);
+    assert!(store.create_account(&carol).await.unwrap());
+    carol.epoch = 3;
+    carol.admin = true;
+    carol.app_passwords.push(common::api::AppPassword {
+        id: "0123abcd".into(),
+        label: "phone".into(),
+        hash: "ab".repeat(32),
+        created_at: Utc::now(),
+    });
+    assert!(store.update_account(&carol).await.unwrap());
+    assert_eq!(
+        store.account(&user("carol")).await.unwrap(),
+        Some(carol.clone())
+    );
+    store.delete_account(&user("carol")).await.unwrap();
+    store.delete_account(&user("carol")).await.unwrap();
+    assert_eq!(store.account(&user("carol")).await.unwrap(), None);
+    assert!(
+        !store.update_account(&carol).await.unwrap(),
+        "a deleted account is not brought back"
+    );
+    assert!(store.accounts().await.unwrap().is_empty());
 }

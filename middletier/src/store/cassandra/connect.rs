@@ -14,7 +14,7 @@ use scylla::policies::retry::FallthroughRetryPolicy;
 use tokio::sync::watch;
 
 use super::cql::{self, Statements};
-use super::lease::{IdLease, claim_worker};
+use super::lease::{IdLease, claim_worker, renew_or_claim};
 use super::{CassandraSettings, Connected, migrate};
 
 /// One connection attempt: session, schema, statements, a worker number.
@@ -86,7 +86,11 @@ pub(super) async fn connect_once(
         statements,
         ping,
     });
-    claim_worker(&db, &lease).await?;
+    // A new session after an outage keeps the number it held, if it still
+    // can; otherwise, and at start, it claims one.
+    if !renew_or_claim(&db, &lease).await {
+        claim_worker(&db, &lease).await?;
+    }
     tracing::info!(keyspace = %ks, worker = ?lease.worker(), "connected to Cassandra; schema ready");
     let _ = publish.send(Some(db.clone()));
     Ok(Some(db))

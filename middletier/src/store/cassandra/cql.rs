@@ -13,6 +13,7 @@
 //! | `read_marks` | user | a user's watermark per feed |
 //! | `read_overrides` | user | a user's per-item exceptions (clustered by feed, then id, so "below the watermark" is one range delete) |
 //! | `starred` | user | a user's starred items, newest first |
+//! | `accounts` | a constant shard (0) | one account (clustered by user), and the admin's list of all: accounts are few (a household, a team), so one partition serves both |
 //! | `id_workers` | worker number | the lease on a worker number for item ids (lightweight transactions, with a TTL) |
 //! | `schema_migrations` | name | which one-time changes to old data have run (`migrate.rs`) |
 
@@ -151,6 +152,10 @@ pub fn create_tables(keyspace: &str) -> Vec<String> {
              item_key text, {ITEM_COLUMNS_DDL}, PRIMARY KEY (user_id, item_id)) \
              WITH CLUSTERING ORDER BY (item_id DESC)"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {ks}.accounts \
+             (shard int, user_id text, record text, PRIMARY KEY (shard, user_id))"
+        ),
         format!("CREATE TABLE IF NOT EXISTS {ks}.id_workers (worker int PRIMARY KEY, owner text)"),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (name text PRIMARY KEY, done_at timestamp)"
@@ -236,6 +241,17 @@ pub struct Statements<T = String> {
     pub insert_starred: T,
     /// Unstars an item.
     pub delete_starred: T,
+    /// One account.
+    pub select_account: T,
+    /// Every account.
+    pub select_accounts: T,
+    /// Stores a new account unless the name is taken (LWT).
+    pub insert_account: T,
+    /// Replaces an existing account, never bringing back a deleted one
+    /// (LWT: every write of an account is one, so they are ordered).
+    pub update_account: T,
+    /// Forgets an account (LWT, likewise).
+    pub delete_account: T,
     /// Claims a worker number (LWT, with a TTL).
     pub claim_worker: T,
     /// Renews the claim (LWT, with a TTL).
@@ -326,6 +342,19 @@ impl Statements<String> {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             delete_starred: format!("DELETE FROM {ks}.starred WHERE user_id = ? AND item_id = ?"),
+            select_account: format!(
+                "SELECT record FROM {ks}.accounts WHERE shard = 0 AND user_id = ?"
+            ),
+            select_accounts: format!("SELECT record FROM {ks}.accounts WHERE shard = 0"),
+            insert_account: format!(
+                "INSERT INTO {ks}.accounts (shard, user_id, record) VALUES (0, ?, ?) IF NOT EXISTS"
+            ),
+            update_account: format!(
+                "UPDATE {ks}.accounts SET record = ? WHERE shard = 0 AND user_id = ? IF EXISTS"
+            ),
+            delete_account: format!(
+                "DELETE FROM {ks}.accounts WHERE shard = 0 AND user_id = ? IF EXISTS"
+            ),
             claim_worker: format!(
                 "INSERT INTO {ks}.id_workers (worker, owner) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
             ),
@@ -376,6 +405,11 @@ impl<T> Statements<T> {
             select_starred: f(self.select_starred).await?,
             insert_starred: f(self.insert_starred).await?,
             delete_starred: f(self.delete_starred).await?,
+            select_account: f(self.select_account).await?,
+            select_accounts: f(self.select_accounts).await?,
+            insert_account: f(self.insert_account).await?,
+            update_account: f(self.update_account).await?,
+            delete_account: f(self.delete_account).await?,
             claim_worker: f(self.claim_worker).await?,
             renew_worker: f(self.renew_worker).await?,
         })

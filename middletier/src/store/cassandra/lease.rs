@@ -146,21 +146,46 @@ pub(super) fn lease_owner() -> String {
     })
 }
 
+/// Failed rounds in a row after which the session is given up for a new
+/// one (about 5 s at [`LEASE_RETRY_EVERY`]).
+pub(super) const RECONNECT_AFTER: u32 = 5;
+
+/// Why [`keep_lease`] returned.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum LeaseEnded {
+    /// The store was dropped.
+    StoreGone,
+    /// The lease could not be renewed or claimed [`RECONNECT_AFTER`] times
+    /// in a row: Cassandra is away, or this session cannot reach it.
+    Unreachable,
+}
+
 /// Renews the lease every [`LEASE_RENEW_EVERY`] while the store exists;
 /// claims another number if it was lost. After a failure (Cassandra
 /// unreachable, say) it tries again every [`LEASE_RETRY_EVERY`], not a
 /// whole period later: once the lease has run out, no new item can be
-/// stored until it is back.
-pub(super) async fn keep_lease(db: &Connected, lease: &Weak<IdLease>) {
+/// stored until it is back. After [`RECONNECT_AFTER`] failures in a row it
+/// returns, so the caller connects afresh: after a long outage the driver
+/// refills its connection pool on a backoff of several seconds, while a new
+/// session connects as soon as Cassandra answers.
+pub(super) async fn keep_lease(db: &Connected, lease: &Weak<IdLease>) -> LeaseEnded {
     let mut wait = LEASE_RENEW_EVERY;
+    let mut failures = 0;
     loop {
         tokio::time::sleep(wait).await;
-        let Some(lease) = lease.upgrade() else { return };
-        wait = if renew_or_claim(db, &lease).await {
-            LEASE_RENEW_EVERY
-        } else {
-            LEASE_RETRY_EVERY
+        let Some(lease) = lease.upgrade() else {
+            return LeaseEnded::StoreGone;
         };
+        if renew_or_claim(db, &lease).await {
+            failures = 0;
+            wait = LEASE_RENEW_EVERY;
+        } else {
+            failures += 1;
+            if failures >= RECONNECT_AFTER {
+                return LeaseEnded::Unreachable;
+            }
+            wait = LEASE_RETRY_EVERY;
+        }
     }
 }
 

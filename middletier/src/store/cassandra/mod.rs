@@ -51,7 +51,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
-use common::api::{FeedUrl, UserId};
+use common::api::{Account, FeedUrl, UserId};
 use common::config::Secret;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -72,7 +72,7 @@ use super::{
 };
 use connect::connect_once;
 use cql::{Replication, Statements};
-use lease::{IdLease, keep_lease};
+use lease::{IdLease, LEASE_RETRY_EVERY, LeaseEnded, keep_lease};
 
 /// Where the cluster is and how to talk to it.
 #[derive(Debug, Clone)]
@@ -171,10 +171,34 @@ impl CassandraStore {
                     tracing::warn!(nodes = ?settings.nodes, error = %e, retry_in = ?wait, "Cassandra is not reachable yet");
                 })
                 .await;
-            match result {
-                Ok(Some(db)) => keep_lease(&db, &weak_lease).await,
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "gave up connecting to Cassandra"),
+            let mut connected = match result {
+                Ok(connected) => connected,
+                Err(e) => {
+                    tracing::error!(error = %e, "gave up connecting to Cassandra");
+                    None
+                }
+            };
+            // Keep the lease; when Cassandra has been unreachable for a
+            // while, connect afresh (every second, until it answers), and
+            // publish the new session to every call.
+            while let Some(db) = connected.take() {
+                if keep_lease(&db, &weak_lease).await == LeaseEnded::StoreGone {
+                    break;
+                }
+                drop(db);
+                tracing::warn!("Cassandra has not answered for a while; connecting afresh");
+                loop {
+                    match connect_once(&settings, &weak, &weak_lease).await {
+                        Ok(next) => {
+                            connected = next;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, retry_in = ?LEASE_RETRY_EVERY, "Cassandra is not reachable yet");
+                            tokio::time::sleep(LEASE_RETRY_EVERY).await;
+                        }
+                    }
+                }
             }
             drop(publish);
         });
@@ -304,6 +328,18 @@ fn applied(result: QueryResult) -> Result<bool, String> {
         row.columns.first(),
         Some(Some(CqlValue::Boolean(true)))
     ))
+}
+
+/// Accounts are stored as one JSON record: they are read and written
+/// whole, and never queried by a field.
+fn encode_account(account: &Account) -> Result<String, StoreError> {
+    serde_json::to_string(account)
+        .map_err(|e| StoreError::Unavailable(format!("an account would not encode: {e}")))
+}
+
+fn decode_account(record: &str) -> Result<Account, StoreError> {
+    serde_json::from_str(record)
+        .map_err(|e| StoreError::Unavailable(format!("a stored account would not decode: {e}")))
 }
 
 fn bigint(id: ItemId) -> i64 {
@@ -633,6 +669,53 @@ impl Store for CassandraStore {
             .await
         }
         .map(drop)
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<Account>, StoreError> {
+        let rows: Vec<(String,)> = self
+            .rows("account", |s| &s.select_account, (user.as_str(),))
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|(record,)| decode_account(&record))
+            .transpose()
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows: Vec<(String,)> = self.rows("accounts", |s| &s.select_accounts, ()).await?;
+        rows.iter()
+            .map(|(record,)| decode_account(record))
+            .collect()
+    }
+
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let record = encode_account(account)?;
+        let result = self
+            .run(
+                "create_account",
+                |s| &s.insert_account,
+                (account.user.as_str(), record),
+            )
+            .await?;
+        applied(result).map_err(StoreError::Unavailable)
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        let record = encode_account(account)?;
+        let result = self
+            .run(
+                "update_account",
+                |s| &s.update_account,
+                (record, account.user.as_str()),
+            )
+            .await?;
+        applied(result).map_err(StoreError::Unavailable)
+    }
+
+    async fn delete_account(&self, user: &UserId) -> Result<(), StoreError> {
+        self.run("delete_account", |s| &s.delete_account, (user.as_str(),))
+            .await
+            .map(drop)
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -37,6 +37,7 @@
 //! | `read_marks` | (user, feed URL) → watermark id | a user's read state |
 //! | `read_overrides` | (user, feed URL, item id) → read | likewise |
 //! | `starred` | (user, item id) → [`StarredItem`] | a user's starred items |
+//! | `accounts` | user → [`Account`] | signing in; the admin's list: one table |
 //! | `meta` | name → number | the last item id's time, so ids never repeat after a restart |
 //!
 //! **Memory.** redb caches pages it reads; the cache is capped
@@ -58,7 +59,7 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::api::{FeedUrl, UserId};
+use common::api::{Account, FeedUrl, UserId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::oneshot;
 
@@ -78,6 +79,7 @@ const READ_OVERRIDES: TableDefinition<(&str, &str, u64), bool> =
     TableDefinition::new("read_overrides");
 const STARRED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("starred");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 /// One row, rewritten by each health probe: proof that a commit works.
 const HEALTH: TableDefinition<&str, i64> = TableDefinition::new("health");
 /// `meta` key: the time (ms) of the newest item id stored.
@@ -195,6 +197,7 @@ impl FileStore {
             txn.open_table(READ_OVERRIDES)?;
             txn.open_table(STARRED)?;
             txn.open_table(HEALTH)?;
+            txn.open_table(ACCOUNTS)?;
             fold_user_case(&txn)?;
             let high_ms = txn
                 .open_table(META)?
@@ -524,6 +527,50 @@ impl Store for FileStore {
             starred,
         })
         .await
+    }
+
+    async fn account(&self, user: &UserId) -> Result<Option<Account>, StoreError> {
+        let user = user.as_str().to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(ACCOUNTS)?;
+            let row = table.get(user.as_str())?;
+            Ok(row.map(|v| serde_json::from_slice(v.value())).transpose()?)
+        })
+        .await
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(ACCOUNTS)?;
+            table
+                .iter()?
+                .map(|row| Ok(serde_json::from_slice(row?.1.value())?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_account(&self, account: &Account) -> Result<bool, StoreError> {
+        self.write(Op::PutAccount {
+            account: account.clone(),
+            only_new: true,
+        })
+        .await?;
+        // Ours is stored only if the name was free: read back which won.
+        Ok(self.account(&account.user).await?.as_ref() == Some(account))
+    }
+
+    async fn update_account(&self, account: &Account) -> Result<bool, StoreError> {
+        self.write(Op::PutAccount {
+            account: account.clone(),
+            only_new: false,
+        })
+        .await?;
+        Ok(self.account(&account.user).await?.as_ref() == Some(account))
+    }
+
+    async fn delete_account(&self, user: &UserId) -> Result<(), StoreError> {
+        self.write(Op::DeleteAccount(user.clone())).await
     }
 
     async fn check(&self) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc;
 
-use common::api::{FeedUrl, UserId};
+use common::api::{Account, FeedUrl, UserId};
 use redb::{Database, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
@@ -14,7 +14,7 @@ use crate::store::ids::{self, ItemId};
 use crate::store::{FeedRecord, FeedUpdate, StarredItem, StoreError, StoredItem};
 
 use super::{
-    DbError, FEEDS, HEALTH, IDS_HIGH_MS, ITEM_FEEDS, ITEMS, MAX_BATCH, META, READ_MARKS,
+    ACCOUNTS, DbError, FEEDS, HEALTH, IDS_HIGH_MS, ITEM_FEEDS, ITEMS, MAX_BATCH, META, READ_MARKS,
     READ_OVERRIDES, STARRED, SUBSCRIBERS, SUBSCRIPTIONS,
 };
 
@@ -48,6 +48,13 @@ pub(super) enum Op {
         item: StarredItem,
         starred: bool,
     },
+    /// Stores an account: a new one only if the name is free
+    /// (`only_new`), else only over an existing one.
+    PutAccount {
+        account: Account,
+        only_new: bool,
+    },
+    DeleteAccount(UserId),
     /// The health probe: a commit that changes nothing anyone reads.
     Probe {
         at_ms: i64,
@@ -175,6 +182,18 @@ pub(super) fn apply_one(txn: &WriteTransaction, op: &Op) -> Result<(), DbError> 
             } else {
                 table.remove(key).map(drop)
             }?;
+        }
+        Op::PutAccount { account, only_new } => {
+            let mut table = txn.open_table(ACCOUNTS)?;
+            let key = account.user.as_str();
+            let exists = table.get(key)?.is_some();
+            if exists != *only_new {
+                let value = serde_json::to_vec(account)?;
+                table.insert(key, value.as_slice())?;
+            }
+        }
+        Op::DeleteAccount(user) => {
+            txn.open_table(ACCOUNTS)?.remove(user.as_str())?;
         }
         Op::Probe { at_ms } => {
             txn.open_table(HEALTH)?.insert("probe", at_ms)?;
