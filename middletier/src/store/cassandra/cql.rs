@@ -581,7 +581,7 @@ mod tests {
                 .delete
                 .ends_with("WHERE user_id = ? AND feed_url = ?")
         );
-        assert_eq!(create_tables("k").len(), 10);
+        assert_eq!(create_tables("k").len(), 11);
         for ddl in create_tables("k") {
             assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS k."), "{ddl}");
             assert!(!ddl.contains("  "), "{ddl}");
