@@ -157,7 +157,7 @@ pub(crate) struct Auth {
     /// `local` mode without an admin from the environment.
     pub setup: Option<Setup>,
     accounts: Mutex<HashMap<UserId, (Instant, Option<Account>)>>,
-    pub(crate) throttle: Mutex<throttle::Throttle>,
+    throttle: Mutex<throttle::Throttle>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -220,6 +220,11 @@ impl Auth {
                 None => Err(e),
             },
         }
+    }
+
+    /// The sign-in throttle (see [`throttle`]), locked.
+    pub(crate) fn throttle(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
+        self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Keeps `account` as the current copy of `user`'s (after reading or

@@ -210,10 +210,7 @@ pub(crate) async fn login(
     .await;
     let (Some(user), Some(account), true) = (user, account, ok) else {
         let now = Instant::now();
-        let mut throttle = auth
-            .throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut throttle = auth.throttle();
         for key in &keys {
             throttle.fail(key, now);
         }
@@ -227,10 +224,7 @@ pub(crate) async fn login(
         };
         return (StatusCode::UNAUTHORIZED, jar, page).into_response();
     };
-    auth.throttle
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clear(&keys[0]);
+    auth.throttle().clear(&keys[0]);
     auth.remember(&user, Some(account.clone()));
     tracing::info!(%user, "signed in");
     let session = Session::new(user, account.epoch, Utc::now());
@@ -241,10 +235,7 @@ pub(crate) async fn login(
 /// `Err(wait)` while any of `keys` has failed too often just now.
 fn throttled(auth: &Auth, keys: &[String]) -> Result<(), std::time::Duration> {
     let now = Instant::now();
-    let mut throttle = auth
-        .throttle
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut throttle = auth.throttle();
     keys.iter()
         .map(|key| throttle.check(key, now))
         .max_by_key(|r| r.err())
@@ -321,10 +312,7 @@ pub(crate) async fn setup(
     let code_ok: bool =
         subtle::ConstantTimeEq::ct_eq(form.code.trim().as_bytes(), setup.code.as_bytes()).into();
     if !code_ok {
-        auth.throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .fail(&key[0], Instant::now());
+        auth.throttle().fail(&key[0], Instant::now());
         return refuse(
             jar,
             StatusCode::UNAUTHORIZED,
