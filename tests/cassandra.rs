@@ -191,21 +191,87 @@ async fn wait_until_healthy(service: &Service) {
 
 /// `CREATE KEYSPACE` with the scylla driver, as an operator would in cqlsh.
 async fn create_keyspace(name: &str) {
+    run_cql(&[format!(
+        "CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+    )])
+    .await;
+}
+
+/// Runs statements in order with the scylla driver, as an operator would.
+async fn run_cql(statements: &[String]) {
     let nodes: Vec<&str> = peers::cassandra().nodes.split(',').collect();
     let session = scylla::client::session_builder::SessionBuilder::new()
         .known_nodes(&nodes)
         .build()
         .await
         .unwrap();
-    session
-        .query_unpaged(
-            format!(
-                "CREATE KEYSPACE {name} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    for statement in statements {
+        session
+            .query_unpaged(statement.as_str(), &[])
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_keyspace_from_before_article_contents_gains_them_and_keeps_its_items() {
+    let _shared = CLUSTER.read().await;
+    let ks = fresh_keyspace("rss_v2");
+    // The item tables as the previous version made them, and a star saved
+    // then (an id no feed holds any more, as old stars are).
+    let old_columns = "guid text, title text, link text, description text, published text";
+    run_cql(&[
+        format!(
+            "CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ),
+        format!(
+            "CREATE TABLE {ks}.items (feed_url text, item_key text, item_id bigint, \
+             {old_columns}, PRIMARY KEY (feed_url, item_key))"
+        ),
+        format!(
+            "CREATE TABLE {ks}.starred (user_id text, item_id bigint, feed_url text, \
+             item_key text, {old_columns}, PRIMARY KEY (user_id, item_id)) \
+             WITH CLUSTERING ORDER BY (item_id DESC)"
+        ),
+        format!(
+            "INSERT INTO {ks}.starred (user_id, item_id, feed_url, item_key, title, description) \
+             VALUES ('alice', 7, 'https://old.example/feed', 'k7', 'An old star', '<p>Kept</p>')"
+        ),
+    ])
+    .await;
+    let middletier = standalone_on(&ks);
+    wait_until_healthy(&middletier).await;
+    let old = get_json(middletier.url("/middletier/rss/user/alice/items/7")).await;
+    assert_eq!(old["title"], "An old star", "{old}");
+    assert_eq!(
+        old["content"], "<p>Kept</p>",
+        "the summary stands in: {old}"
+    );
+    assert_eq!(old["enclosures"], json!([]));
+    assert_eq!(old["starred"], true);
+
+    // New items store their contents in the columns just added.
+    let feeds = FeedServer::start();
+    let feed = feeds.url("/fixtures/article.xml");
+    assert_eq!(
+        subscribe_directly(&middletier, "alice", &feed).await,
+        StatusCode::OK
+    );
+    let listing = get_json(middletier.url("/middletier/rss/user/alice")).await;
+    let id = listing["subscriptions"][0]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let article = get_json(middletier.url(&format!("/middletier/rss/user/alice/items/{id}"))).await;
+    assert_eq!(article["author"], "Pat Podcaster", "{article}");
+    assert!(
+        article["content"]
+            .as_str()
+            .unwrap()
+            .contains("The full notes")
+    );
+    assert_eq!(article["enclosures"][0]["type"], "audio/mpeg");
+    assert_eq!(article["categories"], json!(["Audio", "Interviews"]));
 }
 
 /// What one writer saw: each feed it tried, and the status it got.

@@ -387,6 +387,105 @@ pub struct Item {
     pub starred: bool,
 }
 
+/// A file attached to an item: a podcast's audio, a video, an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enclosure {
+    /// Absolute `http(s)` URL of the file.
+    pub url: String,
+    /// Its media type, as the feed declared it (`audio/mpeg`), if it did.
+    #[serde(rename = "type", default)]
+    pub media_type: Option<String>,
+    /// Its size in bytes, as the feed declared it, if it did.
+    #[serde(default)]
+    pub length: Option<u64>,
+}
+
+impl Enclosure {
+    /// Which player shows it: `audio`, `video`, `image`, or none (a link).
+    pub fn kind(&self) -> Option<&'static str> {
+        let media_type = self.media_type.as_deref().unwrap_or_default();
+        ["audio", "video", "image"]
+            .into_iter()
+            .find(|kind| media_type.starts_with(&format!("{kind}/")))
+    }
+}
+
+/// The feed an item belongs to, as an article or the river names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemFeed {
+    /// The feed's URL, as subscribed.
+    pub url: String,
+    /// The feed's title (its host until it has been read).
+    pub title: String,
+    /// The site the feed belongs to, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_url: Option<String>,
+}
+
+/// `GET /middletier/rss/user/{user}/items/{id}`: one item whole, with the
+/// full content listings leave out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Article {
+    /// See [`ItemId`].
+    pub id: ItemId,
+    /// The feed it came from.
+    pub feed: ItemFeed,
+    /// The feed's own identifier for the item, if it gave one.
+    #[serde(default)]
+    pub guid: Option<String>,
+    /// Plain text.
+    pub title: String,
+    /// Absolute `http(s)` link to the original.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// Plain text, if the feed named one.
+    #[serde(default)]
+    pub author: Option<String>,
+    /// When the feed gave a date we could read.
+    #[serde(default, with = "rfc3339::option")]
+    pub published: Option<DateTime<Utc>>,
+    /// Sanitized HTML: the summary, as in listings.
+    #[serde(default)]
+    pub description: String,
+    /// Sanitized HTML: the full article (the summary when the feed gave
+    /// nothing more).
+    #[serde(default)]
+    pub content: String,
+    /// Files attached to it, at most 8.
+    #[serde(default)]
+    pub enclosures: Vec<Enclosure>,
+    /// Its categories or tags, at most 16.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Whether the user has read it.
+    #[serde(default)]
+    pub read: bool,
+    /// Whether the user starred it.
+    #[serde(default)]
+    pub starred: bool,
+}
+
+/// `GET /middletier/rss/user/{user}/river`: one page of every feed's items,
+/// newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct River {
+    /// Newest id first.
+    pub items: Vec<RiverItem>,
+    /// The `before` of the next (older) page; none on the last page.
+    #[serde(default)]
+    pub next: Option<ItemId>,
+}
+
+/// An item of the river: a listing's item and the feed it came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiverItem {
+    /// The item, summary only.
+    #[serde(flatten)]
+    pub item: Item,
+    /// Its feed (without `site_url`).
+    pub feed: ItemFeed,
+}
+
 /// The answer to `POST`/`DELETE /middletier/rss/user/{user}?url=...`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscriptionChange {

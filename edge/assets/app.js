@@ -114,9 +114,19 @@
     });
   });
 
-  // Opening goes through /items/{id}/open, which marks it read; show it.
+  // Opening an article marks it read; show it. The page's items, in
+  // order, go with it, so j/k on the article page walk this view.
+  function remember() {
+    var ids = Array.prototype.map.call(document.querySelectorAll("[data-item]"), function (el) {
+      return el.getAttribute("data-item");
+    });
+    try {
+      sessionStorage.setItem("rss.list", JSON.stringify({ ids: ids, back: location.pathname + location.search }));
+    } catch (e) { /* storage off: j/k on the article page do nothing */ }
+  }
   document.querySelectorAll("[data-item] a.item-title").forEach(function (link) {
     link.addEventListener("click", function () {
+      remember();
       var item = link.closest("[data-item]");
       if (!item.classList.contains("is-read")) {
         showState(item, "read", true);
@@ -150,11 +160,59 @@
     helpButton.addEventListener("click", showHelp);
   }
 
+  // --- The article page: j/k walk the view it was opened from -----------
+
+  var article = document.querySelector("[data-article]");
+  var near = { next: null, prev: null, back: null };
+  if (article) {
+    var list = null;
+    try { list = JSON.parse(sessionStorage.getItem("rss.list") || "null"); } catch (e) { list = null; }
+    if (list && Array.isArray(list.ids)) {
+      var at = list.ids.indexOf(article.getAttribute("data-article"));
+      if (at >= 0 && at + 1 < list.ids.length) near.next = "/items/" + list.ids[at + 1];
+      if (at > 0) near.prev = "/items/" + list.ids[at - 1];
+      if (typeof list.back === "string" && list.back.charAt(0) === "/") near.back = list.back;
+    }
+    [["next", "[data-next]"], ["prev", "[data-prev]"]].forEach(function (pair) {
+      var link = document.querySelector(pair[1]);
+      if (link && near[pair[0]]) { link.href = near[pair[0]]; link.hidden = false; }
+    });
+    var backLink = document.querySelector("[data-back]");
+    if (backLink && near.back) {
+      backLink.href = near.back;
+      backLink.textContent = near.back.indexOf("/river") === 0 ? "Back to the river" : "Back to your feeds";
+    }
+  }
+
+  function articleKey(key) {
+    var submit = function (selector) {
+      var form = document.querySelector(selector);
+      if (form) form.submit();
+    };
+    switch (key) {
+      case "j": if (near.next) location.href = near.next; break;
+      case "k": if (near.prev) location.href = near.prev; break;
+      case "u": location.href = near.back || "/river"; break;
+      case "v":
+        var original = document.querySelector("[data-original]");
+        if (original) location.href = original.href;
+        break;
+      case "s": submit('form[data-toggle="starred"]'); break;
+      case "m": submit('form[data-toggle="read"]'); break;
+      default: return false;
+    }
+    return true;
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     var target = event.target;
     if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
     if (help && help.open) return;
+    if (article) {
+      if (articleKey(event.key)) event.preventDefault();
+      return;
+    }
     var item = current >= 0 ? items[current] : null;
     switch (event.key) {
       case "j": select(current + 1); break;
@@ -165,6 +223,12 @@
           if (link) link.click();
         }
         break;
+      case "v":
+        if (item) {
+          var original = item.querySelector('a[href$="/open"]');
+          if (original) { remember(); original.click(); }
+        }
+        break;
       case "m":
         if (item) change(item, "read", !item.classList.contains("is-read"), item.querySelector('form[data-toggle="read"]'));
         break;
@@ -173,7 +237,8 @@
         break;
       case "r":
         if (item) {
-          var refresh = item.closest(".card").querySelector("form[data-refresh]");
+          var card = item.closest(".card");
+          var refresh = card && card.querySelector("form[data-refresh]");
           if (refresh) refresh.requestSubmit();
         }
         break;

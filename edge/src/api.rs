@@ -6,7 +6,9 @@
 //! | `GET /api/subscriptions[?unread=true]` | the middletier's JSON for the current user, plus `"degraded"` |
 //! | `POST /api/subscriptions` `{"url": ...}` | 200 once stored; 300 `{"error", "feeds"}` when the page lists several feeds; the middletier's 4xx passed on; 503 when not saved |
 //! | `DELETE /api/subscriptions?url=...` | likewise |
+//! | `GET /api/items/{id}` | the item whole, with its content (the middletier's JSON) |
 //! | `PUT /api/items/{id}` `{"read"?, "starred"?}` | `{"id", "read", "starred"}` |
+//! | `GET /api/river[?unread=true][&before=ID][&limit=N]` | `{"items", "next"}`: every feed's items, newest first |
 //! | `POST /api/mark-read` `{"url"?, "before"?}` | `{"marked": n}` |
 //! | `POST /api/refresh?url=...` | the feed, fetched now |
 //! | `GET /api/discover?url=...` | `{"feeds": [{"url", "title", "type"}]}` |
@@ -138,6 +140,32 @@ pub(crate) async fn set_item(
     let id = ItemId::parse(&raw_id).map_err(|_| CallError::no_such_item())?;
     Ok(axum::Json(
         state.middletier.set_item(&user, id, change).await?,
+    ))
+}
+
+/// `GET /api/items/{id}`: the item whole. Reading it here does not mark it
+/// read; a client marks what it shows (`PUT`).
+pub(crate) async fn article(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(raw_id): Path<String>,
+) -> Result<axum::Json<common::api::Article>, Error> {
+    let id = ItemId::parse(&raw_id).map_err(|_| CallError::no_such_item())?;
+    Ok(axum::Json(state.middletier.article(&user, id).await?))
+}
+
+/// `GET /api/river[?unread=true][&before=ID][&limit=N]`.
+pub(crate) async fn river(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    RawQuery(query): RawQuery,
+) -> Result<axum::Json<common::api::River>, Error> {
+    let page = crate::ui::RiverQuery::parse(query.as_deref(), MAX_LIMIT)?;
+    Ok(axum::Json(
+        state
+            .middletier
+            .river(&user, page.unread_only, page.before, page.limit)
+            .await?,
     ))
 }
 

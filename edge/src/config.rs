@@ -145,6 +145,16 @@ pub struct CommandArgs {
     #[arg(long, env = "RSS_ACCOUNT_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
     pub rss_account_timeout: Duration,
 
+    /// Time allowed to read one article (`RSSArticle`) or a page of the
+    /// river (`RSSRiver`).
+    #[arg(long, env = "RSS_ARTICLE_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub rss_article_timeout: Duration,
+
+    /// Time allowed to fetch one image for the media proxy (`RSSMedia`):
+    /// the middletier fetches it, within its own 10 s fetch timeout.
+    #[arg(long, env = "RSS_MEDIA_TIMEOUT", value_parser = parse_duration, default_value = "12s")]
+    pub rss_media_timeout: Duration,
+
     /// Reads in flight at once (the RSSGet bulkhead). Async calls hold no
     /// thread, so this is larger than Hystrix's default of 10; it still
     /// stops a slow middletier from piling up every request.
@@ -190,6 +200,7 @@ impl CommandArgs {
     /// Every command's settings, each under its own name.
     pub fn settings(&self) -> PerCommand<CommandSettings> {
         let write = self.rss_write_max_concurrent;
+        let read = self.rss_get_max_concurrent;
         PerCommand {
             get: self.command("RSSGet", self.rss_get_timeout, self.rss_get_max_concurrent),
             add: self.command("RSSAdd", self.rss_add_timeout, write),
@@ -201,6 +212,9 @@ impl CommandArgs {
             opml_export: self.command("RSSOpmlExport", self.rss_opml_timeout, write),
             opml_import: self.command("RSSOpmlImport", self.rss_opml_timeout, write),
             account: self.command("RSSAccount", self.rss_account_timeout, write),
+            article: self.command("RSSArticle", self.rss_article_timeout, read),
+            river: self.command("RSSRiver", self.rss_article_timeout, read),
+            media: self.command("RSSMedia", self.rss_media_timeout, read),
         }
     }
 }
@@ -230,6 +244,12 @@ pub struct PerCommand<T> {
     pub opml_import: T,
     /// `RSSAccount`: read or change an account (`--auth local`).
     pub account: T,
+    /// `RSSArticle`: one item whole.
+    pub article: T,
+    /// `RSSRiver`: a page of every feed's items.
+    pub river: T,
+    /// `RSSMedia`: one image for the media proxy.
+    pub media: T,
 }
 
 impl<T> PerCommand<T> {
@@ -246,11 +266,14 @@ impl<T> PerCommand<T> {
             opml_export: f(self.opml_export),
             opml_import: f(self.opml_import),
             account: f(self.account),
+            article: f(self.article),
+            river: f(self.river),
+            media: f(self.media),
         }
     }
 
     /// Every value, in the order the dashboard shows them.
-    pub fn all(&self) -> [&T; 10] {
+    pub fn all(&self) -> [&T; 13] {
         [
             &self.get,
             &self.add,
@@ -262,6 +285,9 @@ impl<T> PerCommand<T> {
             &self.opml_export,
             &self.opml_import,
             &self.account,
+            &self.article,
+            &self.river,
+            &self.media,
         ]
     }
 }
@@ -335,6 +361,9 @@ mod tests {
                 ("RSSOpmlExport", 5),
                 ("RSSOpmlImport", 5),
                 ("RSSAccount", 5),
+                ("RSSArticle", 5),
+                ("RSSRiver", 5),
+                ("RSSMedia", 12),
             ]
         );
         let get = &commands.get;

@@ -31,13 +31,14 @@ mod dashboard;
 mod error;
 mod fallback;
 mod history;
+mod media;
 mod message;
 mod middletier;
 mod security;
 mod state;
 mod ui;
 
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::balancer::http::BalancedClient;
 use common::discovery::DiscoveryClient;
@@ -71,7 +72,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/", get(ui::index))
         .route("/subscriptions", post(ui::add))
         .route("/subscriptions/delete", post(ui::delete))
-        .route("/items/{id}", post(ui::set_item))
+        .route("/items/{id}", get(ui::article).post(ui::set_item))
+        .route("/river", get(ui::river))
+        .route("/media/{signature}/{url}", get(media::proxy))
         .route("/items/{id}/open", get(ui::open_item))
         .route("/mark-read", post(ui::mark_read))
         .route("/refresh", post(ui::refresh))
@@ -80,7 +83,8 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/subscriptions",
             get(api::list).post(api::add).delete(api::delete),
         )
-        .route("/api/items/{id}", put(api::set_item))
+        .route("/api/items/{id}", get(api::article).put(api::set_item))
+        .route("/api/river", get(api::river))
         .route("/api/mark-read", post(api::mark_read))
         .route("/api/refresh", post(api::refresh))
         .route("/api/discover", get(api::discover))

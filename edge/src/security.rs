@@ -104,7 +104,7 @@ pub(crate) fn cross_site(
 }
 
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+     img-src 'self' data:; media-src http: https:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
      base-uri 'none'; object-src 'none'";
 
 /// The request's CSRF token, or a new one (added to the jar to be set),

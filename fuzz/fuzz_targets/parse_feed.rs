@@ -30,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
                 "{}",
                 item.description
             );
+            assert!(!item.content.contains("<script"), "{}", item.content);
+            assert!(item.enclosures.len() <= middletier::feeds::parse::MAX_ENCLOSURES);
+            assert!(item.categories.len() <= middletier::feeds::parse::MAX_CATEGORIES);
+            assert!(item.enclosures.iter().all(|e| e.url.starts_with("http")));
         }
     }
 });

@@ -6,7 +6,10 @@ JSON file and runs this script on it; this script parses the same documents
 with feedparser and compares, per document, the feed title and the set of
 (item title, item link) pairs, after the same normalization on both sides:
 
-- titles: markup dropped, entities decoded, whitespace collapsed; where
+- titles: whitespace collapsed; feedparser's HTML titles (its
+  `title_detail.type` is text/html or XHTML) have their markup dropped and entities
+  decoded, as ours are plain text; its plain-text titles are compared as
+  they are, so `History of the <blink> tag` must stay whole; where
   feedparser finds no title, any title of ours agrees (we show a feed
   without one under its host name, and an item without one under an
   excerpt of its text);
@@ -39,12 +42,21 @@ import sys
 import feedparser
 
 
-def norm_title(title):
+def norm_title(title, is_html=False):
     if title is None:
         return None
-    text = re.sub(r"<[^>]*>", "", title)
-    text = " ".join(html.unescape(text).split())
+    text = title
+    if is_html:
+        text = html.unescape(re.sub(r"<[^>]*>", "", text))
+    text = " ".join(text.split())
     return text or None
+
+
+def title_of(entry):
+    """feedparser's title, with its markup dropped if it is HTML."""
+    detail = entry.get("title_detail") or {}
+    markup = detail.get("type") in ("text/html", "application/xhtml+xml")
+    return norm_title(entry.get("title"), markup)
 
 
 def norm_link(link):
@@ -62,10 +74,10 @@ def reference(path, base):
             (item.get("title"), item.get("url") or item.get("external_url"))
             for item in doc.get("items", [])
         ]
-        return doc.get("title"), items
+        return norm_title(doc.get("title")), items
     parsed = feedparser.parse(data, response_headers={"content-location": base})
-    items = [(e.get("title"), e.get("link")) for e in parsed.entries]
-    return parsed.feed.get("title"), items
+    items = [(title_of(e), e.get("link")) for e in parsed.entries]
+    return title_of(parsed.feed), items
 
 
 def pairs(items):
@@ -106,7 +118,7 @@ def main(folder, base, ours_path):
     names = sorted(os.listdir(folder))
     for name in names:
         their_title, their_items = reference(os.path.join(folder, name), base)
-        theirs = (norm_title(their_title), pairs(their_items))
+        theirs = (their_title, pairs(their_items))
         mine = ours.get(name) or {}
         mine = (norm_title(mine.get("title")), pairs(mine.get("items", [])))
         if agrees(mine, theirs):

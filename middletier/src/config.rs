@@ -17,6 +17,7 @@ use crate::feeds::parse::ParseLimits;
 use crate::feeds::slots::SlotLimits;
 use crate::reader::ReaderSettings;
 use crate::refresh::RefreshSettings;
+use crate::refresh::merge::Retention;
 use crate::refresh::policy::Policy;
 use crate::refresh::scheduler::SchedulerSettings;
 use crate::store::CassandraSettings;
@@ -201,16 +202,29 @@ pub struct RefreshArgs {
     #[arg(long, env = "RSS_REFRESH_CONCURRENCY", default_value_t = 32)]
     pub refresh_concurrency: usize,
 
-    /// Items kept per feed: the newest.
+    /// Items kept per feed in any case: the newest N.
     #[arg(long, env = "RSS_FEED_KEEP_ITEMS", default_value_t = 200)]
     pub feed_keep_items: usize,
+
+    /// Items past the newest N are kept until they have been stored this
+    /// many days, so a busy feed's unread items are not lost in a day.
+    #[arg(long, env = "RSS_KEEP_ITEMS_DAYS", default_value_t = 60)]
+    pub keep_items_days: u32,
+
+    /// The most items kept per feed, however young: bounds a flooding feed.
+    #[arg(long, env = "RSS_FEED_MAX_STORED_ITEMS", default_value_t = 5000)]
+    pub feed_max_stored_items: usize,
 }
 
 impl RefreshArgs {
     /// What the refresher keeps and how it plans.
     pub fn settings(&self) -> RefreshSettings {
         RefreshSettings {
-            keep_items: self.feed_keep_items.max(1),
+            retention: Retention {
+                keep: self.feed_keep_items.max(1),
+                keep_for: chrono::TimeDelta::days(i64::from(self.keep_items_days)),
+                max: self.feed_max_stored_items.max(self.feed_keep_items.max(1)),
+            },
             policy: Policy {
                 min: self.refresh_min_interval,
                 max: self.refresh_max_interval.max(self.refresh_min_interval),
@@ -318,6 +332,10 @@ pub struct FeedArgs {
     #[arg(long, env = "RSS_FEED_MAX_ITEMS", default_value_t = 50)]
     pub feed_max_items: usize,
 
+    /// An item's full content kept, before it is sanitized (e.g. 256KiB).
+    #[arg(long, env = "RSS_FEED_MAX_CONTENT_BYTES", value_parser = parse_bytes, default_value = "256KiB")]
+    pub feed_max_content_bytes: u64,
+
     /// Fetches in flight at once, across all users.
     #[arg(long, env = "RSS_FEED_CONCURRENCY", default_value_t = 32)]
     pub feed_concurrency: usize,
@@ -345,6 +363,8 @@ impl FeedArgs {
             },
             limits: ParseLimits {
                 max_items: self.feed_max_items,
+                max_content_bytes: usize::try_from(self.feed_max_content_bytes)
+                    .unwrap_or(usize::MAX),
                 ..ParseLimits::default()
             },
             slots: SlotLimits {
@@ -381,7 +401,7 @@ mod tests {
         let settings = config.feeds.settings();
         assert_eq!(config.feeds.feed_wait, Duration::from_secs(3));
         let refresh = config.refresh.settings();
-        assert_eq!(refresh.keep_items, 200);
+        assert_eq!(refresh.retention.keep, 200);
         assert_eq!(refresh.policy.min, Duration::from_secs(600));
         assert_eq!(refresh.policy.max, Duration::from_secs(6 * 3600));
         assert_eq!(

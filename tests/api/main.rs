@@ -24,5 +24,6 @@ mod hostile_requests;
 mod middletier;
 mod reader;
 mod reader_edge;
+mod reading;
 mod registry;
 mod security_review;

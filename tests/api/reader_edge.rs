@@ -106,7 +106,10 @@ async fn the_json_api_mirrors_the_reader() {
             "RSSDiscover",
             "RSSOpmlExport",
             "RSSOpmlImport",
-            "RSSAccount"
+            "RSSAccount",
+            "RSSArticle",
+            "RSSRiver",
+            "RSSMedia"
         ]
     );
     for name in [

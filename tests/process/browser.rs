@@ -42,6 +42,12 @@ impl Drop for Driver {
 }
 
 async fn browser() -> (Driver, Client) {
+    browser_with(true).await
+}
+
+/// A headless Chromium, with JavaScript on or off (off: as a person who
+/// blocks scripts reads).
+async fn browser_with(javascript: bool) -> (Driver, Client) {
     for path in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             std::path::Path::new(path).exists(),
@@ -77,7 +83,10 @@ async fn browser() -> (Driver, Client) {
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
                 format!("--user-data-dir={}", profile.path().display()),
-            ]
+            ],
+            "prefs": {
+                "profile.managed_default_content_settings.javascript": if javascript { 1 } else { 2 }
+            }
         }),
     );
     let client = ClientBuilder::rustls()
@@ -700,5 +709,152 @@ async fn a_person_sets_up_the_reader_signs_in_and_signs_out_everywhere_in_chromi
     client.goto(&format!("{edge}/settings")).await.unwrap();
     assert_fits_the_screen(&client).await;
     assert_accessible(&client, "the settings page at 390 px").await;
+    client.close().await.unwrap();
+}
+
+/// Waits for the article page at `/items/...` to have loaded.
+async fn on_article(client: &Client) -> String {
+    client
+        .wait()
+        .for_element(Locator::Css("[data-article]"))
+        .await
+        .unwrap()
+        .attr("data-article")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_person_reads_articles_from_the_river_and_the_cards_in_chromium() {
+    let stack = Stack::start(1, &[], &[]).await;
+    let (_driver, client) = browser().await;
+    client.goto(&stack.edge.url("/")).await.unwrap();
+    add_feed(&client, &stack.feeds.url("/fixtures/article.xml")).await;
+    add_feed(&client, &stack.feeds.url("/fixtures/rss2.xml")).await;
+
+    // The river: every feed's items, newest first.
+    client.goto(&stack.edge.url("/river")).await.unwrap();
+    let river = items(&client).await;
+    assert_eq!(river.len(), 6, "{river:?}");
+    assert_accessible(&client, "the river").await;
+
+    // Open the podcast from the river: its player waits to be asked, its
+    // image comes through the media proxy.
+    let podcast = js(
+        &client,
+        "return Array.from(document.querySelectorAll('[data-item]')).find(li =>
+             li.textContent.includes('A podcast with pictures')).dataset.item",
+    )
+    .await;
+    let podcast = podcast.as_str().unwrap().to_owned();
+    click_and_wait(&client, &format!("[data-item='{podcast}'] a.item-title")).await;
+    assert_eq!(on_article(&client).await, podcast);
+    let audio = client.find(Locator::Css("audio[controls]")).await.unwrap();
+    assert_eq!(
+        audio.attr("preload").await.unwrap().as_deref(),
+        Some("none")
+    );
+    eventually("the article's image loads", Duration::from_secs(10), || async {
+        let loaded = "const img = document.querySelector('.content img');
+             return !!img && img.getAttribute('src').startsWith('/media/') && img.naturalWidth === 8";
+        (client.execute(loaded, vec![]).await.ok()? == Value::Bool(true)).then_some(())
+    })
+    .await;
+    assert_accessible(&client, "the article page").await;
+    screenshot(&client, "article.png").await;
+
+    // j goes to the next item of the river; s stars it.
+    let at = river.iter().position(|(id, ..)| *id == podcast).unwrap();
+    let next = river[at + 1].0.clone();
+    submit_and_wait(&client, press(&client, "j")).await;
+    assert_eq!(on_article(&client).await, next);
+    submit_and_wait(&client, press(&client, "s")).await;
+    assert!(
+        text_of(&client, "form[data-toggle='starred'] button")
+            .await
+            .contains("Unstar"),
+        "starred"
+    );
+    // k goes back; u back to the river, where both read ones are dimmed.
+    submit_and_wait(&client, press(&client, "k")).await;
+    assert_eq!(on_article(&client).await, podcast);
+    submit_and_wait(&client, press(&client, "u")).await;
+    let now = items(&client).await;
+    for id in [&podcast, &next] {
+        assert!(
+            now.iter().any(|(i, read, _)| i == id && *read),
+            "{id} read: {now:?}"
+        );
+    }
+    assert!(now.iter().any(|(i, _, starred)| *i == next && *starred));
+
+    // From a feed card, too.
+    client.goto(&stack.edge.url("/")).await.unwrap();
+    click_and_wait(&client, ".card [data-item] a.item-title").await;
+    on_article(&client).await;
+
+    // At 390 px: the article and the river fit and stay accessible.
+    client.set_window_size(390, 844).await.unwrap();
+    assert_fits_the_screen(&client).await;
+    assert_accessible(&client, "the article page at 390 px").await;
+    client.goto(&stack.edge.url("/river")).await.unwrap();
+    assert_fits_the_screen(&client).await;
+    assert_accessible(&client, "the river at 390 px").await;
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn articles_read_and_star_without_javascript_in_chromium() {
+    let stack = Stack::start(1, &[], &[]).await;
+    let feed = stack.feeds.url("/fixtures/article.xml");
+    let subscribed = reqwest::Client::new()
+        .post(stack.edge.url("/api/subscriptions"))
+        .json(&json!({ "url": feed }))
+        .send()
+        .await
+        .unwrap();
+    assert!(subscribed.status().is_success());
+    let (_driver, client) = browser_with(false).await;
+    client.goto(&stack.edge.url("/river")).await.unwrap();
+    // Everything below is links and forms: WebDriver clicks, no scripts.
+    client
+        .find(Locator::Css("[data-item] a.item-title"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let id = on_article(&client).await;
+    client
+        .find(Locator::Css("audio[preload='none']"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form[data-toggle='starred'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("article.is-starred"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("[data-back]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css(&format!(
+            "li.is-read.is-starred[data-item='{id}']"
+        )))
+        .await
+        .unwrap();
     client.close().await.unwrap();
 }

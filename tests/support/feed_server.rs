@@ -15,6 +15,7 @@
 //! | `/redirect-loop` | redirects to itself |
 //! | `/redirect-to?url=...` | one redirect to any URL |
 //! | `/generated/{n}` | an RSS feed of `n` realistic items (HTML descriptions, dates) |
+//! | `/articles/{n}` | an RSS feed of `n` long articles (a summary, and ~6 KB of `content:encoded`) |
 //! | `/many/{n}` | an RSS feed of `n` short items (10,000 fit under 5 MiB) |
 //! | `/xxe-network.xml` | an entity that would fetch `/secret` from this server |
 //! | `/quadratic.xml` | one 64 KiB entity referenced 10,000 times (quadratic blowup) |
@@ -166,6 +167,15 @@ fn router(shared: Shared) -> Router {
         .route("/redirect-to", get(redirect_to))
         .route("/generated/{n}", get(generated))
         .route(
+            "/articles/{n}",
+            get(|Path(n): Path<usize>| async move {
+                (
+                    [(header::CONTENT_TYPE, "application/rss+xml")],
+                    generated_articles(n.min(10_000)),
+                )
+            }),
+        )
+        .route(
             "/many/{n}",
             get(|Path(n): Path<usize>| async move { rss(many(n.min(100_000))) }),
         )
@@ -220,7 +230,13 @@ async fn count(
 }
 
 fn content_type(name: &str) -> &'static str {
-    if name.ends_with(".html") {
+    if name.ends_with(".png") {
+        "image/png"
+    } else if name.ends_with(".gif") {
+        "image/gif"
+    } else if name.ends_with(".mp3") {
+        "audio/mpeg"
+    } else if name.ends_with(".html") {
         "text/html; charset=utf-8"
     } else if name.ends_with(".rdf") {
         "application/rdf+xml"
@@ -425,6 +441,41 @@ pub(crate) fn generated_rss(n: usize) -> String {
              <em>discovery</em>. A breaker that is open rejects calls until its sleep window ends; then one trial \
              request decides whether it closes.</p><p><img src=\"/img/{i}.png\" alt=\"figure {i}\"> Second paragraph \
              with a <code>code sample</code> and a list:</p><ul><li>one</li><li>two</li></ul>]]></description></item>",
+            i % 24,
+            i % 60
+        ));
+    }
+    body.push_str("</channel></rss>");
+    body
+}
+
+/// An RSS document of `n` items as a long-form blog writes them: a short
+/// summary, and the whole article (about 6 KB of HTML, with images) in
+/// `content:encoded`.
+pub(crate) fn generated_articles(n: usize) -> String {
+    let mut body = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\" xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><channel><title>Articles</title><link>https://gen.example/</link>",
+    );
+    let paragraph = "<p>A breaker that is open rejects calls until its sleep window ends; then one \
+        trial request decides whether it closes. Discovery keeps a local copy of the registry, so \
+        a lost registry costs nothing until an instance changes. <a href=\"/tags/resilience\">More \
+        on resilience</a>, <em>retries</em> and <code>bulkheads</code>.</p>";
+    for i in 0..n {
+        let article: String = (0..12)
+            .map(|p| {
+                if p % 4 == 3 {
+                    format!("<p><img src=\"/img/{i}-{p}.png\" alt=\"figure {p}\"></p>{paragraph}")
+                } else {
+                    paragraph.to_owned()
+                }
+            })
+            .collect();
+        body.push_str(&format!(
+            "<item><title>Article {i}</title><link>https://gen.example/articles/{i}</link>\
+             <pubDate>Mon, 01 Jan 2024 {:02}:{:02}:00 GMT</pubDate><guid>https://gen.example/articles/{i}</guid>\
+             <author>writer@gen.example (A. Writer)</author><category>resilience</category>\
+             <description>Article {i}, in short: breakers, discovery and retries.</description>\
+             <content:encoded><![CDATA[{article}]]></content:encoded></item>",
             i % 24,
             i % 60
         ));

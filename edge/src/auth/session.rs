@@ -53,6 +53,24 @@ impl SessionKey {
         Ok(Self(key))
     }
 
+    /// A signature of `payload` for one `purpose` (e.g. `media`): a value
+    /// signed for one purpose is never valid for another, sessions included.
+    pub(crate) fn sign_for(&self, purpose: &str, payload: &str) -> String {
+        hex(&self
+            .mac(&format!("{purpose}\n{payload}"))
+            .finalize()
+            .into_bytes())
+    }
+
+    /// Whether `signature` is [`Self::sign_for`]'s, in constant time.
+    pub(crate) fn verify_for(&self, purpose: &str, payload: &str, signature: &str) -> bool {
+        unhex(signature).is_some_and(|mac| {
+            self.mac(&format!("{purpose}\n{payload}"))
+                .verify_slice(&mac)
+                .is_ok()
+        })
+    }
+
     fn mac(&self, payload: &str) -> Hmac<Sha256> {
         // HMAC takes a key of any length; this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)

@@ -204,7 +204,7 @@ impl Middletier {
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
         decode: Decode<T>,
     ) -> Result<T, Failure<CallFailure>> {
-        let (status, body) = self.send_answer(deadline, build).await?;
+        let (status, _, body) = self.send_answer(deadline, build).await?;
         decode(status, &body).map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
     }
 
@@ -214,17 +214,18 @@ impl Middletier {
         deadline: Instant,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Bytes, Failure<CallFailure>> {
-        Ok(self.send_answer(deadline, build).await?.1)
+        Ok(self.send_answer(deadline, build).await?.2)
     }
 
-    /// One balanced call, and its answer: a 2xx, or a 300 (a choice for
-    /// the user, which only a subscribe reads as one). Any other 3xx or a
-    /// 4xx is the caller's failure; anything else is the middletier's.
+    /// One balanced call, and its answer (status, Content-Type, body): a
+    /// 2xx, or a 300 (a choice for the user, which only a subscribe reads
+    /// as one). Any other 3xx or a 4xx is the caller's failure; anything
+    /// else is the middletier's.
     pub(super) async fn send_answer(
         &self,
         deadline: Instant,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<(reqwest::StatusCode, Bytes), Failure<CallFailure>> {
+    ) -> Result<(reqwest::StatusCode, String, Bytes), Failure<CallFailure>> {
         let served = self
             .client
             .call(deadline, build)
@@ -256,9 +257,16 @@ impl Middletier {
                 Failure::Error(failure)
             });
         }
+        let content_type = served
+            .response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         read_capped(served.response, MAX_ANSWER_BYTES)
             .await
-            .map(|body| (status, body))
+            .map(|body| (status, content_type, body))
             .map_err(|e| match e {
                 // Too much for this user, not a failing middletier.
                 ReadCappedError::TooLarge => Failure::BadRequest(CallFailure::TooLarge(format!(

@@ -15,6 +15,9 @@
 //! | `RSSOpmlExport` | `GET .../opml` | 5 s | none: a partial export would lose feeds silently |
 //! | `RSSOpmlImport` | `POST .../opml` | 5 s | none |
 //! | `RSSAccount` | `/middletier/accounts[/{user}]` | 5 s | none: the sign-in check falls back on the cookie itself ([`crate::auth`]) |
+//! | `RSSArticle` | `GET .../items/{id}` | 5 s | none: an article is read live or not at all |
+//! | `RSSRiver` | `GET .../river` | 5 s | none |
+//! | `RSSMedia` | `GET /middletier/media?url=` | 12 s | none: a missing image shows as one |
 //!
 //! Reads may fall back to the last good answer; writes never pretend.
 //! The command's deadline is handed to the balancer, so its retries (one
@@ -27,8 +30,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::api::{
-    Discovered, FeedUrl, FeedView, ItemChange, ItemId, ItemState, MarkRead, Marked, OpmlImport,
-    SubscriptionChange, UserFeeds, UserId,
+    Article, Discovered, FeedUrl, FeedView, ItemChange, ItemId, ItemState, MarkRead, Marked,
+    OpmlImport, River, SubscriptionChange, UserFeeds, UserId,
 };
 use common::balancer::http::BalancedClient;
 use common::ratelimit::{RateKey, WriteLimiter};
@@ -143,7 +146,7 @@ impl Middletier {
         &self.client
     }
 
-    pub(crate) fn commands(&self) -> [&Command; 10] {
+    pub(crate) fn commands(&self) -> [&Command; 13] {
         self.commands.all()
     }
 
@@ -364,6 +367,60 @@ impl Middletier {
     }
 
     /// `RSSOpmlExport`: the user's subscriptions as OPML.
+    /// One item whole, with its content.
+    pub(crate) async fn article(&self, user: &UserId, id: ItemId) -> Result<Article, CallError> {
+        let path = format!("{}/items/{id}", user_path(user));
+        self.run(&self.commands.article, move |http, base| {
+            http.get(format!("{base}{path}"))
+        })
+        .await
+    }
+
+    /// A page of the river: `before` an item id, unread only or not.
+    pub(crate) async fn river(
+        &self,
+        user: &UserId,
+        unread_only: bool,
+        before: Option<ItemId>,
+        limit: usize,
+    ) -> Result<River, CallError> {
+        let mut path = format!("{}/river?limit={limit}", user_path(user));
+        if unread_only {
+            path.push_str("&unread=true");
+        }
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        self.run(&self.commands.river, move |http, base| {
+            http.get(format!("{base}{path}"))
+        })
+        .await
+    }
+
+    /// The image at `url`, fetched by the middletier on `user`'s fetch
+    /// slots: its media type and bytes.
+    pub(crate) async fn media(
+        &self,
+        user: &UserId,
+        url: &str,
+    ) -> Result<(String, Bytes), CallError> {
+        let (url, user) = (url.to_owned(), user.to_string());
+        let this = self.clone();
+        self.commands
+            .media
+            .execute(|deadline| async move {
+                let (_, content_type, body) = this
+                    .send_answer(deadline, move |http, base| {
+                        http.get(format!("{base}/middletier/media"))
+                            .query(&[("url", &url), ("user", &user)])
+                    })
+                    .await?;
+                Ok((content_type, body))
+            })
+            .await
+            .map_err(write_error)
+    }
+
     pub(crate) async fn export_opml(&self, user: &UserId) -> Result<Bytes, CallError> {
         let path = format!("{}/opml", user_path(user));
         self.run_bytes(&self.commands.opml_export, move |http, base| {

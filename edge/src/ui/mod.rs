@@ -10,6 +10,8 @@
 //! | `GET /[?view=unread\|starred]` | the feeds, with unread counts, health and a list of broken feeds |
 //! | `POST /subscriptions` | add by site or feed URL; a page with several feeds answers with a choice |
 //! | `POST /subscriptions/delete` | delete a feed |
+//! | `GET /items/{id}` | the article page ([`reading`]): marks it read |
+//! | `GET /river[?unread=true][&before=ID]` | every feed's items, newest first |
 //! | `POST /items/{id}` | mark read or unread, star or unstar |
 //! | `GET /items/{id}/open` | mark read, then go to the item's link |
 //! | `POST /mark-read` | mark one feed, or everything, read |
@@ -37,15 +39,16 @@ use crate::middletier::{CallError, Subscribed};
 use crate::security::{csrf_ok, csrf_token};
 use crate::state::AppState;
 use flash::{Flash, set_flash, take_flash};
-use view::{FeedCard, View, card, newest_id, web_link};
+use view::{FeedCard, View, card, newest_id};
 
 pub(crate) mod flash;
+mod reading;
 mod view;
+
+pub(crate) use reading::{RiverQuery, article, open_item, river};
 
 /// Items shown per feed on the page: what the page asks the middletier for.
 const ITEMS_PER_FEED: usize = 8;
-/// Items per feed read to find one to open.
-const READ_LIMIT: usize = 200;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
@@ -250,6 +253,8 @@ pub(crate) struct ItemForm {
     starred: Option<bool>,
     #[serde(default)]
     view: View,
+    /// `article`: back to the item's article page rather than the view.
+    back: Option<String>,
 }
 
 /// `POST /items/{id}`: read/unread, star/unstar, then back.
@@ -265,48 +270,22 @@ pub(crate) async fn set_item(
         starred: form.starred,
     };
     // A form goes back to its page, with a message, whatever went wrong.
-    let changed = match ItemId::parse(&raw_id) {
-        Ok(id) => state.middletier.set_item(&user, id, change).await,
-        Err(_) => Err(CallError::no_such_item()),
+    let (changed, page) = match ItemId::parse(&raw_id) {
+        Ok(id) => {
+            let page = match form.back.as_deref() {
+                Some("article") => format!("/items/{id}"),
+                _ => form.view.path().to_owned(),
+            };
+            (state.middletier.set_item(&user, id, change).await, page)
+        }
+        Err(_) => (Err(CallError::no_such_item()), form.view.path().to_owned()),
     };
-    match changed {
+    let jar = match changed {
         // Done: no message, the page shows it.
-        Ok(_) => (jar, Redirect::to(form.view.path())).into_response(),
-        Err(e) => back(
-            jar,
-            &failed("That item was not changed", "the item", e),
-            form.view,
-        ),
-    }
-}
-
-/// `GET /items/{id}/open`: marks the item read and goes to its link. The
-/// link comes from the user's own feeds, never from the request, so this
-/// cannot send anyone elsewhere.
-pub(crate) async fn open_item(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(raw_id): Path<String>,
-) -> Result<Response, Error> {
-    let id = ItemId::parse(&raw_id).map_err(|_| Error::NotFound)?;
-    let read = state.middletier.read(&user, false, READ_LIMIT).await;
-    let link = read
-        .feeds(&user)
-        .subscriptions
-        .iter()
-        .flat_map(|f| f.items.iter())
-        .find(|item| item.id == id)
-        .and_then(web_link)
-        .ok_or(Error::NotFound)?;
-    let change = ItemChange {
-        read: Some(true),
-        starred: None,
+        Ok(_) => jar,
+        Err(e) => set_flash(jar, &failed("That item was not changed", "the item", e)),
     };
-    if let Err(e) = state.middletier.set_item(&user, id, change).await {
-        // Reading matters more than the mark: go anyway.
-        tracing::warn!(error = %e, "could not mark an opened item read");
-    }
-    Ok(Redirect::to(&link).into_response())
+    (jar, Redirect::to(&page)).into_response()
 }
 
 #[derive(Debug, Deserialize)]

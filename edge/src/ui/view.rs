@@ -19,6 +19,11 @@ pub(crate) enum View {
     All,
     Unread,
     Starred,
+    /// The river: every feed's items in one list.
+    River,
+    /// The river, unread only.
+    #[serde(rename = "river-unread")]
+    RiverUnread,
 }
 
 impl View {
@@ -28,6 +33,8 @@ impl View {
             View::All => "/",
             View::Unread => "/?view=unread",
             View::Starred => "/?view=starred",
+            View::River => "/river",
+            View::RiverUnread => "/river?unread=true",
         }
     }
 
@@ -36,6 +43,8 @@ impl View {
             View::All => "all",
             View::Unread => "unread",
             View::Starred => "starred",
+            View::River => "river",
+            View::RiverUnread => "river-unread",
         }
     }
 }
@@ -60,9 +69,11 @@ pub(super) struct FeedCard {
 pub(super) struct ItemLine {
     pub(super) id: String,
     pub(super) title: String,
-    /// Where opening it goes: through `/items/{id}/open`, which marks it
-    /// read; `None` when the item has no web link.
-    pub(super) open: Option<String>,
+    /// Where opening it goes: the article page, which marks it read.
+    pub(super) open: String,
+    /// The original, through `/items/{id}/open` (which marks it read);
+    /// `None` when the item has no web link.
+    pub(super) original: Option<String>,
     pub(super) date_iso: Option<String>,
     pub(super) date_relative: Option<String>,
     pub(super) date_exact: Option<String>,
@@ -128,7 +139,8 @@ pub(super) fn item_line(item: &Item, now: DateTime<Utc>) -> ItemLine {
     ItemLine {
         id: item.id.to_string(),
         title: item.title.clone(),
-        open: web_link(item).map(|_| format!("/items/{}/open", item.id)),
+        open: format!("/items/{}", item.id),
+        original: web_link(item).map(|_| format!("/items/{}/open", item.id)),
         date_iso: date.map(|d| d.to_rfc3339()),
         date_relative: date.map(|d| relative(now, d)),
         date_exact: date.map(|d| d.format("%-d %b %Y, %H:%M UTC").to_string()),
@@ -140,7 +152,7 @@ pub(super) fn item_line(item: &Item, now: DateTime<Utc>) -> ItemLine {
 
 /// "just now", "5 min ago", "2 h ago", "3 days ago"; a date for the future
 /// or for over a year ago.
-fn relative(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+pub(super) fn relative(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
     let ago = now - at;
     if ago < chrono::Duration::zero() || ago > chrono::Duration::days(365) {
         return at.format("%-d %b %Y").to_string();
@@ -215,11 +227,15 @@ mod tests {
         item.id = ItemId::new(42);
         let now = Utc::now();
         let line = item_line(&item, now);
-        assert_eq!(line.open, None);
+        assert_eq!(line.original, None);
+        assert_eq!(
+            line.open, "/items/42",
+            "the article opens whatever the link"
+        );
         assert_eq!(line.date_exact.as_deref(), Some("2 Jan 2024, 09:30 UTC"));
         item.link = Some("https://example.com/a".into());
         assert_eq!(
-            item_line(&item, now).open.as_deref(),
+            item_line(&item, now).original.as_deref(),
             Some("/items/42/open")
         );
     }

@@ -28,6 +28,8 @@ pub(crate) enum ApiError {
     TooManyWrites(std::time::Duration),
     #[error(transparent)]
     Reader(#[from] ReaderError),
+    #[error(transparent)]
+    Media(#[from] crate::feeds::media::MediaError),
     #[error(
         "your feeds' items come to {} MiB, more than the {} MiB one listing may be; ask for fewer items per feed (limit=), or remove the largest feeds",
         .bytes / (1024 * 1024),
@@ -53,6 +55,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Reader(e) => reader_status(e),
+            Self::Media(e) => media_status(e),
             Self::BadBody(rejection) => rejection.status(),
         }
     }
@@ -76,6 +79,18 @@ fn reader_status(error: &ReaderError) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         ReaderError::AccountExists(_) => StatusCode::CONFLICT,
+    }
+}
+
+fn media_status(error: &crate::feeds::media::MediaError) -> StatusCode {
+    use crate::feeds::fetch::FetchError;
+    use crate::feeds::media::MediaError;
+    match error {
+        MediaError::NotAnImage(_) | MediaError::Tracker => StatusCode::UNPROCESSABLE_ENTITY,
+        MediaError::Fetch(FetchError::Blocked(_)) => StatusCode::FORBIDDEN,
+        MediaError::Fetch(FetchError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+        MediaError::Fetch(_) => StatusCode::BAD_GATEWAY,
+        MediaError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -7,7 +7,10 @@
 //! | `GET /middletier/rss/user/{user}[?unread=true&limit=N]` | the user's feeds with stored items, read state and health; 422 when larger than `--max-listing-bytes` |
 //! | `POST /middletier/rss/user/{user}?url=...` | subscribe after checking: 200, 300 (choose a feed) or 422 |
 //! | `DELETE /middletier/rss/user/{user}?url=...` | unsubscribe |
+//! | `GET /middletier/rss/user/{user}/items/{id}` | one item whole, with its content ([`common::api::Article`]) |
 //! | `PUT /middletier/rss/user/{user}/items/{id}` | `{"read"?, "starred"?}` |
+//! | `GET /middletier/rss/user/{user}/river[?unread=true&before=ID&limit=N]` | every feed's items, newest first, paged by id |
+//! | `GET /middletier/media?url=...[&user=...]` | an image for the edge's media proxy: `image/*` only, no 1×1 trackers |
 //! | `POST /middletier/rss/user/{user}/mark-read` | `{"url"?, "before"?}` |
 //! | `POST /middletier/rss/user/{user}/refresh?url=...` | fetch one feed now |
 //! | `GET`/`POST /middletier/rss/user/{user}/opml` | export / import OPML |
@@ -21,6 +24,7 @@
 //! ([`error`]). Bodies are capped at 16 KiB, except OPML imports (1 MiB).
 
 mod accounts;
+mod articles;
 mod error;
 mod extract;
 mod reading;
@@ -31,7 +35,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::api::UserId;
 use common::ratelimit::{RateKey, WriteLimiter};
@@ -117,8 +121,10 @@ pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
         )
         .route(
             "/middletier/rss/user/{user}/items/{id}",
-            put(reading::set_item),
+            get(articles::article).put(reading::set_item),
         )
+        .route("/middletier/rss/user/{user}/river", get(articles::river))
+        .route("/middletier/media", get(articles::media))
         .route(
             "/middletier/rss/user/{user}/mark-read",
             post(reading::mark_read),

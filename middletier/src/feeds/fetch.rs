@@ -164,8 +164,8 @@ pub enum Fetched {
     Body {
         /// The document, at most `max_bytes`.
         bytes: Bytes,
-        /// `charset` from the Content-Type, if any.
-        charset: Option<String>,
+        /// The Content-Type, if any.
+        content_type: Option<String>,
         /// Its validators, for the next fetch.
         validators: Validators,
         /// When to come back.
@@ -288,6 +288,8 @@ impl Fetcher {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .redirect(policy)
+            // Nothing about where a link was found goes to its publisher.
+            .referer(false)
             .dns_resolver(Arc::new(GuardedResolver::new(guard.clone())))
             // A proxy from the environment would resolve names itself and
             // bypass the guard's resolver.
@@ -385,11 +387,11 @@ impl Fetcher {
             });
         }
         let final_url = response.url().clone();
-        let charset = response
+        let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(charset_of);
+            .map(str::to_owned);
         let validators = Validators::from_headers(response.headers());
         let max = self.settings.max_bytes;
         let bytes = read_capped(response, max).await.map_err(|e| match e {
@@ -398,7 +400,7 @@ impl Fetcher {
         })?;
         Ok(Fetched::Body {
             bytes,
-            charset,
+            content_type,
             validators,
             hints,
             final_url,
@@ -450,7 +452,18 @@ fn root_cause(err: &(dyn StdError + 'static)) -> String {
         .to_lowercase()
 }
 
-fn charset_of(content_type: &str) -> Option<String> {
+/// The media type of a Content-Type, lower case, without parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The `charset` parameter of a Content-Type.
+pub fn charset_of(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (key, value) = param.split_once('=')?;
         key.trim()

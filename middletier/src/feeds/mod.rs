@@ -17,6 +17,7 @@
 pub mod discover;
 pub mod fetch;
 pub mod guard;
+pub mod media;
 pub mod opml;
 pub mod parse;
 pub mod slots;
@@ -55,6 +56,13 @@ impl FeedError {
             Self::Internal => "internal",
         }
     }
+}
+
+/// Why [`Feeds::fetch_on_slot`] fetched nothing.
+enum FetchOnSlotError {
+    Fetch(FetchError),
+    /// The slots are closed (never, while the process runs).
+    Closed,
 }
 
 /// Everything tunable about reading feeds.
@@ -155,41 +163,21 @@ impl Feeds {
         validators: &Validators,
         user: Option<&UserId>,
     ) -> Document {
-        let host = format!(
-            "{}:{}",
-            url.host_str().unwrap_or_default(),
-            url.port_or_known_default().unwrap_or(0)
-        );
-        let fetched = {
-            let Some(_slot) = self
-                .inner
-                .slots
-                .acquire(&host, user.map(UserId::as_str))
-                .await
-            else {
-                return Document::Failed(FeedError::Internal); // semaphore closed: never happens
-            };
-            metrics::gauge!("feed_fetches_in_flight").increment(1.0);
-            let started = std::time::Instant::now();
-            let fetched = self.inner.fetcher.fetch(url, validators).await;
-            metrics::gauge!("feed_fetches_in_flight").decrement(1.0);
-            metrics::histogram!("feed_fetch_duration_seconds")
-                .record(started.elapsed().as_secs_f64());
-            fetched
-        };
-        let document = match fetched {
+        let document = match self.fetch_on_slot(url, validators, user).await {
             Ok(Fetched::NotModified { hints }) => Document::NotModified(hints),
             Ok(Fetched::Body {
                 bytes,
-                charset,
+                content_type,
                 validators,
                 hints,
                 final_url,
             }) => {
+                let charset = content_type.as_deref().and_then(fetch::charset_of);
                 self.parse(bytes, charset, final_url, validators, hints)
                     .await
             }
-            Err(e) => Document::Failed(e.into()),
+            Err(FetchOnSlotError::Fetch(e)) => Document::Failed(e.into()),
+            Err(FetchOnSlotError::Closed) => Document::Failed(FeedError::Internal),
         };
         let outcome = match &document {
             Document::Feed(_) => "ok",
@@ -203,6 +191,35 @@ impl Feeds {
 
     /// Parses a body on the blocking pool: a few MiB take milliseconds of
     /// CPU, which must not delay other requests on the async workers.
+    /// Fetches `url` once a fetch slot for its host (and `user`) is free:
+    /// every fetch, feed or image, waits its turn the same way.
+    async fn fetch_on_slot(
+        &self,
+        url: &Url,
+        validators: &Validators,
+        user: Option<&UserId>,
+    ) -> Result<Fetched, FetchOnSlotError> {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        let Some(_slot) = self
+            .inner
+            .slots
+            .acquire(&host, user.map(UserId::as_str))
+            .await
+        else {
+            return Err(FetchOnSlotError::Closed); // semaphore closed: never happens
+        };
+        metrics::gauge!("feed_fetches_in_flight").increment(1.0);
+        let started = std::time::Instant::now();
+        let fetched = self.inner.fetcher.fetch(url, validators).await;
+        metrics::gauge!("feed_fetches_in_flight").decrement(1.0);
+        metrics::histogram!("feed_fetch_duration_seconds").record(started.elapsed().as_secs_f64());
+        fetched.map_err(FetchOnSlotError::Fetch)
+    }
+
     async fn parse(
         &self,
         bytes: Bytes,

@@ -17,14 +17,16 @@
 //!   request: the scheduler fetches the new feeds within a tick.
 //!
 //! Its rooms mirror [`crate::api`]'s: `reading.rs` (listing, item state,
-//! mark-read, refresh now), `subscriptions.rs` (subscribe, discovery,
+//! mark-read, refresh now), `articles.rs` (one article whole, the river), `subscriptions.rs` (subscribe, discovery,
 //! unsubscribe, OPML) and `accounts.rs` (the edge's accounts, and
 //! deleting a user with all their data); this file holds what they share.
 
 mod accounts;
+mod articles;
 mod reading;
 mod subscriptions;
 
+pub(crate) use articles::RiverOptions;
 pub(crate) use reading::ListOptions;
 pub(crate) use subscriptions::Subscribe;
 
@@ -219,6 +221,11 @@ impl Reader {
             user: user.clone(),
             all: self.adding.clone(),
         }
+    }
+
+    /// The feed pipeline (for the media proxy's fetches).
+    pub(crate) fn pipeline(&self) -> &Feeds {
+        &self.feeds
     }
 
     /// The store (for health checks).

@@ -139,18 +139,8 @@ impl Reader {
         if change.read.is_none() && change.starred.is_none() {
             return Err(ReaderError::NothingToChange);
         }
-        let unknown = || ReaderError::UnknownItem(id.to_string());
         let id: ItemId = id.get();
-        let subscribed = self.subscribed(user).await?;
-        let starred = self.store.starred(user).await?;
-        let (feed, item) = match self.store.item(id).await? {
-            Some((feed, item)) if subscribed.contains(&feed) => (feed, item),
-            // A starred item may have left its feed's window.
-            _ => match starred.iter().find(|s| s.item.id == id) {
-                Some(s) => (s.feed.clone(), s.item.clone()),
-                None => return Err(unknown()),
-            },
-        };
+        let (feed, item, starred) = self.locate(user, id).await?;
         let mut state = self
             .store
             .read_states(user)
@@ -162,7 +152,7 @@ impl Reader {
             self.store
                 .set_read_override(user, &feed, id, override_)
                 .await?;
-            if state.overrides.len() > self.refresher.settings().keep_items {
+            if state.overrides.len() > self.refresher.settings().retention.keep {
                 self.prune_overrides(user, &feed, &state).await?;
             }
         }
@@ -294,8 +284,8 @@ fn parse_before(raw: &str) -> Result<Before, ReaderError> {
         .map_err(|_| ReaderError::BadDate(raw.chars().take(60).collect()))
 }
 
-/// An item as the API shows it.
-fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
+/// An item as a listing shows it: summary only.
+pub(super) fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
     Item {
         id: common::api::ItemId::new(item.id),
         guid: item.guid.clone(),

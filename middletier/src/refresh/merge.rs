@@ -17,10 +17,11 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use twox_hash::XxHash64;
 
 use crate::feeds::parse::ParsedItem;
-use crate::store::{ItemId, StoredItem};
+use crate::store::{ItemDetails, ItemId, StoredItem, ids};
 
 /// The key that identifies `item` among its feed's items.
 pub fn key(item: &ParsedItem) -> String {
@@ -89,7 +90,7 @@ impl<'a> Merge<'a> {
 
     /// The changes, given `ids` (ascending, [`Merge::new_items`] of them)
     /// for the new items, keeping the newest `keep`.
-    pub fn apply(self, ids: &[ItemId], keep: usize) -> Changes {
+    pub fn apply(self, ids: &[ItemId], retention: &Retention, now: DateTime<Utc>) -> Changes {
         debug_assert_eq!(ids.len(), self.new, "one id per new item");
         let by_key: HashMap<&str, &StoredItem> =
             self.stored.iter().map(|i| (i.key.as_str(), i)).collect();
@@ -116,6 +117,8 @@ impl<'a> Merge<'a> {
                 title: item.title.clone(),
                 link: item.link.clone(),
                 description: item.description.clone(),
+                details_hash: details_of(item).fingerprint(),
+                details: Some(details_of(item)),
                 published: item.published,
             });
         }
@@ -128,10 +131,13 @@ impl<'a> Merge<'a> {
             .chain(upserts.iter().cloned())
             .collect();
         crate::store::sort_newest_first(&mut items);
-        let mut kept = Vec::with_capacity(items.len().min(keep));
+        let mut kept = Vec::with_capacity(items.len().min(retention.max));
         let mut removals = Vec::new();
+        let young = ids::first_id_at(now - retention.keep_for);
         for item in items {
-            if kept.len() < keep || in_document.contains(&item.id) {
+            let wanted =
+                kept.len() < retention.keep || in_document.contains(&item.id) || item.id >= young;
+            if wanted && kept.len() < retention.max {
                 kept.push(item);
             } else {
                 removals.push(item);
@@ -148,10 +154,49 @@ impl<'a> Merge<'a> {
     }
 }
 
+/// How long a feed's items are kept. An item is dropped only when it is
+/// both outside the newest `keep` and was first stored more than `keep_for`
+/// ago (so a busy feed's unread items outlive a day's flood), or when it is
+/// past `max`, which bounds a feed that floods. Stars are copies, kept
+/// apart, for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// The newest items kept whatever their age.
+    pub keep: usize,
+    /// Items younger than this are kept too.
+    pub keep_for: TimeDelta,
+    /// The most items kept, however young.
+    pub max: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            keep: 200,
+            keep_for: TimeDelta::days(60),
+            max: 5000,
+        }
+    }
+}
+
+/// What the article shows beyond the summary.
+fn details_of(item: &ParsedItem) -> ItemDetails {
+    ItemDetails {
+        content: item.content.clone(),
+        author: item.author.clone(),
+        enclosures: item.enclosures.clone(),
+        categories: item.categories.clone(),
+    }
+}
+
+/// Whether the stored item says what the document says. The details are
+/// compared by fingerprint: the stored summary carries it, so a refresh
+/// never reads a feed's full contents.
 fn same_text(stored: &StoredItem, item: &ParsedItem) -> bool {
     stored.title == item.title
         && stored.link == item.link
         && stored.description == item.description
+        && stored.details_hash == details_of(item).fingerprint()
         && stored.published == item.published
         && stored.guid == item.guid
 }
@@ -166,14 +211,60 @@ mod tests {
             title: title.to_owned(),
             link: Some(format!("https://a.example/{guid}")),
             description: String::new(),
+            content: String::new(),
+            author: None,
+            enclosures: Vec::new(),
+            categories: Vec::new(),
             published: None,
         }
     }
 
+    /// Merges with ids from `first_id` on (ids below 2^22 were stored in
+    /// 2024: long past any `keep_for`).
     fn merge(stored: &[StoredItem], doc: &[ParsedItem], first_id: ItemId, keep: usize) -> Changes {
+        let retention = Retention {
+            keep,
+            ..Retention::default()
+        };
+        merge_with(stored, doc, first_id, &retention)
+    }
+
+    fn merge_with(
+        stored: &[StoredItem],
+        doc: &[ParsedItem],
+        first_id: ItemId,
+        retention: &Retention,
+    ) -> Changes {
         let plan = Merge::plan(stored, doc);
         let ids: Vec<ItemId> = (first_id..first_id + plan.new_items() as u64).collect();
-        plan.apply(&ids, keep)
+        plan.apply(&ids, retention, Utc::now())
+    }
+
+    #[test]
+    fn young_items_outlive_the_newest_n_and_the_cap_bounds_a_flood() {
+        let now = Utc::now();
+        let yesterday = ids::first_id_at(now - TimeDelta::days(1));
+        let last_year = ids::first_id_at(now - TimeDelta::days(365));
+        let retention = Retention {
+            keep: 2,
+            keep_for: TimeDelta::days(60),
+            max: 5,
+        };
+        let doc: Vec<ParsedItem> = ["a", "b"].iter().map(|g| parsed(g, g)).collect();
+        let old = merge_with(&[], &doc, last_year, &retention).items;
+        let day = merge_with(
+            &old,
+            &[parsed("c", "C"), parsed("d", "D")],
+            yesterday,
+            &retention,
+        );
+        // Four items; keep 2; the two from yesterday are young anyway, the
+        // two from last year are past both.
+        assert_eq!(ids(&day.items), [yesterday + 1, yesterday]);
+        let flood: Vec<ParsedItem> = (0..4).map(|i| parsed(&format!("n{i}"), "N")).collect();
+        let flooded = merge_with(&day.items, &flood, yesterday + 10, &retention);
+        assert_eq!(flooded.items.len(), 5, "the cap holds, young or not");
+        assert_eq!(ids(&flooded.removals), [yesterday]);
     }
 
     fn ids(items: &[StoredItem]) -> Vec<ItemId> {
@@ -240,7 +331,7 @@ mod tests {
         let doc = [parsed("a", "A"), parsed("a", "A again")];
         let plan = Merge::plan(&[], &doc);
         assert_eq!(plan.new_items(), 1);
-        let changes = plan.apply(&[5], 200);
+        let changes = plan.apply(&[5], &Retention::default(), Utc::now());
         assert_eq!(changes.items.len(), 1);
         assert_eq!(changes.items[0].title, "A");
     }

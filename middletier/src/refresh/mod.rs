@@ -45,6 +45,8 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tracing::Instrument as _;
 
+pub use merge::Retention;
+
 use crate::feeds::fetch::{FetchError, Validators};
 use crate::feeds::{Document, FeedDocument, FeedError, Feeds};
 use crate::store::{FeedRecord, FeedUpdate, Store, StoreError, StoredItem, ids};
@@ -66,21 +68,12 @@ pub enum RefreshError {
 }
 
 /// What the refresher keeps and how it plans.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RefreshSettings {
-    /// Items kept per feed (the newest).
-    pub keep_items: usize,
+    /// Which of a feed's items are kept.
+    pub retention: Retention,
     /// When to fetch next.
     pub policy: Policy,
-}
-
-impl Default for RefreshSettings {
-    fn default() -> Self {
-        Self {
-            keep_items: 200,
-            policy: Policy::default(),
-        }
-    }
 }
 
 type Flight = Shared<BoxFuture<'static, Result<FeedRecord, RefreshError>>>;
@@ -319,7 +312,7 @@ impl Refresher {
                 let plan = Merge::plan(&stored, &parsed.items);
                 let newest = stored.iter().map(|i| i.id).max().unwrap_or(0);
                 let ids = store.allocate_ids(plan.new_items(), newest)?;
-                let changes = plan.apply(&ids, self.inner.settings.keep_items);
+                let changes = plan.apply(&ids, &self.inner.settings.retention, now);
                 metrics::counter!("feed_items_new_total").increment(ids.len() as u64);
                 record.title = parsed.title.or(record.title);
                 record.site_url = parsed.site_url.or(record.site_url);

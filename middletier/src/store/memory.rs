@@ -181,7 +181,28 @@ impl Store for MemoryStore {
             .read()
             .items
             .get(url)
-            .map(|items| items.values().rev().cloned().collect())
+            .map(|items| items.values().rev().map(StoredItem::summary).collect())
+            .unwrap_or_default())
+    }
+
+    async fn items_before(
+        &self,
+        url: &FeedUrl,
+        before: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        Ok(self
+            .read()
+            .items
+            .get(url)
+            .map(|items| {
+                items
+                    .range(..before.unwrap_or(u64::MAX))
+                    .rev()
+                    .take(limit)
+                    .map(|(_, item)| item.summary())
+                    .collect()
+            })
             .unwrap_or_default())
     }
 

@@ -170,6 +170,16 @@ impl Store for Metered {
         self.measure("item", self.inner.item(id)).await
     }
 
+    async fn items_before(
+        &self,
+        url: &FeedUrl,
+        before: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        self.measure("items_before", self.inner.items_before(url, before, limit))
+            .await
+    }
+
     fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {
         self.injected_outage()?;
         self.inner.allocate_ids(n, after)

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::api::{Account, FeedUrl, UserId};
+use common::api::{Account, Enclosure, FeedUrl, UserId};
 use serde::{Deserialize, Serialize};
 
 pub use cassandra::{CassandraSettings, CassandraStore};
@@ -140,11 +140,72 @@ pub struct StoredItem {
     pub title: String,
     /// Absolute `http(s)`.
     pub link: Option<String>,
-    /// Sanitized HTML.
+    /// Sanitized HTML: the summary.
     pub description: String,
+    /// The rest of the item, which only its article shows. [`Store::items`]
+    /// leaves it out (`None`), so listings and the river never read or
+    /// decode full contents; [`Store::item`], stars and a refresh's writes
+    /// carry it. Items stored before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ItemDetails>,
+    /// [`ItemDetails::fingerprint`] of `details`, kept with the summary, so a
+    /// refresh tells an edited article from an unchanged one without
+    /// reading it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub details_hash: u64,
     /// When it was published, if the feed said (stored as RFC 3339).
     #[serde(default, with = "common::api::rfc3339::option")]
     pub published: Option<DateTime<Utc>>,
+}
+
+impl StoredItem {
+    /// The item without its details, as [`Store::items`] returns it.
+    pub fn summary(&self) -> StoredItem {
+        StoredItem {
+            id: self.id,
+            key: self.key.clone(),
+            guid: self.guid.clone(),
+            title: self.title.clone(),
+            link: self.link.clone(),
+            description: self.description.clone(),
+            details: None,
+            details_hash: self.details_hash,
+            published: self.published,
+        }
+    }
+}
+
+/// What an article shows beyond the summary a listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemDetails {
+    /// Sanitized HTML: the full article, if the feed gave more than the
+    /// summary.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content: String,
+    /// Plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Attached files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enclosures: Vec<Enclosure>,
+    /// Plain text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+}
+
+impl ItemDetails {
+    /// A stable hash of every field (XXH64 of its JSON form; never 0, so 0
+    /// means "stored before details existed").
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::Hasher as _;
+        let mut hasher = twox_hash::XxHash64::with_seed(0);
+        hasher.write(&serde_json::to_vec(self).unwrap_or_default());
+        hasher.finish().max(1)
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// An item a user starred, kept whole: it stays when its feed moves on.
@@ -252,6 +313,22 @@ pub trait Store: Send + Sync + 'static {
     /// The item with `id`, and its feed.
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError>;
 
+    /// At most `limit` of a feed's items with an id below `before` (all,
+    /// without), newest first, as [`Store::items`] gives them: one feed's
+    /// share of a page of the river. This default reads them all; a store
+    /// that keeps a feed's items in id order reads only the page.
+    async fn items_before(
+        &self,
+        url: &FeedUrl,
+        before: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        let mut items = self.items(url).await?;
+        items.retain(|item| before.is_none_or(|before| item.id < before));
+        items.truncate(limit);
+        Ok(items)
+    }
+
     /// `n` new item ids, ascending, each greater than `after` (the feed's
     /// highest stored id, or 0), whatever this process's clock says. Fails
     /// while a shared store has not given this process a worker number.
@@ -331,4 +408,28 @@ pub(crate) fn sort_oldest_first(list: &mut [Subscription]) {
 /// Newest (highest id) first.
 pub(crate) fn sort_newest_first(items: &mut [StoredItem]) {
     items.sort_by_key(|item| std::cmp::Reverse(item.id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_stored_before_contents_read_with_empty_ones() {
+        // A file store's item record as the previous version wrote it.
+        let old = r#"{"id": 5, "key": "g", "guid": "g", "title": "T", "link": null,
+                      "description": "<p>d</p>", "published": "2026-01-02T03:04:05Z"}"#;
+        let item: StoredItem = serde_json::from_str(old).unwrap();
+        assert_eq!(item.title, "T");
+        assert_eq!((&item.details, item.details_hash), (&None, 0));
+        // And absent fields take no room in new records.
+        let written = serde_json::to_string(&item).unwrap();
+        assert!(!written.contains("details"), "{written}");
+        let details = ItemDetails {
+            content: "<p>c</p>".into(),
+            ..ItemDetails::default()
+        };
+        assert_ne!(details.fingerprint(), ItemDetails::default().fingerprint());
+        assert_ne!(ItemDetails::default().fingerprint(), 0);
+    }
 }

@@ -245,6 +245,24 @@ fn record(raw: &str, title: &str) -> FeedRecord {
     }
 }
 
+fn details(key: &str) -> super::ItemDetails {
+    super::ItemDetails {
+        content: format!("<p>Hello &amp; welcome, all of item {key}</p>"),
+        author: Some("Ann Author".into()),
+        enclosures: vec![common::api::Enclosure {
+            url: format!("https://a.example/{key}.mp3"),
+            media_type: Some("audio/mpeg".into()),
+            length: Some(1234),
+        }],
+        categories: vec!["news".into(), "rust".into()],
+    }
+}
+
+/// `item(id, key)` as `Store::items` returns it: without its details.
+fn summary(id: ItemId, key: &str) -> StoredItem {
+    item(id, key).summary()
+}
+
 fn item(id: ItemId, key: &str) -> StoredItem {
     StoredItem {
         id,
@@ -253,6 +271,8 @@ fn item(id: ItemId, key: &str) -> StoredItem {
         title: format!("Item {key}"),
         link: Some(format!("https://a.example/{key}")),
         description: "<p>Hello &amp; welcome</p>".into(),
+        details_hash: details(key).fingerprint(),
+        details: Some(details(key)),
         published: common::api::rfc3339::parse("2026-12-01T10:00:00Z"),
     }
 }
@@ -297,12 +317,28 @@ pub(crate) async fn a_fetch_stores_the_record_and_items_newest_first(store: Arc<
     assert_eq!(ids, [30, 20, 10]);
     assert_eq!(
         store.items(&feed).await.unwrap()[2],
-        item(10, "a"),
+        summary(10, "a"),
         "round trips exactly"
     );
     assert_eq!(
         store.item(20).await.unwrap(),
         Some((feed.clone(), item(20, "b")))
+    );
+    // One feed's share of a river page: below an id, newest first, capped.
+    let page = |before, limit| {
+        let (store, feed) = (store.clone(), feed.clone());
+        async move {
+            let items = store.items_before(&feed, before, limit).await.unwrap();
+            items.iter().map(|i| i.id).collect::<Vec<ItemId>>()
+        }
+    };
+    assert_eq!(page(None, 2).await, [30, 20]);
+    assert_eq!(page(Some(30), 5).await, [20, 10]);
+    assert_eq!(page(Some(10), 5).await, Vec::<ItemId>::new());
+    assert_eq!(
+        store.items_before(&feed, None, 1).await.unwrap(),
+        [summary(30, "c")],
+        "summaries, as items() gives them"
     );
     assert_eq!(store.item(99).await.unwrap(), None);
 
@@ -349,7 +385,10 @@ pub(crate) async fn feeds_are_read_with_their_items_in_one_call(store: Arc<impl 
         .await
         .unwrap();
     assert_eq!(read.len(), 3, "one answer per URL, in order");
-    assert_eq!(read[0], (Some(state), vec![item(50, "e"), item(40, "d")]));
+    assert_eq!(
+        read[0],
+        (Some(state), vec![summary(50, "e"), summary(40, "d")])
+    );
     assert_eq!(
         read[1],
         (None, vec![]),
@@ -381,7 +420,12 @@ pub(crate) async fn items_are_replaced_by_key_and_removed(store: Arc<impl Store>
     let items = store.items(&feed).await.unwrap();
     let ids: Vec<ItemId> = items.iter().map(|i| i.id).collect();
     assert_eq!(ids, [4, 3, 2]);
-    assert_eq!(items[2], edited);
+    assert_eq!(items[2], edited.summary(), "listings carry no details");
+    assert_eq!(
+        store.item(2).await.unwrap().map(|(_, item)| item),
+        Some(edited),
+        "one item carries them"
+    );
     assert_eq!(
         store.item(1).await.unwrap(),
         None,

@@ -8,8 +8,8 @@ use serde_json::Value;
 use url::Url;
 
 use super::{
-    Format, ParseError, ParseLimits, ParsedFeed, ParsedItem, Sanitizer, absolute_http, guid,
-    non_empty, parse_date,
+    Format, ParseError, ParseLimits, ParsedFeed, ParsedItem, Sanitizer, absolute_http, enclosure,
+    guid, non_empty, parse_date,
 };
 
 /// A feed from a JSON document; `NotAFeed` if it is JSON but not a JSON
@@ -29,22 +29,59 @@ pub(super) fn parse(
             "it is JSON, but not a JSON Feed (no jsonfeed.org version and items)".into(),
         ));
     };
-    let clean = Sanitizer::new(base, limits.max_description_bytes);
+    let clean = Sanitizer::new(base, limits);
     let string = |value: &Value, key: &str| value[key].as_str().map(str::to_owned);
     let items = items
         .iter()
         .filter(|item| item.is_object())
         .take(limits.max_items)
         .map(|item| {
-            let description = if let Some(html) = string(item, "content_html") {
-                clean.html(&html)
-            } else if let Some(text) =
-                string(item, "content_text").or_else(|| string(item, "summary"))
-            {
-                super::escape_html(&text, limits.max_description_bytes)
-            } else {
-                String::new()
-            };
+            let (description, content) = clean.summary_and_content(
+                |max| {
+                    string(item, "summary")
+                        .map_or_else(String::new, |text| super::escape_html(&text, max))
+                },
+                |max| {
+                    if let Some(html) = string(item, "content_html") {
+                        clean.html(&html, max)
+                    } else if let Some(text) = string(item, "content_text") {
+                        super::escape_html(&text, max)
+                    } else {
+                        String::new()
+                    }
+                },
+            );
+            // 1.1 has `authors`; 1.0 had one `author`; the item's, else the feed's.
+            let author = [item, &document]
+                .into_iter()
+                .flat_map(|v| {
+                    v["authors"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .chain(std::iter::once(&v["author"]))
+                })
+                .find_map(|a| non_empty(a["name"].as_str()));
+            let enclosures = item["attachments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| {
+                    let length = a["size_in_bytes"].as_u64().map(|n| n.to_string());
+                    enclosure(
+                        base,
+                        a["url"].as_str()?,
+                        a["mime_type"].as_str(),
+                        length.as_deref(),
+                    )
+                })
+                .collect();
+            let categories = item["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| non_empty(t.as_str()))
+                .collect();
             let link = ["url", "external_url"]
                 .into_iter()
                 .filter_map(|key| string(item, key))
@@ -65,6 +102,10 @@ pub(super) fn parse(
                 title: super::title_or_excerpt(title.as_deref(), &description),
                 link,
                 description,
+                content,
+                author,
+                enclosures,
+                categories,
                 published,
             }
         })

@@ -25,16 +25,25 @@
 //! - `link`: absolute `http(s)`, resolved against `xml:base` or the feed URL;
 //!   dropped if it is anything else (a `javascript:` link never reaches a
 //!   page);
-//! - `description`: HTML sanitized by `ammonia` (no scripts, event handlers,
-//!   iframes, forms, styles or `javascript:` URLs), relative URLs made
-//!   absolute, links given `rel="noopener noreferrer"`;
+//! - `description`: the summary, HTML sanitized by `ammonia` (no scripts,
+//!   event handlers, iframes, forms, styles or `javascript:` URLs), relative
+//!   URLs made absolute, links given `rel="noopener noreferrer"`; derived
+//!   from the content when the feed gives only content;
+//! - `content`: the full article (RSS `content:encoded`, Atom `<content>`,
+//!   JSON Feed `content_html`/`content_text`), sanitized the same way; empty
+//!   when the feed gives only a summary;
+//! - `author`: plain text; `categories`: plain text, at most 16;
+//! - `enclosures`: attached files (RSS `<enclosure>`, Atom
+//!   `link rel="enclosure"`, Media RSS `media:content`, JSON Feed
+//!   `attachments`), absolute `http(s)` only, at most 8;
 //! - `published`: RFC 3339 in UTC when the feed gave a readable date.
 //!
 //! Every text field is capped where it is parsed, so no feed makes a
 //! listing unbounded: titles at 1 KiB (cut with "…"), links at 2 KiB (a
 //! longer one is dropped), guids at 2 KiB (a longer one is replaced by its
-//! hash, which still tells items apart), descriptions at
-//! `max_description_bytes` before they are sanitized or escaped.
+//! hash, which still tells items apart), authors and categories at 256 B,
+//! descriptions at `max_description_bytes` and contents at
+//! `max_content_bytes` before they are sanitized or escaped.
 //!
 //! # Hostile documents
 //!
@@ -53,6 +62,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use common::api::Enclosure;
 use encoding_rs::Encoding;
 use url::Url;
 
@@ -87,8 +97,16 @@ pub struct ParsedItem {
     pub title: String,
     /// Absolute `http(s)` link to the article.
     pub link: Option<String>,
-    /// Sanitized HTML.
+    /// Sanitized HTML: the summary.
     pub description: String,
+    /// Sanitized HTML: the full article, if the feed gave more than a summary.
+    pub content: String,
+    /// Plain text.
+    pub author: Option<String>,
+    /// Attached files, absolute `http(s)`.
+    pub enclosures: Vec<Enclosure>,
+    /// Plain text.
+    pub categories: Vec<String>,
     /// When it was published, to the second.
     pub published: Option<DateTime<Utc>>,
 }
@@ -119,6 +137,12 @@ impl Format {
 pub const MAX_TITLE_BYTES: usize = 1024;
 /// Longest link or guid kept, in bytes.
 pub const MAX_LINK_BYTES: usize = 2048;
+/// Longest author or category kept, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Most enclosures kept per item: a podcast has one, a gallery a few.
+pub const MAX_ENCLOSURES: usize = 8;
+/// Most categories kept per item.
+pub const MAX_CATEGORIES: usize = 16;
 
 impl ParsedItem {
     /// The item with every field within its cap (see the module docs).
@@ -128,6 +152,26 @@ impl ParsedItem {
             self.title = format!("{}…", cut.trim_end());
         }
         self.link = self.link.filter(|link| link.len() <= MAX_LINK_BYTES);
+        self.author = self
+            .author
+            .map(|author| truncate(&author, MAX_NAME_BYTES).trim_end().to_owned());
+        let mut seen = HashSet::new();
+        self.categories = std::mem::take(&mut self.categories)
+            .into_iter()
+            .map(|c| truncate(&c, MAX_NAME_BYTES).trim_end().to_owned())
+            .filter(|c| !c.is_empty() && seen.insert(c.clone()))
+            .take(MAX_CATEGORIES)
+            .collect();
+        let mut seen = HashSet::new();
+        self.enclosures = std::mem::take(&mut self.enclosures)
+            .into_iter()
+            .filter(|e| e.url.len() <= MAX_LINK_BYTES && seen.insert(e.url.clone()))
+            .take(MAX_ENCLOSURES)
+            .collect();
+        // Stored once: an article that is all summary is the summary.
+        if self.content == self.description {
+            self.content.clear();
+        }
         self.guid = self.guid.map(|guid| {
             if guid.len() <= MAX_LINK_BYTES {
                 guid
@@ -152,6 +196,8 @@ pub struct ParseLimits {
     pub max_depth: usize,
     /// Description HTML kept per item, in bytes, before sanitizing.
     pub max_description_bytes: usize,
+    /// Content HTML kept per item, in bytes, before sanitizing.
+    pub max_content_bytes: usize,
 }
 
 impl Default for ParseLimits {
@@ -160,6 +206,7 @@ impl Default for ParseLimits {
             max_items: 50,
             max_depth: 64,
             max_description_bytes: 16 * 1024,
+            max_content_bytes: 256 * 1024,
         }
     }
 }
@@ -280,11 +327,14 @@ fn strip_declaration(text: &str) -> &str {
 struct Sanitizer {
     html: ammonia::Builder<'static>,
     text: ammonia::Builder<'static>,
+    /// The summary's cap.
     max_bytes: usize,
+    /// The full content's cap.
+    max_content_bytes: usize,
 }
 
 impl Sanitizer {
-    fn new(base: &Url, max_bytes: usize) -> Self {
+    fn new(base: &Url, limits: &ParseLimits) -> Self {
         let mut html = ammonia::Builder::default();
         html.url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
             .url_schemes(HashSet::from(["http", "https", "mailto"]))
@@ -294,18 +344,35 @@ impl Sanitizer {
         Self {
             html,
             text,
-            max_bytes,
+            max_bytes: limits.max_description_bytes,
+            max_content_bytes: limits.max_content_bytes,
         }
     }
 
     /// Feed HTML → safe HTML. Truncating first bounds the work; the HTML
     /// parser closes whatever the cut left open.
-    fn html(&self, raw: &str) -> String {
+    fn html(&self, raw: &str, max: usize) -> String {
         self.html
-            .clean(truncate(raw, self.max_bytes))
+            .clean(truncate(raw, max))
             .to_string()
             .trim()
             .to_owned()
+    }
+
+    /// An item's summary and full content, each sanitized within its cap,
+    /// from functions that render the feed's summary or content to safe HTML
+    /// within a given cap (empty if the feed has none). When the feed gives
+    /// only the content, the summary is its start.
+    fn summary_and_content(
+        &self,
+        summary: impl Fn(usize) -> String,
+        content: impl Fn(usize) -> String,
+    ) -> (String, String) {
+        let mut description = summary(self.max_bytes);
+        if description.is_empty() {
+            description = content(self.max_bytes);
+        }
+        (description, content(self.max_content_bytes))
     }
 
     /// HTML → plain text (tags dropped, entities decoded).
@@ -353,6 +420,41 @@ fn absolute_http(base: &Url, link: &str) -> Option<String> {
 fn guid_link(guid: &str) -> Option<String> {
     let url = Url::parse(guid.trim()).ok()?;
     matches!(url.scheme(), "http" | "https").then(|| url.into())
+}
+
+/// An enclosure from a feed's attributes: only an absolute `http(s)` URL
+/// makes one; a type or length that is not one is left out.
+fn enclosure(
+    base: &Url,
+    url: &str,
+    media_type: Option<&str>,
+    length: Option<&str>,
+) -> Option<Enclosure> {
+    Some(Enclosure {
+        url: absolute_http(base, url)?,
+        media_type: media_type
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| t.contains('/') && t.len() <= 100),
+        length: length
+            .and_then(|l| l.trim().parse().ok())
+            .filter(|l| *l > 0),
+    })
+}
+
+/// Whether a title in a format that is plain text by its specification (RSS)
+/// holds HTML all the same: a closing tag of an element that formats text.
+/// `History of the <blink> tag` is text about a tag; `<b>New</b> release`
+/// is markup. The same test Python's `feedparser` makes.
+fn looks_like_html(text: &str) -> bool {
+    const FORMATTING: &[&str] = &[
+        "a", "abbr", "b", "big", "cite", "code", "em", "i", "q", "s", "small", "span", "strong",
+        "sub", "sup", "u",
+    ];
+    text.match_indices("</").any(|(at, _)| {
+        let rest = &text[at + 2..];
+        let name_end = rest.find('>').unwrap_or(rest.len());
+        FORMATTING.contains(&rest[..name_end].trim().to_ascii_lowercase().as_str())
+    })
 }
 
 /// An item's own identifier: trimmed, and none if empty.

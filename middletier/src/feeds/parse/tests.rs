@@ -463,3 +463,123 @@ fn damaged_quirk_documents_never_panic() {
         dir.display()
     );
 }
+
+#[test]
+fn rss_keeps_content_author_enclosures_and_categories() {
+    let feed = parse(fixture!("quirks/rss-podcast.xml")).unwrap();
+    let item = &feed.items[0];
+    assert_eq!(item.description, "Short notes.");
+    assert_eq!(
+        item.content,
+        "<p>Long notes with <a href=\"https://feeds.example/pod/12/links\" rel=\"noopener noreferrer nofollow\">links</a>.</p>"
+    );
+    assert_eq!(item.author.as_deref(), Some("Pat Podcaster"));
+    assert_eq!(
+        item.enclosures,
+        [Enclosure {
+            url: "https://quirks.example/pod/12.mp3".into(),
+            media_type: Some("audio/mpeg".into()),
+            length: Some(12_345_678),
+        }]
+    );
+    assert_eq!(item.categories, ["Technology"]);
+}
+
+#[test]
+fn content_alone_gives_the_summary_and_is_stored_once() {
+    let body = br#"<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>t</title>
+        <item><title>a</title><content:encoded><![CDATA[<p>Only content</p>]]></content:encoded></item></channel></rss>"#;
+    let item = &parse(body).unwrap().items[0];
+    assert_eq!(item.description, "<p>Only content</p>");
+    assert_eq!(item.content, "", "the same text is not kept twice");
+}
+
+#[test]
+fn a_long_article_keeps_its_content_but_the_summary_stays_short() {
+    let long = format!("<p>{}</p>", "word ".repeat(20_000));
+    let body = format!(
+        r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><title>a</title><content type="html"><![CDATA[{long}]]></content></entry></feed>"#
+    );
+    let limits = ParseLimits::default();
+    let item = &parse_feed(body.as_bytes(), None, &base(), &limits)
+        .unwrap()
+        .items[0];
+    assert!(item.description.len() <= limits.max_description_bytes + 16);
+    assert!(item.content.len() > 90_000, "{}", item.content.len());
+    let small = ParseLimits {
+        max_content_bytes: 1000,
+        ..ParseLimits::default()
+    };
+    let item = &parse_feed(body.as_bytes(), None, &base(), &small)
+        .unwrap()
+        .items[0];
+    assert!(item.content.len() <= 1016, "capped: {}", item.content.len());
+}
+
+#[test]
+fn atom_links_are_only_alternate_ones_and_enclosures_are_kept_apart() {
+    let feed = parse(fixture!("quirks/atom-link-rels.xml")).unwrap();
+    let links: Vec<Option<&str>> = feed.items.iter().map(|i| i.link.as_deref()).collect();
+    assert_eq!(
+        links,
+        [
+            Some("https://quirks.example/1"),
+            None,
+            Some("https://quirks.example/3")
+        ]
+    );
+    assert_eq!(
+        feed.items[1].enclosures[0].url,
+        "https://quirks.example/2.mp3"
+    );
+    assert_eq!(feed.items[1].enclosures[0].kind(), Some("audio"));
+}
+
+#[test]
+fn titles_from_base64_media_and_escaped_markup() {
+    let feed = parse(fixture!("quirks/atom03-base64-title.xml")).unwrap();
+    assert_eq!(feed.items[0].title, "Hello from base64");
+    let feed = parse(fixture!("quirks/rss-media-title.xml")).unwrap();
+    assert_eq!(feed.items[0].title, "A video with only a media title");
+    assert_eq!(
+        feed.items[0].enclosures[0].media_type.as_deref(),
+        Some("video/mp4")
+    );
+    let feed = parse(fixture!("quirks/rss-escaped-markup-title.xml")).unwrap();
+    assert_eq!(feed.items[0].title, "History of the <blink> tag");
+    assert_eq!(feed.items[1].title, "Bold news");
+    let feed = parse(fixture!("quirks/atom-text-title-markup.xml")).unwrap();
+    assert_eq!(feed.items[0].title, "History of the <blink> tag");
+}
+
+#[test]
+fn json_feed_keeps_content_authors_attachments_and_tags() {
+    let body = br#"{"version": "https://jsonfeed.org/version/1.1", "title": "j", "authors": [{"name": "Feed Author"}],
+        "items": [{"id": "1", "summary": "Sum", "content_html": "<p>Full</p>", "tags": ["a", "b", "a"],
+        "attachments": [{"url": "https://j.example/1.m4a", "mime_type": "audio/x-m4a", "size_in_bytes": 99},
+                        {"url": "javascript:alert(1)", "mime_type": "audio/mpeg"}]}]}"#;
+    let item = &parse(body).unwrap().items[0];
+    assert_eq!(item.description, "Sum");
+    assert_eq!(item.content, "<p>Full</p>");
+    assert_eq!(item.author.as_deref(), Some("Feed Author"));
+    assert_eq!(item.categories, ["a", "b"]);
+    assert_eq!(item.enclosures.len(), 1, "only http(s) files");
+    assert_eq!(item.enclosures[0].length, Some(99));
+}
+
+#[test]
+fn enclosures_and_categories_are_capped() {
+    let mut body =
+        String::from(r#"<rss version="2.0"><channel><title>t</title><item><title>a</title>"#);
+    for i in 0..40 {
+        body.push_str(&format!(
+            r#"<enclosure url="https://e.example/{i}.mp3" type="audio/mpeg"/><category>{}</category>"#,
+            format_args!("c{i}{}", "x".repeat(400))
+        ));
+    }
+    body.push_str("</item></channel></rss>");
+    let item = &parse(body.as_bytes()).unwrap().items[0];
+    assert_eq!(item.enclosures.len(), MAX_ENCLOSURES);
+    assert_eq!(item.categories.len(), MAX_CATEGORIES);
+    assert!(item.categories.iter().all(|c| c.len() <= MAX_NAME_BYTES));
+}

@@ -38,6 +38,10 @@ pub(super) enum Ns {
     Dc,
     /// `content:encoded`.
     Content,
+    /// Media RSS (`media:content`, `media:title`).
+    Media,
+    /// Apple's podcast tags (`itunes:author`).
+    Itunes,
     /// Anything else.
     Other,
 }
@@ -54,6 +58,8 @@ impl Ns {
             "http://www.w3.org/2005/Atom" | "http://purl.org/atom/ns" => Ns::Atom,
             "http://purl.org/dc/elements/1.1" | "http://purl.org/dc/terms" => Ns::Dc,
             "http://purl.org/rss/1.0/modules/content" => Ns::Content,
+            "http://search.yahoo.com/mrss" => Ns::Media,
+            "http://www.itunes.com/dtds/podcast-1.0.dtd" => Ns::Itunes,
             _ => Ns::Other,
         }
     }

@@ -22,7 +22,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use common::api::FeedUrl;
 
-use crate::store::{FeedRecord, StoredItem, Subscription, sort_oldest_first};
+use crate::store::{FeedRecord, ItemDetails, StoredItem, Subscription, sort_oldest_first};
 
 /// How the keyspace is replicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,8 +167,22 @@ const FEED_COLUMNS_DDL: &str = "title text, site_url text, etag text, last_modif
      last_fetched timestamp, next_fetch timestamp, error_count int, error text, failing_since timestamp";
 const FEED_COLUMNS: &str = "feed_url, title, site_url, etag, last_modified, last_fetched, \
      next_fetch, error_count, error, failing_since";
-const ITEM_COLUMNS_DDL: &str = "guid text, title text, link text, description text, published text";
-const ITEM_COLUMNS: &str = "item_id, item_key, guid, title, link, description, published";
+const ITEM_COLUMNS_DDL: &str = "guid text, title text, link text, description text, published text, \
+     details_hash bigint, content text, author text, enclosures text, categories list<text>";
+/// What a listing reads: the summary, never the content.
+const SUMMARY_COLUMNS: &str =
+    "item_id, item_key, guid, title, link, description, published, details_hash";
+const ITEM_COLUMNS: &str = "item_id, item_key, guid, title, link, description, published, \
+     details_hash, content, author, enclosures, categories";
+/// The item columns later versions added, as `ALTER TABLE ... ADD` takes
+/// them: keyspaces made before them gain them when a middletier connects.
+pub const ADDED_ITEM_COLUMNS: [(&str, &str); 5] = [
+    ("details_hash", "bigint"),
+    ("content", "text"),
+    ("author", "text"),
+    ("enclosures", "text"),
+    ("categories", "list<text>"),
+];
 
 /// Every statement the store prepares, by name: as CQL text
 /// (`Statements<String>`), then prepared on a session.
@@ -287,15 +301,15 @@ impl Statements<String> {
                 "INSERT INTO {ks}.feeds ({FEED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             delete_feed: format!("DELETE FROM {ks}.feeds WHERE feed_url = ?"),
-            select_items: format!("SELECT {ITEM_COLUMNS} FROM {ks}.items WHERE feed_url = ?"),
+            select_items: format!("SELECT {SUMMARY_COLUMNS} FROM {ks}.items WHERE feed_url = ?"),
             select_item: format!(
                 "SELECT {ITEM_COLUMNS} FROM {ks}.items WHERE feed_url = ? AND item_key = ?"
             ),
             insert_item: format!(
-                "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             insert_new_item: format!(
-                "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+                "INSERT INTO {ks}.items (feed_url, {ITEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             ),
             delete_item: format!("DELETE FROM {ks}.items WHERE feed_url = ? AND item_key = ?"),
             delete_items: format!("DELETE FROM {ks}.items WHERE feed_url = ?"),
@@ -339,7 +353,7 @@ impl Statements<String> {
             ),
             insert_starred: format!(
                 "INSERT INTO {ks}.starred (user_id, feed_url, {ITEM_COLUMNS}) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             delete_starred: format!("DELETE FROM {ks}.starred WHERE user_id = ? AND item_id = ?"),
             select_account: format!(
@@ -464,8 +478,20 @@ pub fn feed_record(row: FeedRow) -> Option<FeedRecord> {
     })
 }
 
+/// A row of `select_items`, in [`SUMMARY_COLUMNS`] order.
+pub type SummaryRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
 /// A row of `items` (and the item part of `starred`), in
-/// [`ITEM_COLUMNS`] order.
+/// [`ITEM_COLUMNS`] order: the summary, then the details.
 pub type ItemRow = (
     i64,
     String,
@@ -474,10 +500,16 @@ pub type ItemRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
 );
 
 /// An item as a row.
 pub fn item_row(item: &StoredItem) -> ItemRow {
+    let details = item.details.clone().unwrap_or_default();
     (
         i64::try_from(item.id).unwrap_or(i64::MAX),
         item.key.clone(),
@@ -486,12 +518,20 @@ pub fn item_row(item: &StoredItem) -> ItemRow {
         item.link.clone(),
         Some(item.description.clone()),
         item.published.as_ref().map(common::api::rfc3339::format),
+        // The hash's bits, as Cassandra's signed bigint.
+        Some(i64::from_ne_bytes(item.details_hash.to_ne_bytes())).filter(|h| *h != 0),
+        Some(details.content).filter(|c| !c.is_empty()),
+        details.author,
+        (!details.enclosures.is_empty())
+            .then(|| serde_json::to_string(&details.enclosures).ok())
+            .flatten(),
+        Some(details.categories).filter(|c| !c.is_empty()),
     )
 }
 
-/// A row as an item.
-pub fn stored_item(row: ItemRow) -> StoredItem {
-    let (id, key, guid, title, link, description, published) = row;
+/// A summary row as an item without its details.
+pub fn summary_item(row: SummaryRow) -> StoredItem {
+    let (id, key, guid, title, link, description, published, hash) = row;
     StoredItem {
         id: u64::try_from(id).unwrap_or(0),
         key,
@@ -499,8 +539,28 @@ pub fn stored_item(row: ItemRow) -> StoredItem {
         title: title.unwrap_or_default(),
         link,
         description: description.unwrap_or_default(),
+        details: None,
+        details_hash: hash.map_or(0, |h| u64::from_ne_bytes(h.to_ne_bytes())),
         published: published.as_deref().and_then(common::api::rfc3339::parse),
     }
+}
+
+/// A whole row as an item; rows written before details existed have none.
+pub fn stored_item(row: ItemRow) -> StoredItem {
+    let mut item = summary_item((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7));
+    let (content, author, enclosures, categories) = (row.8, row.9, row.10, row.11);
+    if item.details_hash != 0 {
+        item.details = Some(ItemDetails {
+            content: content.unwrap_or_default(),
+            author,
+            // Written by us as JSON; anything unreadable is no enclosures.
+            enclosures: enclosures
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
+            categories: categories.unwrap_or_default(),
+        });
+    }
+    item
 }
 
 /// A cheap query every node answers: is the cluster there?
@@ -614,9 +674,30 @@ mod tests {
             title: "t".into(),
             link: Some("https://a.example/1".into()),
             description: "<p>d</p>".into(),
+            details: Some(ItemDetails {
+                content: "<p>all of it</p>".into(),
+                author: Some("Ann".into()),
+                enclosures: vec![common::api::Enclosure {
+                    url: "https://a.example/1.mp3".into(),
+                    media_type: Some("audio/mpeg".into()),
+                    length: Some(3),
+                }],
+                categories: vec!["c".into()],
+            }),
+            details_hash: u64::MAX - 3,
             published: None,
         };
-        assert_eq!(stored_item(item_row(&item)), item);
+        assert_eq!(
+            stored_item(item_row(&item)),
+            item,
+            "a hash above i64::MAX too"
+        );
+        let bare = StoredItem {
+            details: None,
+            details_hash: 0,
+            ..item
+        };
+        assert_eq!(stored_item(item_row(&bare)), bare);
     }
 
     #[test]

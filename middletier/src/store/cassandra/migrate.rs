@@ -16,6 +16,9 @@ const USER_TABLES: [&str; 4] = ["subscriptions", "read_marks", "read_overrides",
 
 /// Runs what has not run yet in keyspace `ks`.
 pub(super) async fn run(session: &Session, ks: &str) -> Result<(), String> {
+    for table in ["items", "starred"] {
+        add_item_columns(session, ks, table).await?;
+    }
     let name = "user_case_folded";
     if !done(session, ks, name).await? {
         fold_user_case(session, ks).await?;
@@ -26,6 +29,45 @@ pub(super) async fn run(session: &Session, ks: &str) -> Result<(), String> {
             )
             .await
             .map_err(|e| format!("recording migration {name} failed: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Adds the item columns a keyspace made by an earlier version lacks
+/// (contents, authors, enclosures, categories): existing rows read them as
+/// empty. Checked against the schema on every start (one small read), so a
+/// keyspace made with them, or changed by another middletier just now, is
+/// left as it is.
+async fn add_item_columns(session: &Session, ks: &str, table: &str) -> Result<(), String> {
+    let failed = |e: &dyn std::fmt::Display| format!("adding item columns to {ks}.{table}: {e}");
+    let have: BTreeSet<String> = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+            (ks, table),
+        )
+        .await
+        .map_err(|e| failed(&e))?
+        .into_rows_result()
+        .map_err(|e| failed(&e))?
+        .rows::<(String,)>()
+        .map_err(|e| failed(&e))?
+        .filter_map(Result::ok)
+        .map(|(name,)| name)
+        .collect();
+    for (column, kind) in super::cql::ADDED_ITEM_COLUMNS {
+        if have.contains(column) {
+            continue;
+        }
+        tracing::info!(%table, %column, "adding a column to an existing keyspace");
+        let added = session
+            .query_unpaged(format!("ALTER TABLE {ks}.{table} ADD {column} {kind}"), ())
+            .await;
+        // Another middletier may have added it a moment ago.
+        if let Err(e) = added
+            && !e.to_string().contains("conflicts with an existing column")
+        {
+            return Err(failed(&e));
+        }
     }
     Ok(())
 }

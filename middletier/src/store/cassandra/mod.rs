@@ -274,16 +274,11 @@ impl CassandraStore {
     /// An item stored under another id keeps that id; one stored under
     /// this id is updated (the publisher edited it).
     async fn upsert_item(&self, url: &str, item: &StoredItem) -> Result<(), StoreError> {
-        let (id, key, guid, title, link, description, published) = cql::item_row(item);
+        let row = cql::item_row(item);
+        let (id, key) = (row.0, row.1.clone());
         let row = (
-            url,
-            id,
-            key.clone(),
-            guid,
-            title,
-            link,
-            description,
-            published,
+            url, row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.10,
+            row.11,
         );
         let inserted = self.run("save_fetch", |s| &s.insert_new_item, &row).await?;
         match lwt_outcome(inserted)? {
@@ -311,12 +306,20 @@ fn lwt_outcome(result: QueryResult) -> Result<(bool, Option<i64>), StoreError> {
         StoreError::Unavailable(format!("unexpected answer from Cassandra: {e}"))
     };
     let rows = result.into_rows_result().map_err(|e| failed(&e))?;
+    // A refused insert answers with the row that is there: its `item_id`,
+    // found by name (other bigint columns come before it).
+    let item_id = rows
+        .column_specs()
+        .iter()
+        .position(|spec| spec.name() == "item_id");
     let row = rows.first_row::<Row>().map_err(|e| failed(&e))?;
     let applied = matches!(row.columns.first(), Some(Some(CqlValue::Boolean(true))));
-    let current = row.columns.iter().skip(1).find_map(|c| match c {
-        Some(CqlValue::BigInt(value)) => Some(*value),
-        _ => None,
-    });
+    let current = item_id
+        .and_then(|at| row.columns.get(at))
+        .and_then(|c| match c {
+            Some(CqlValue::BigInt(value)) => Some(*value),
+            _ => None,
+        });
     Ok((applied, current))
 }
 
@@ -490,10 +493,10 @@ impl Store for CassandraStore {
     }
 
     async fn items(&self, url: &FeedUrl) -> Result<Vec<StoredItem>, StoreError> {
-        let rows: Vec<cql::ItemRow> = self
+        let rows: Vec<cql::SummaryRow> = self
             .rows("items", |s| &s.select_items, (url.as_str(),))
             .await?;
-        let mut items: Vec<StoredItem> = rows.into_iter().map(cql::stored_item).collect();
+        let mut items: Vec<StoredItem> = rows.into_iter().map(cql::summary_item).collect();
         sort_newest_first(&mut items);
         Ok(items)
     }
@@ -611,28 +614,25 @@ impl Store for CassandraStore {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<Vec<String>>,
         );
         let rows: Vec<StarredRow> = self
             .rows("starred", |s| &s.select_starred, (user.as_str(),))
             .await?;
         Ok(rows
             .into_iter()
-            .filter_map(
-                |(feed, id, key, guid, title, link, description, published)| {
-                    Some(StarredItem {
-                        feed: FeedUrl::parse(&feed).ok()?,
-                        item: cql::stored_item((
-                            id,
-                            key,
-                            guid,
-                            title,
-                            link,
-                            description,
-                            published,
-                        )),
-                    })
-                },
-            )
+            .filter_map(|r| {
+                Some(StarredItem {
+                    feed: FeedUrl::parse(&r.0).ok()?,
+                    item: cql::stored_item((
+                        r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12,
+                    )),
+                })
+            })
             .collect())
     }
 
@@ -643,20 +643,25 @@ impl Store for CassandraStore {
         starred: bool,
     ) -> Result<(), StoreError> {
         if starred {
-            let (id, key, guid, title, link, description, published) = cql::item_row(&item.item);
+            let r = cql::item_row(&item.item);
             self.run(
                 "set_starred",
                 |s| &s.insert_starred,
                 (
                     user.as_str(),
                     item.feed.as_str(),
-                    id,
-                    key,
-                    guid,
-                    title,
-                    link,
-                    description,
-                    published,
+                    r.0,
+                    r.1,
+                    r.2,
+                    r.3,
+                    r.4,
+                    r.5,
+                    r.6,
+                    r.7,
+                    r.8,
+                    r.9,
+                    r.10,
+                    r.11,
                 ),
             )
             .await

@@ -32,7 +32,8 @@
 //! | `subscriptions` | (user, feed URL) → first subscribed, ms | a user's list: one key range |
 //! | `subscribers` | (feed URL, user) → () | does anyone still read a feed? |
 //! | `feeds` | feed URL → [`FeedRecord`] | fetch state; the scheduler's scan |
-//! | `items` | (feed URL, item id) → [`StoredItem`] | a feed's items: one key range |
+//! | `items` | (feed URL, item id) → [`StoredItem`] summary | a feed's items: one key range |
+//! | `item_details` | item id → [`super::ItemDetails`] | one article's content, author, enclosures, categories |
 //! | `item_feeds` | item id → feed URL | `PUT .../items/{id}` |
 //! | `read_marks` | (user, feed URL) → watermark id | a user's read state |
 //! | `read_overrides` | (user, feed URL, item id) → read | likewise |
@@ -74,6 +75,9 @@ const SUBSCRIBERS: TableDefinition<(&str, &str), ()> = TableDefinition::new("sub
 const FEEDS: TableDefinition<&str, &[u8]> = TableDefinition::new("feeds");
 const ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("items");
 const ITEM_FEEDS: TableDefinition<u64, &str> = TableDefinition::new("item_feeds");
+/// An item's details (content, author, enclosures, categories), apart from
+/// its summary in `items`, so listings never read them.
+const ITEM_DETAILS: TableDefinition<u64, &[u8]> = TableDefinition::new("item_details");
 const READ_MARKS: TableDefinition<(&str, &str), u64> = TableDefinition::new("read_marks");
 const READ_OVERRIDES: TableDefinition<(&str, &str, u64), bool> =
     TableDefinition::new("read_overrides");
@@ -193,6 +197,7 @@ impl FileStore {
             txn.open_table(FEEDS)?;
             txn.open_table(ITEMS)?;
             txn.open_table(ITEM_FEEDS)?;
+            txn.open_table(ITEM_DETAILS)?;
             txn.open_table(READ_MARKS)?;
             txn.open_table(READ_OVERRIDES)?;
             txn.open_table(STARRED)?;
@@ -425,6 +430,29 @@ impl Store for FileStore {
         self.read(move |txn| newest_first(txn, ITEMS, &url)).await
     }
 
+    async fn items_before(
+        &self,
+        url: &FeedUrl,
+        before: Option<ItemId>,
+        limit: usize,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        let url = url.as_str().to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(ITEMS)?;
+            let end = before.unwrap_or(u64::MAX);
+            table
+                .range((url.as_str(), 0)..(url.as_str(), end))?
+                .rev()
+                .take(limit)
+                .map(|row| {
+                    let (_, value) = row?;
+                    Ok(serde_json::from_slice(value.value())?)
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {
         self.read(move |txn| {
             let Some(url) = txn
@@ -437,7 +465,10 @@ impl Store for FileStore {
             let Some(value) = txn.open_table(ITEMS)?.get((url.as_str(), id))? else {
                 return Ok(None);
             };
-            let item: StoredItem = serde_json::from_slice(value.value())?;
+            let mut item: StoredItem = serde_json::from_slice(value.value())?;
+            if let Some(details) = txn.open_table(ITEM_DETAILS)?.get(id)? {
+                item.details = Some(serde_json::from_slice(details.value())?);
+            }
             Ok(FeedUrl::parse(&url).ok().map(|url| (url, item)))
         })
         .await

@@ -14,8 +14,8 @@ use crate::store::ids::{self, ItemId};
 use crate::store::{FeedRecord, FeedUpdate, StarredItem, StoreError, StoredItem};
 
 use super::{
-    ACCOUNTS, DbError, FEEDS, HEALTH, IDS_HIGH_MS, ITEM_FEEDS, ITEMS, MAX_BATCH, META, READ_MARKS,
-    READ_OVERRIDES, STARRED, SUBSCRIBERS, SUBSCRIPTIONS,
+    ACCOUNTS, DbError, FEEDS, HEALTH, IDS_HIGH_MS, ITEM_DETAILS, ITEM_FEEDS, ITEMS, MAX_BATCH,
+    META, READ_MARKS, READ_OVERRIDES, STARRED, SUBSCRIBERS, SUBSCRIPTIONS,
 };
 
 /// A change, queued for the writer thread.
@@ -139,9 +139,11 @@ pub(super) fn apply_one(txn: &WriteTransaction, op: &Op) -> Result<(), DbError> 
                 .map(|row| row.map(|(key, _)| key.value().1))
                 .collect::<Result<Vec<u64>, _>>()?;
             let mut index = txn.open_table(ITEM_FEEDS)?;
+            let mut details = txn.open_table(ITEM_DETAILS)?;
             for id in ids {
                 items.remove((url, id))?;
                 index.remove(id)?;
+                details.remove(id)?;
             }
         }
         Op::ReadOverride {
@@ -208,6 +210,7 @@ pub(super) fn save_fetch(txn: &WriteTransaction, update: &FeedUpdate) -> Result<
     txn.open_table(FEEDS)?.insert(url, record.as_slice())?;
     let mut items = txn.open_table(ITEMS)?;
     let mut index = txn.open_table(ITEM_FEEDS)?;
+    let mut details = txn.open_table(ITEM_DETAILS)?;
     // Upserts match by key, and one key has one id: an item already stored
     // under another id (another refresh of the same feed stored it first)
     // keeps that id.
@@ -223,12 +226,20 @@ pub(super) fn save_fetch(txn: &WriteTransaction, update: &FeedUpdate) -> Result<
     for item in &update.removals {
         items.remove((url, item.id))?;
         index.remove(item.id)?;
+        details.remove(item.id)?;
     }
     let mut high_id = 0;
     for item in &update.upserts {
         let id = ids_by_key.get(&item.key).copied().unwrap_or(item.id);
-        let value = serde_json::to_vec(&StoredItem { id, ..item.clone() })?;
+        let value = serde_json::to_vec(&StoredItem {
+            id,
+            ..item.summary()
+        })?;
         items.insert((url, id), value.as_slice())?;
+        match &item.details {
+            Some(more) => details.insert(id, serde_json::to_vec(more)?.as_slice())?,
+            None => details.remove(id)?,
+        };
         index.insert(id, url)?;
         high_id = high_id.max(id);
     }
