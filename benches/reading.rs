@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use support::load::closed_loop;
 use support::stack::Stack;
-use support::web::get_json;
+use support::web::{get_json, get_text};
 
 const FEEDS: usize = 100;
 const ITEMS: usize = 200;
@@ -104,17 +104,25 @@ async fn start(data: &Path, extra: &[&str]) -> Stack {
 }
 
 async fn subscribe(stack: &Stack, feeds: usize) {
-    let http = reqwest::Client::new();
-    for i in 0..feeds {
-        let feed = stack.feeds.url(&format!("/articles/{ITEMS}?feed={i}"));
-        let response = http
-            .post(stack.edge.url("/api/subscriptions"))
-            .json(&serde_json::json!({ "url": feed }))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
+    stack
+        .subscribe_each((0..feeds).map(|i| format!("/articles/{ITEMS}?feed={i}")))
+        .await;
+}
+
+/// A table row per `(label, url)`: 8 concurrent clients, 250 requests each.
+async fn throughput_rows(http: &reqwest::Client, paths: &[(&str, String)]) {
+    println!("| path | requests/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    for (label, url) in paths {
+        let run = closed_loop(http, url, 8, 250).await;
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} |",
+            run.per_second,
+            run.ms(0.50),
+            run.ms(0.99)
+        );
     }
+    println!();
 }
 
 /// The bytes of every file under `dir`.
@@ -181,8 +189,6 @@ async fn river(stack: &Stack) {
         "### The river's first page (50 of {} items), 8 concurrent clients, 2,000 requests each way\n",
         FEEDS * ITEMS
     );
-    println!("| path | requests/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
     let paths = [
         (
             "middletier `GET .../river`",
@@ -191,26 +197,14 @@ async fn river(stack: &Stack) {
         ("edge `GET /api/river`", stack.edge.url("/api/river")),
         ("edge `GET /river` (HTML)", stack.edge.url("/river")),
     ];
-    for (label, url) in paths {
-        let run = closed_loop(&http, &url, 8, 250).await;
-        println!(
-            "| {label} | {:.0} | {:.2} | {:.2} |",
-            run.per_second,
-            run.ms(0.50),
-            run.ms(0.99)
-        );
-    }
-    println!();
+    throughput_rows(&http, &paths).await;
 }
 
 async fn media(stack: &Stack) {
-    let feed = stack.feeds.url("/fixtures/article.xml");
+    stack
+        .subscribe_each(["/fixtures/article.xml".to_owned()])
+        .await;
     let http = reqwest::Client::builder().gzip(false).build().unwrap();
-    http.post(stack.edge.url("/api/subscriptions"))
-        .json(&serde_json::json!({ "url": feed }))
-        .send()
-        .await
-        .unwrap();
     let river = get_json(stack.edge.url("/api/river?limit=200")).await;
     let id = river["items"]
         .as_array()
@@ -221,22 +215,13 @@ async fn media(stack: &Stack) {
         .as_str()
         .unwrap()
         .to_owned();
-    let page = http
-        .get(stack.edge.url(&format!("/items/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(stack.edge.url(&format!("/items/{id}"))).await;
     let start = page.find("src=\"/media/").unwrap() + 5;
     let src = &page[start..start + page[start..].find('"').unwrap()];
     let bytes = std::fs::metadata("tests/fixtures/photo.png").map_or(0, |m| m.len());
     println!(
         "### The media proxy, one {bytes}-byte PNG, 8 concurrent clients, 2,000 requests each way\n"
     );
-    println!("| path | requests/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
     let paths = [
         (
             "the feed server, direct",
@@ -244,14 +229,5 @@ async fn media(stack: &Stack) {
         ),
         ("edge `GET /media/...`", stack.edge.url(src)),
     ];
-    for (label, url) in paths {
-        let run = closed_loop(&http, &url, 8, 250).await;
-        println!(
-            "| {label} | {:.0} | {:.2} | {:.2} |",
-            run.per_second,
-            run.ms(0.50),
-            run.ms(0.99)
-        );
-    }
-    println!();
+    throughput_rows(&http, &paths).await;
 }

@@ -426,27 +426,14 @@ pub struct ItemFeed {
 /// full content listings leave out.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Article {
-    /// See [`ItemId`].
-    pub id: ItemId,
+    /// The item as listings show it (its `description` is the summary).
+    #[serde(flatten)]
+    pub item: Item,
     /// The feed it came from.
     pub feed: ItemFeed,
-    /// The feed's own identifier for the item, if it gave one.
-    #[serde(default)]
-    pub guid: Option<String>,
-    /// Plain text.
-    pub title: String,
-    /// Absolute `http(s)` link to the original.
-    #[serde(default)]
-    pub link: Option<String>,
     /// Plain text, if the feed named one.
     #[serde(default)]
     pub author: Option<String>,
-    /// When the feed gave a date we could read.
-    #[serde(default, with = "rfc3339::option")]
-    pub published: Option<DateTime<Utc>>,
-    /// Sanitized HTML: the summary, as in listings.
-    #[serde(default)]
-    pub description: String,
     /// Sanitized HTML: the full article (the summary when the feed gave
     /// nothing more).
     #[serde(default)]
@@ -457,12 +444,6 @@ pub struct Article {
     /// Its categories or tags, at most 16.
     #[serde(default)]
     pub categories: Vec<String>,
-    /// Whether the user has read it.
-    #[serde(default)]
-    pub read: bool,
-    /// Whether the user starred it.
-    #[serde(default)]
-    pub starred: bool,
 }
 
 /// `GET /middletier/rss/user/{user}/river`: one page of every feed's items,

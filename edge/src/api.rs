@@ -160,7 +160,8 @@ pub(crate) async fn river(
     CurrentUser(user): CurrentUser,
     RawQuery(query): RawQuery,
 ) -> Result<axum::Json<common::api::River>, Error> {
-    let page = crate::ui::RiverQuery::parse(query.as_deref(), MAX_LIMIT)?;
+    let page = common::query::RiverQuery::parse(query.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)
+        .map_err(|e| Error::BadParameter(e.to_string()))?;
     Ok(axum::Json(
         state
             .middletier

@@ -807,48 +807,25 @@ async fn a_person_reads_articles_from_the_river_and_the_cards_in_chromium() {
 #[tokio::test]
 async fn articles_read_and_star_without_javascript_in_chromium() {
     let stack = Stack::start(1, &[], &[]).await;
-    let feed = stack.feeds.url("/fixtures/article.xml");
-    let subscribed = reqwest::Client::new()
-        .post(stack.edge.url("/api/subscriptions"))
-        .json(&json!({ "url": feed }))
-        .send()
-        .await
-        .unwrap();
-    assert!(subscribed.status().is_success());
+    stack
+        .subscribe_each(["/fixtures/article.xml".to_owned()])
+        .await;
     let (_driver, client) = browser_with(false).await;
     client.goto(&stack.edge.url("/river")).await.unwrap();
     // Everything below is links and forms: WebDriver clicks, no scripts.
-    client
-        .find(Locator::Css("[data-item] a.item-title"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-item] a.item-title").await;
     let id = on_article(&client).await;
     client
         .find(Locator::Css("audio[preload='none']"))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("form[data-toggle='starred'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "form[data-toggle='starred'] button").await;
     client
         .wait()
         .for_element(Locator::Css("article.is-starred"))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("[data-back]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "[data-back]").await;
     client
         .wait()
         .for_element(Locator::Css(&format!(

@@ -127,9 +127,16 @@ impl Stack {
     /// Subscribes the default user, through the edge, to `feeds` generated
     /// feeds of `items` items each (what the benchmarks read).
     pub(crate) async fn subscribe_generated(&self, feeds: usize, items: usize) {
+        self.subscribe_each((0..feeds).map(|i| format!("/generated/{items}?feed={i}")))
+            .await;
+    }
+
+    /// Subscribes the edge's user to each of the feed server's `paths`, in
+    /// turn, through the edge's API.
+    pub(crate) async fn subscribe_each(&self, paths: impl IntoIterator<Item = String>) {
         let http = reqwest::Client::new();
-        for i in 0..feeds {
-            let feed = self.feeds.url(&format!("/generated/{items}?feed={i}"));
+        for path in paths {
+            let feed = self.feeds.url(&path);
             let response = http
                 .post(self.edge.url("/api/subscriptions"))
                 .json(&serde_json::json!({ "url": feed }))

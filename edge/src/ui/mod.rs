@@ -45,7 +45,7 @@ pub(crate) mod flash;
 mod reading;
 mod view;
 
-pub(crate) use reading::{RiverQuery, article, open_item, river};
+pub(crate) use reading::{article, open_item, river};
 
 /// Items shown per feed on the page: what the page asks the middletier for.
 const ITEMS_PER_FEED: usize = 8;

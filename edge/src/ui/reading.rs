@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use chrono::Utc;
 use common::api::{Article, Enclosure, ItemChange, ItemId};
+use common::query::RiverQuery;
 
 use crate::auth::{CurrentUser, Identity};
 use crate::client::Client;
@@ -27,50 +28,6 @@ use super::view::{ItemLine, View, item_line, relative};
 
 /// Items per river page.
 const RIVER_PAGE: usize = 50;
-
-/// A river page's query: `unread=true`, `before=<id>`, `limit=<n>`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RiverQuery {
-    pub(crate) unread_only: bool,
-    pub(crate) before: Option<ItemId>,
-    pub(crate) limit: usize,
-}
-
-impl RiverQuery {
-    /// Parses the query; `limit` may be at most `max`.
-    pub(crate) fn parse(query: Option<&str>, max: usize) -> Result<Self, Error> {
-        let unread_only =
-            common::query::flag(query, "unread").map_err(|e| Error::BadParameter(e.to_string()))?;
-        let before = common::query::param(query, "before")
-            .map(|raw| {
-                ItemId::parse(&raw).map_err(|_| {
-                    Error::BadParameter(format!(
-                        "before={:?} is not an item id: use the `next` of the previous page",
-                        raw.chars().take(30).collect::<String>()
-                    ))
-                })
-            })
-            .transpose()?;
-        let limit = match common::query::param(query, "limit") {
-            None => RIVER_PAGE.min(max),
-            Some(raw) => raw
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    Error::BadParameter(format!(
-                        "limit={:?} is not a number of items from 1 to {max}",
-                        raw.chars().take(20).collect::<String>()
-                    ))
-                })?,
-        };
-        Ok(Self {
-            unread_only,
-            before,
-            limit,
-        })
-    }
-}
 
 /// An enclosure as the article page shows it.
 pub(super) struct EnclosureView {
@@ -136,8 +93,8 @@ pub(crate) async fn article(
 ) -> Result<Response, Error> {
     let id = ItemId::parse(&raw_id).map_err(|_| Error::NotFound)?;
     let mut article = state.middletier.article(&who.user, id).await?;
-    if !article.read {
-        article.read = mark_read(&state, &who.user, id).await;
+    if !article.item.read {
+        article.item.read = mark_read(&state, &who.user, id).await;
     }
     let (jar, csrf) = csrf_token(jar, client.https);
     let (jar, flash) = take_flash(jar);
@@ -177,31 +134,38 @@ fn article_page(
     flash: Option<Flash>,
 ) -> ArticlePage {
     let now = Utc::now();
-    let date = article.published;
+    let Article {
+        item,
+        feed,
+        author,
+        content,
+        enclosures,
+        categories,
+    } = article;
+    let date = item.published;
     ArticlePage {
         signed_in,
         admin,
         csrf,
         flash,
-        id: article.id.to_string(),
-        title: article.title,
-        feed_title: article.feed.title,
-        feed_site: article.feed.site_url.filter(|l| is_web(l)),
-        author: article.author,
+        id: item.id.to_string(),
+        title: item.title,
+        feed_title: feed.title,
+        feed_site: feed.site_url.filter(|l| is_web(l)),
+        author,
         date_iso: date.map(|d| d.to_rfc3339()),
         date_relative: date.map(|d| relative(now, d)),
         date_exact: date.map(|d| d.format("%-d %b %Y, %H:%M UTC").to_string()),
-        content: crate::media::rewrite(&article.content, key),
-        enclosures: article
-            .enclosures
+        content: crate::media::rewrite(&content, key),
+        enclosures: enclosures
             .iter()
             .filter(|e| is_web(&e.url))
             .map(|e| enclosure_view(e, key))
             .collect(),
-        categories: article.categories,
-        link: article.link.filter(|l| is_web(l)),
-        read: article.read,
-        starred: article.starred,
+        categories,
+        link: item.link.filter(|l| is_web(l)),
+        read: item.read,
+        starred: item.starred,
     }
 }
 
@@ -220,8 +184,12 @@ pub(crate) async fn open_item(
 ) -> Result<Response, Error> {
     let id = ItemId::parse(&raw_id).map_err(|_| Error::NotFound)?;
     let article = state.middletier.article(&user, id).await?;
-    let link = article.link.filter(|l| is_web(l)).ok_or(Error::NotFound)?;
-    if !article.read {
+    let link = article
+        .item
+        .link
+        .filter(|l| is_web(l))
+        .ok_or(Error::NotFound)?;
+    if !article.item.read {
         mark_read(&state, &user, id).await;
     }
     Ok(Redirect::to(&link).into_response())
@@ -235,7 +203,7 @@ struct RiverPage {
     csrf: String,
     flash: Option<Flash>,
     view: View,
-    items: Vec<(ItemLine, String)>,
+    items: Vec<ItemLine>,
     /// "Older items": the next page's address.
     older: Option<String>,
     /// The newest id shown: "Mark everything read" marks nothing newer.
@@ -253,7 +221,8 @@ pub(crate) async fn river(
     RawQuery(query): RawQuery,
     jar: CookieJar,
 ) -> Result<Response, Error> {
-    let page = RiverQuery::parse(query.as_deref(), RIVER_PAGE)?;
+    let page = RiverQuery::parse(query.as_deref(), RIVER_PAGE, RIVER_PAGE)
+        .map_err(|e| Error::BadParameter(e.to_string()))?;
     let view = if page.unread_only {
         View::RiverUnread
     } else {
@@ -292,7 +261,10 @@ pub(crate) async fn river(
         view,
         items: items
             .iter()
-            .map(|i| (item_line(&i.item, now), i.feed.title.clone()))
+            .map(|i| ItemLine {
+                feed: Some(i.feed.title.clone()),
+                ..item_line(&i.item, now)
+            })
             .collect(),
         older,
         newest,
@@ -305,19 +277,6 @@ pub(crate) async fn river(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn river_queries_parse_and_refuse_clearly() {
-        let q = RiverQuery::parse(Some("unread=true&before=12&limit=3"), 50).unwrap();
-        assert!(q.unread_only);
-        assert_eq!((q.before, q.limit), (Some(ItemId::new(12)), 3));
-        assert_eq!(RiverQuery::parse(None, 200).unwrap().limit, 50);
-        let e = RiverQuery::parse(Some("before=abc"), 50)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("next"), "{e}");
-        assert!(RiverQuery::parse(Some("limit=51"), 50).is_err());
-    }
 
     #[test]
     fn enclosures_get_players_and_images_the_proxy() {

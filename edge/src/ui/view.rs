@@ -74,6 +74,8 @@ pub(super) struct ItemLine {
     /// The original, through `/items/{id}/open` (which marks it read);
     /// `None` when the item has no web link.
     pub(super) original: Option<String>,
+    /// The feed's title, where the list mixes feeds (the river).
+    pub(super) feed: Option<String>,
     pub(super) date_iso: Option<String>,
     pub(super) date_relative: Option<String>,
     pub(super) date_exact: Option<String>,
@@ -141,6 +143,7 @@ pub(super) fn item_line(item: &Item, now: DateTime<Utc>) -> ItemLine {
         title: item.title.clone(),
         open: format!("/items/{}", item.id),
         original: web_link(item).map(|_| format!("/items/{}/open", item.id)),
+        feed: None,
         date_iso: date.map(|d| d.to_rfc3339()),
         date_relative: date.map(|d| relative(now, d)),
         date_exact: date.map(|d| d.format("%-d %b %Y, %H:%M UTC").to_string()),

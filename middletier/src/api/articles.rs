@@ -5,10 +5,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use common::api::{Article, FeedUrl, River, UserId};
+use common::query::RiverQuery;
 
 use super::extract::{ItemPath, User};
 use super::{ApiError, AppState};
-use crate::reader::RiverOptions;
 
 /// Items per river page, unless `limit` says otherwise.
 const RIVER_LIMIT: usize = 50;
@@ -31,29 +31,9 @@ pub(super) async fn river(
     Ok(Json(state.reader.river(&user, options).await?))
 }
 
-fn river_options(query: Option<&str>) -> Result<RiverOptions, ApiError> {
-    let bad = |e: &dyn std::fmt::Display| ApiError::BadParameter(e.to_string());
-    let unread_only = common::query::flag(query, "unread").map_err(|e| bad(&e))?;
-    let before = common::query::param(query, "before")
-        .map(|raw| common::api::ItemId::parse(&raw).map(|id| id.get()))
-        .transpose()?;
-    let limit = match common::query::param(query, "limit") {
-        None => RIVER_LIMIT,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=MAX_RIVER_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadParameter(format!(
-                    "limit={:?} is not a number of items from 1 to {MAX_RIVER_LIMIT}",
-                    raw.chars().take(20).collect::<String>()
-                )));
-            }
-        },
-    };
-    Ok(RiverOptions {
-        unread_only,
-        before,
-        limit,
-    })
+fn river_options(query: Option<&str>) -> Result<RiverQuery, ApiError> {
+    RiverQuery::parse(query, RIVER_LIMIT, MAX_RIVER_LIMIT)
+        .map_err(|e| ApiError::BadParameter(e.to_string()))
 }
 
 /// `GET /middletier/media?url=...[&user=...]`: the image at `url`, fetched
@@ -98,7 +78,7 @@ mod tests {
     fn river_options_parse_and_refuse_clearly() {
         let o = river_options(Some("unread=true&before=42&limit=7")).unwrap();
         assert!(o.unread_only);
-        assert_eq!((o.before, o.limit), (Some(42), 7));
+        assert_eq!((o.before.map(|id| id.get()), o.limit), (Some(42), 7));
         let o = river_options(None).unwrap();
         assert_eq!((o.unread_only, o.before, o.limit), (false, None, 50));
         let e = river_options(Some("limit=0")).unwrap_err().to_string();

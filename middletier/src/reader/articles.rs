@@ -6,22 +6,12 @@
 //! found by its id alone (one index read), never by reading a listing.
 
 use common::api::{Article, FeedUrl, ItemFeed, River, RiverItem, UserId};
+use common::query::RiverQuery;
 
 use crate::store::{FeedRecord, ItemId, StarredItem, StoreError, StoredItem};
 
 use super::reading::wire_item;
 use super::{Reader, ReaderError, web_url};
-
-/// How to page the river.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RiverOptions {
-    /// Only unread items.
-    pub(crate) unread_only: bool,
-    /// Only items older (smaller id) than this one.
-    pub(crate) before: Option<ItemId>,
-    /// Items per page.
-    pub(crate) limit: usize,
-}
 
 impl Reader {
     /// Finds item `id` among the user's feeds, or among their stars (a
@@ -52,11 +42,7 @@ impl Reader {
         let (record, mut states) =
             tokio::try_join!(self.store.feed(&feed), self.store.read_states(user))?;
         let state = states.remove(&feed).unwrap_or_default();
-        let wire = wire_item(
-            &item,
-            state.is_read(id),
-            starred.iter().any(|s| s.item.id == id),
-        );
+        let item_starred = starred.iter().any(|s| s.item.id == id);
         let details = item.details.clone().unwrap_or_default();
         let content = if details.content.is_empty() {
             item.description.clone()
@@ -64,7 +50,7 @@ impl Reader {
             details.content
         };
         Ok(Article {
-            id: wire.id,
+            item: wire_item(&item, state.is_read(id), item_starred),
             feed: ItemFeed {
                 title: record
                     .as_ref()
@@ -76,17 +62,10 @@ impl Reader {
                     .and_then(web_url),
                 url: feed.to_string(),
             },
-            guid: wire.guid,
-            title: wire.title,
-            link: wire.link,
             author: details.author,
-            published: wire.published,
-            description: wire.description,
             content,
             enclosures: details.enclosures,
             categories: details.categories,
-            read: wire.read,
-            starred: wire.starred,
         })
     }
 
@@ -95,7 +74,7 @@ impl Reader {
     pub(crate) async fn river(
         &self,
         user: &UserId,
-        options: RiverOptions,
+        options: RiverQuery,
     ) -> Result<River, ReaderError> {
         let urls: Vec<FeedUrl> = self
             .store
@@ -109,7 +88,7 @@ impl Reader {
             self.starred_ids(user),
             self.river_items(&urls, options),
         )?;
-        let before = options.before.unwrap_or(ItemId::MAX);
+        let before = options.before.map_or(ItemId::MAX, |id| id.get());
         let mut page: Vec<RiverItem> = Vec::new();
         for (url, (record, items)) in urls.iter().zip(&stored) {
             let state = states.get(url).cloned().unwrap_or_default();
@@ -144,7 +123,7 @@ impl Reader {
     async fn river_items(
         &self,
         urls: &[FeedUrl],
-        options: RiverOptions,
+        options: RiverQuery,
     ) -> Result<Vec<(Option<FeedRecord>, Vec<StoredItem>)>, StoreError> {
         if options.unread_only {
             return self.store.feeds_with_items(urls).await;
@@ -153,7 +132,7 @@ impl Reader {
         futures::future::try_join_all(urls.iter().map(|url| async move {
             tokio::try_join!(
                 store.feed(url),
-                store.items_before(url, options.before, options.limit + 1),
+                store.items_before(url, options.before.map(|id| id.get()), options.limit + 1,),
             )
         }))
         .await

@@ -26,7 +26,6 @@ mod articles;
 mod reading;
 mod subscriptions;
 
-pub(crate) use articles::RiverOptions;
 pub(crate) use reading::ListOptions;
 pub(crate) use subscriptions::Subscribe;
 

@@ -98,8 +98,10 @@ impl<'a> Merge<'a> {
         let mut upserts = Vec::new();
         let mut in_document = HashSet::new();
         for (key, item) in &self.parsed {
+            let details = details_of(item);
+            let details_hash = details.fingerprint();
             let id = match by_key.get(key.as_str()) {
-                Some(stored) if same_text(stored, item) => {
+                Some(stored) if same_text(stored, item, details_hash) => {
                     in_document.insert(stored.id);
                     continue;
                 }
@@ -117,8 +119,8 @@ impl<'a> Merge<'a> {
                 title: item.title.clone(),
                 link: item.link.clone(),
                 description: item.description.clone(),
-                details_hash: details_of(item).fingerprint(),
-                details: Some(details_of(item)),
+                details_hash,
+                details: Some(details),
                 published: item.published,
             });
         }
@@ -128,7 +130,8 @@ impl<'a> Merge<'a> {
             .iter()
             .filter(|i| !replaced.contains(&i.id))
             .cloned()
-            .chain(upserts.iter().cloned())
+            // What the feed holds now, as `Store::items` would list it.
+            .chain(upserts.iter().map(StoredItem::summary))
             .collect();
         crate::store::sort_newest_first(&mut items);
         let mut kept = Vec::with_capacity(items.len().min(retention.max));
@@ -190,13 +193,13 @@ fn details_of(item: &ParsedItem) -> ItemDetails {
 }
 
 /// Whether the stored item says what the document says. The details are
-/// compared by fingerprint: the stored summary carries it, so a refresh
-/// never reads a feed's full contents.
-fn same_text(stored: &StoredItem, item: &ParsedItem) -> bool {
+/// compared by fingerprint (`details_hash`, the document's): the stored
+/// summary carries one, so a refresh never reads a feed's full contents.
+fn same_text(stored: &StoredItem, item: &ParsedItem, details_hash: u64) -> bool {
     stored.title == item.title
         && stored.link == item.link
         && stored.description == item.description
-        && stored.details_hash == details_of(item).fingerprint()
+        && stored.details_hash == details_hash
         && stored.published == item.published
         && stored.guid == item.guid
 }
