@@ -118,6 +118,11 @@ pub mod rfc3339 {
 #[serde(try_from = "String", into = "String")]
 pub struct ItemId(u64);
 
+/// Item ids count time from 2024-01-01T00:00:00Z (ms since the Unix epoch).
+pub const ID_EPOCH_MS: u64 = 1_704_067_200_000;
+/// The bits of an item id below its time (worker and sequence).
+pub const ID_TIME_SHIFT: u32 = 12;
+
 impl ItemId {
     /// The id `n`.
     pub const fn new(n: u64) -> Self {
@@ -127,6 +132,19 @@ impl ItemId {
     /// Its number.
     pub const fn get(self) -> u64 {
         self.0
+    }
+
+    /// When the item was first stored, in ms since the Unix epoch: ids are
+    /// made from that time (the middletier's `store::ids`), so it is what
+    /// sync clients call the crawl time.
+    pub const fn stored_at_ms(self) -> u64 {
+        (self.0 >> ID_TIME_SHIFT) + ID_EPOCH_MS
+    }
+
+    /// The smallest id of an item first stored at `ms` (since the Unix
+    /// epoch) or later: a time bound as an id bound.
+    pub const fn first_stored_at_ms(ms: u64) -> Self {
+        Self(ms.saturating_sub(ID_EPOCH_MS) << ID_TIME_SHIFT)
     }
 
     /// Parses the decimal form; anything else names no item.

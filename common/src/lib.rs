@@ -20,6 +20,8 @@
 //! - [`balancer`]: round robin with availability filtering, Ribbon-style
 //!   retries, and the HTTP shell that runs them inside one deadline.
 //! - [`ratelimit`]: a per-user token bucket for writes.
+//! - [`sync`]: the middletier's bulk calls for sync clients (the edge's
+//!   Google Reader API), and feed numbers.
 //! - [`resilience`]: Hystrix-style commands: circuit breaker, bulkhead,
 //!   timeout, fallback, rolling metrics and the Hystrix stream format.
 //! - [`security`]: the headers every response carries (CSP, nosniff, ...).
@@ -45,6 +47,7 @@ pub mod resilience;
 pub mod security;
 pub mod server;
 pub mod shutdown;
+pub mod sync;
 pub mod telemetry;
 
 /// The innermost message of an error chain: "connection refused" rather

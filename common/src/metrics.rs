@@ -78,12 +78,19 @@ pub fn instrument<S>(router: Router<S>, service: &'static str) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    track_requests(router, service).route("/metrics", get(render))
+}
+
+/// Per-route request metrics only: for routes merged into a router that
+/// [`instrument`] already gave `/metrics`.
+pub fn track_requests<S>(router: Router<S>, service: &'static str) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     handle();
-    router
-        .route_layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| track(service, req, next),
-        ))
-        .route("/metrics", get(render))
+    router.route_layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| track(service, req, next),
+    ))
 }
 
 async fn track(service: &'static str, req: Request, next: Next) -> Response {

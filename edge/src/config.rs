@@ -155,6 +155,11 @@ pub struct CommandArgs {
     #[arg(long, env = "RSS_MEDIA_TIMEOUT", value_parser = parse_duration, default_value = "12s")]
     pub rss_media_timeout: Duration,
 
+    /// Time allowed to each Google Reader API call (`GReader*`): a page of
+    /// up to 10,000 ids, up to 1,000 items whole, or an edit of 10,000.
+    #[arg(long, env = "RSS_GREADER_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
+    pub greader_timeout: Duration,
+
     /// Reads in flight at once (the RSSGet bulkhead). Async calls hold no
     /// thread, so this is larger than Hystrix's default of 10; it still
     /// stops a slow middletier from piling up every request.
@@ -215,9 +220,20 @@ impl CommandArgs {
             article: self.command("RSSArticle", self.rss_article_timeout, read),
             river: self.command("RSSRiver", self.rss_article_timeout, read),
             media: self.command("RSSMedia", self.rss_media_timeout, read),
+            greader_feeds: self.command("GReaderFeeds", self.greader_timeout, read),
+            greader_ids: self.command("GReaderIds", self.greader_timeout, read),
+            greader_items: self.command("GReaderItems", self.greader_timeout, read),
+            greader_stream: self.command("GReaderStream", self.greader_timeout, read),
+            greader_edit: self.command("GReaderEdit", self.greader_timeout, write),
+            greader_mark_all: self.command("GReaderMarkAll", self.rss_state_timeout, write),
+            greader_subscribe: self.command("GReaderSubscribe", self.rss_add_timeout, write),
+            greader_unsubscribe: self.command("GReaderUnsubscribe", self.rss_del_timeout, write),
         }
     }
 }
+
+/// How many commands call the middletier.
+pub const COMMANDS: usize = 21;
 
 /// One of something per command that calls the middletier, each by name
 /// (settings here; the commands themselves in the middletier client), so
@@ -250,6 +266,22 @@ pub struct PerCommand<T> {
     pub river: T,
     /// `RSSMedia`: one image for the media proxy.
     pub media: T,
+    /// `GReaderFeeds`: subscriptions and unread counts for sync apps.
+    pub greader_feeds: T,
+    /// `GReaderIds`: a page of a stream's item ids.
+    pub greader_ids: T,
+    /// `GReaderItems`: items whole, by id.
+    pub greader_items: T,
+    /// `GReaderStream`: a page of a stream's items whole.
+    pub greader_stream: T,
+    /// `GReaderEdit`: read and starred state of many items.
+    pub greader_edit: T,
+    /// `GReaderMarkAll`: mark a stream read.
+    pub greader_mark_all: T,
+    /// `GReaderSubscribe`: subscribe from a sync app.
+    pub greader_subscribe: T,
+    /// `GReaderUnsubscribe`: unsubscribe from a sync app.
+    pub greader_unsubscribe: T,
 }
 
 impl<T> PerCommand<T> {
@@ -269,11 +301,19 @@ impl<T> PerCommand<T> {
             article: f(self.article),
             river: f(self.river),
             media: f(self.media),
+            greader_feeds: f(self.greader_feeds),
+            greader_ids: f(self.greader_ids),
+            greader_items: f(self.greader_items),
+            greader_stream: f(self.greader_stream),
+            greader_edit: f(self.greader_edit),
+            greader_mark_all: f(self.greader_mark_all),
+            greader_subscribe: f(self.greader_subscribe),
+            greader_unsubscribe: f(self.greader_unsubscribe),
         }
     }
 
     /// Every value, in the order the dashboard shows them.
-    pub fn all(&self) -> [&T; 13] {
+    pub fn all(&self) -> [&T; COMMANDS] {
         [
             &self.get,
             &self.add,
@@ -288,6 +328,14 @@ impl<T> PerCommand<T> {
             &self.article,
             &self.river,
             &self.media,
+            &self.greader_feeds,
+            &self.greader_ids,
+            &self.greader_items,
+            &self.greader_stream,
+            &self.greader_edit,
+            &self.greader_mark_all,
+            &self.greader_subscribe,
+            &self.greader_unsubscribe,
         ]
     }
 }

@@ -11,6 +11,7 @@
 //! - [`ui`]: the reader: its page, views and forms (askama templates in
 //!   `templates/`).
 //! - [`api`]: the JSON API.
+//! - [`greader`]: the Google Reader API, for sync apps.
 //! - [`dashboard`]: `/hystrix.stream` and `/dashboard`; [`history`]: the
 //!   dashboard's last five minutes.
 //! - [`error`]: the one error type, its HTTP mapping, and the extractors
@@ -30,6 +31,7 @@ pub mod config;
 mod dashboard;
 mod error;
 mod fallback;
+mod greader;
 mod history;
 mod media;
 mod message;
@@ -117,10 +119,14 @@ pub(crate) fn router(state: AppState) -> Router {
             security::refuse_cross_site,
         ))
         .with_state(state.clone());
+    let state_for_sync = state.clone();
     // Who is asking is settled before any handler runs, `/metrics` too.
     let identified = common::metrics::instrument(routes, "edge")
         .layer(axum::middleware::from_fn_with_state(state, auth::identify));
     let routes = common::limits::apply(identified, MAX_OPML_BYTES)
+        // The Google Reader API: its own auth (a token header, no cookie),
+        // CORS and body limit, so outside the reader's auth and CSRF checks.
+        .merge(greader::router(state_for_sync))
         // The fastest level: a page of feeds shrinks about tenfold either
         // way, and the edge's CPU is better spent serving.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));

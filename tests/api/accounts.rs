@@ -13,10 +13,10 @@ use crate::helpers::TestStack;
 use crate::support::eventually;
 use crate::support::web::{Browser, Page, get_json, get_with_app_password};
 
-const ADMIN: &str = "root";
-const ADMIN_PASSWORD: &str = "root's long password";
+pub(crate) const ADMIN: &str = "root";
+pub(crate) const ADMIN_PASSWORD: &str = "root's long password";
 
-async fn local_stack() -> TestStack {
+pub(crate) async fn local_stack() -> TestStack {
     let stack = TestStack::start(
         1,
         &[],
@@ -58,7 +58,7 @@ async fn sign_in(browser: &mut Browser, user: &str, password: &str) -> Page {
         .await
 }
 
-async fn signed_in(stack: &TestStack, user: &str, password: &str) -> Browser {
+pub(crate) async fn signed_in(stack: &TestStack, user: &str, password: &str) -> Browser {
     let mut browser = stack.edge.browser();
     let answer = sign_in(&mut browser, user, password).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
@@ -66,7 +66,12 @@ async fn signed_in(stack: &TestStack, user: &str, password: &str) -> Browser {
 }
 
 /// Posts a form from `page` (its CSRF token) and returns the answer.
-async fn post_from(browser: &mut Browser, page: &str, path: &str, fields: &[(&str, &str)]) -> Page {
+pub(crate) async fn post_from(
+    browser: &mut Browser,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Page {
     let csrf = browser.get(page).await.csrf();
     let mut fields = fields.to_vec();
     fields.push(("csrf", &csrf));
@@ -90,7 +95,7 @@ async fn api_with_token(stack: &TestStack, token: &str) -> reqwest::Response {
 }
 
 /// The app password a settings page shows once.
-fn shown_token(page: &Page) -> String {
+pub(crate) fn shown_token(page: &Page) -> String {
     let marker = r#"<code class="secret">"#;
     let start = page.body.find(marker).expect("a new token") + marker.len();
     let end = page.body[start..].find("</code>").unwrap();

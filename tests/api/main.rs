@@ -19,6 +19,7 @@ mod discovery;
 mod edge;
 mod feed_corpus;
 mod fetch;
+mod greader;
 mod helpers;
 mod hostile_requests;
 mod middletier;

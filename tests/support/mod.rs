@@ -9,6 +9,7 @@
 
 pub(crate) mod compose;
 pub(crate) mod feed_server;
+pub(crate) mod greader;
 pub(crate) mod listing;
 pub(crate) mod load;
 pub(crate) mod otlp;

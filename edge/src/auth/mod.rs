@@ -308,13 +308,31 @@ impl Auth {
 
     /// The identity an `Authorization: Bearer` app password proves.
     async fn bearer_identity(&self, middletier: &Middletier, token: &str) -> Option<Identity> {
-        let (user, secret) = app_password::parse(token)?;
-        let account = self.account(middletier, &user).await.ok()??;
-        app_password::matches(&account, secret).then_some(Identity {
+        self.app_password_identity(middletier, token)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The identity an app password (`{user}~{secret}`) proves: `None` for
+    /// a wrong or revoked one, an error when the account cannot be read
+    /// (so a sync app is told to retry, not that its password is wrong).
+    pub(crate) async fn app_password_identity(
+        &self,
+        middletier: &Middletier,
+        token: &str,
+    ) -> Result<Option<Identity>, CallError> {
+        let Some((user, secret)) = app_password::parse(token) else {
+            return Ok(None);
+        };
+        let Some(account) = self.account(middletier, &user).await? else {
+            return Ok(None);
+        };
+        Ok(app_password::matches(&account, secret).then_some(Identity {
             user,
             admin: account.admin,
             session: None,
-        })
+        }))
     }
 }
 
@@ -423,7 +441,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// `proxy` mode: the header, from a trusted proxy only.
-fn from_proxy(parts: &Parts, state: &AppState, access: Access) -> Result<Option<Identity>, Error> {
+pub(crate) fn from_proxy(
+    parts: &Parts,
+    state: &AppState,
+    access: Access,
+) -> Result<Option<Identity>, Error> {
     let peer: IpAddr = peer_of(parts);
     if !state.trusted_proxies.iter().any(|net| net.contains(&peer)) {
         return Err(Error::UntrustedPeer(peer));

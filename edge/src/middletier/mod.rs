@@ -18,6 +18,8 @@
 //! | `RSSArticle` | `GET .../items/{id}` | 5 s | none: an article is read live or not at all |
 //! | `RSSRiver` | `GET .../river` | 5 s | none |
 //! | `RSSMedia` | `GET /middletier/media?url=` | 12 s | none: a missing image shows as one |
+//! | `GReaderFeeds`, `GReaderIds`, `GReaderItems`, `GReaderStream`, `GReaderEdit` | `.../sync/...` ([`common::sync`]) | 10 s | none: a sync app takes a saved or empty answer as the truth ([`sync`]) |
+//! | `GReaderMarkAll`, `GReaderSubscribe`, `GReaderUnsubscribe` | `mark-read`, `POST`/`DELETE ...?url=` | 2 s, 5 s, 2 s | none |
 //!
 //! Reads may fall back to the last good answer; writes never pretend.
 //! The command's deadline is handed to the balancer, so its retries (one
@@ -43,6 +45,7 @@ use crate::fallback::Saved;
 
 mod accounts;
 mod call;
+mod sync;
 
 pub(crate) use call::{CallError, CallFailure, describe};
 use call::{Decode, write_error};
@@ -146,7 +149,7 @@ impl Middletier {
         &self.client
     }
 
-    pub(crate) fn commands(&self) -> [&Command; 13] {
+    pub(crate) fn commands(&self) -> [&Command; crate::config::COMMANDS] {
         self.commands.all()
     }
 
@@ -243,6 +246,17 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<Subscribed, CallError> {
+        self.subscribe_as(&self.commands.add, key, user, url).await
+    }
+
+    /// A subscribe as `command`.
+    async fn subscribe_as(
+        &self,
+        command: &Command,
+        key: &RateKey,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<Subscribed, CallError> {
         // A 300 is an answer too: the feeds of the page, to choose from.
         let decode = |status: reqwest::StatusCode, body: &[u8]| {
             Ok(if status == reqwest::StatusCode::MULTIPLE_CHOICES {
@@ -251,15 +265,8 @@ impl Middletier {
                 Subscribed::Added(serde_json::from_slice(body)?)
             })
         };
-        self.write(
-            &self.commands.add,
-            reqwest::Method::POST,
-            key,
-            user,
-            url,
-            decode,
-        )
-        .await
+        self.write(command, reqwest::Method::POST, key, user, url, decode)
+            .await
     }
 
     /// `RSSDel`.
@@ -269,16 +276,21 @@ impl Middletier {
         user: &UserId,
         url: &FeedUrl,
     ) -> Result<SubscriptionChange, CallError> {
+        self.unsubscribe_as(&self.commands.del, key, user, url)
+            .await
+    }
+
+    /// An unsubscribe as `command`.
+    async fn unsubscribe_as(
+        &self,
+        command: &Command,
+        key: &RateKey,
+        user: &UserId,
+        url: &FeedUrl,
+    ) -> Result<SubscriptionChange, CallError> {
         let decode = |_, body: &[u8]| serde_json::from_slice(body);
-        self.write(
-            &self.commands.del,
-            reqwest::Method::DELETE,
-            key,
-            user,
-            url,
-            decode,
-        )
-        .await
+        self.write(command, reqwest::Method::DELETE, key, user, url, decode)
+            .await
     }
 
     /// A change to `user`'s subscriptions: `RSSAdd` and `RSSDel` differ only

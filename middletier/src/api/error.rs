@@ -65,9 +65,10 @@ fn reader_status(error: &ReaderError) -> StatusCode {
     match error {
         ReaderError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         ReaderError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        ReaderError::Blocked { .. } | ReaderError::NothingToChange | ReaderError::BadDate(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        ReaderError::Blocked { .. }
+        | ReaderError::NothingToChange
+        | ReaderError::BadDate(_)
+        | ReaderError::TooManyIds { .. } => StatusCode::BAD_REQUEST,
         ReaderError::TooManySubscriptions(_) | ReaderError::TooManyStarred(_) => {
             StatusCode::CONFLICT
         }

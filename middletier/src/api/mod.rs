@@ -16,12 +16,14 @@
 //! | `GET`/`POST /middletier/rss/user/{user}/opml` | export / import OPML |
 //! | `GET /middletier/rss/discover?url=...[&user=...]` | the feeds a page lists (metered and on the fetch slots of `user`) |
 //! | `GET`/`POST /middletier/accounts`, `GET`/`PUT`/`DELETE /middletier/accounts/{user}` | the edge's accounts ([`accounts`]); deleting one deletes all of the user's data |
+//! | `POST /middletier/rss/user/{user}/sync/{ids,contents,items,edit}`, `GET .../sync/feeds` | the bulk calls of sync clients ([`common::sync`]) |
 //! | `GET /healthcheck` | 200 UP, or 503 when the store is unreachable or cannot store new items |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Handlers parse input into newtypes and call the [`Reader`]; every
 //! failure is an [`ApiError`], turned into HTTP in exactly one place
-//! ([`error`]). Bodies are capped at 16 KiB, except OPML imports (1 MiB).
+//! ([`error`]). Bodies are capped at 16 KiB, except OPML imports and sync
+//! calls (1 MiB).
 
 mod accounts;
 mod articles;
@@ -29,6 +31,7 @@ mod error;
 mod extract;
 mod reading;
 mod subscriptions;
+mod sync;
 
 use std::sync::Arc;
 
@@ -144,10 +147,20 @@ pub(crate) fn router(state: AppState, faults: Option<Arc<Faults>>) -> Router {
                 .put(accounts::update)
                 .delete(accounts::delete),
         );
-    let opml = Router::new().route(
-        "/middletier/rss/user/{user}/opml",
-        get(subscriptions::export_opml).post(subscriptions::import_opml),
-    );
+    // OPML imports and sync calls (up to 10,000 ids) take larger bodies.
+    let opml = Router::new()
+        .route(
+            "/middletier/rss/user/{user}/opml",
+            get(subscriptions::export_opml).post(subscriptions::import_opml),
+        )
+        .route("/middletier/rss/user/{user}/sync/ids", post(sync::ids))
+        .route(
+            "/middletier/rss/user/{user}/sync/contents",
+            post(sync::contents),
+        )
+        .route("/middletier/rss/user/{user}/sync/items", post(sync::items))
+        .route("/middletier/rss/user/{user}/sync/edit", post(sync::edit))
+        .route("/middletier/rss/user/{user}/sync/feeds", get(sync::feeds));
     // The small cap on every route but the import; the large one (and the
     // URL length check) on everything, below.
     let mut api = common::limits::apply(small, MAX_BODY_BYTES).merge(opml);

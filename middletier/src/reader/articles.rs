@@ -43,30 +43,13 @@ impl Reader {
             tokio::try_join!(self.store.feed(&feed), self.store.read_states(user))?;
         let state = states.remove(&feed).unwrap_or_default();
         let item_starred = starred.iter().any(|s| s.item.id == id);
-        let details = item.details.clone().unwrap_or_default();
-        let content = if details.content.is_empty() {
-            item.description.clone()
-        } else {
-            details.content
-        };
-        Ok(Article {
-            item: wire_item(&item, state.is_read(id), item_starred),
-            feed: ItemFeed {
-                title: record
-                    .as_ref()
-                    .and_then(|r| r.title.clone())
-                    .unwrap_or_else(|| feed.host().to_owned()),
-                site_url: record
-                    .as_ref()
-                    .and_then(|r| r.site_url.as_deref())
-                    .and_then(web_url),
-                url: feed.to_string(),
-            },
-            author: details.author,
-            content,
-            enclosures: details.enclosures,
-            categories: details.categories,
-        })
+        Ok(article_of(
+            &feed,
+            record.as_ref(),
+            &item,
+            state.is_read(id),
+            item_starred,
+        ))
     }
 
     /// One page of the river: the items of all the user's feeds, newest id
@@ -136,5 +119,35 @@ impl Reader {
             )
         }))
         .await
+    }
+}
+
+/// An item whole, as the article call and a sync's contents give it.
+pub(super) fn article_of(
+    feed: &FeedUrl,
+    record: Option<&FeedRecord>,
+    item: &StoredItem,
+    read: bool,
+    starred: bool,
+) -> Article {
+    let details = item.details.clone().unwrap_or_default();
+    let content = if details.content.is_empty() {
+        item.description.clone()
+    } else {
+        details.content
+    };
+    Article {
+        item: wire_item(item, read, starred),
+        feed: ItemFeed {
+            title: record
+                .and_then(|r| r.title.clone())
+                .unwrap_or_else(|| feed.host().to_owned()),
+            site_url: record.and_then(|r| r.site_url.as_deref()).and_then(web_url),
+            url: feed.to_string(),
+        },
+        author: details.author,
+        content,
+        enclosures: details.enclosures,
+        categories: details.categories,
     }
 }

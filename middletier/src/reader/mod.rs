@@ -18,13 +18,14 @@
 //!
 //! Its rooms mirror [`crate::api`]'s: `reading.rs` (listing, item state,
 //! mark-read, refresh now), `articles.rs` (one article whole, the river), `subscriptions.rs` (subscribe, discovery,
-//! unsubscribe, OPML) and `accounts.rs` (the edge's accounts, and
+//! unsubscribe, OPML), `sync.rs` (the bulk calls of sync clients) and `accounts.rs` (the edge's accounts, and
 //! deleting a user with all their data); this file holds what they share.
 
 mod accounts;
 mod articles;
 mod reading;
 mod subscriptions;
+mod sync;
 
 pub(crate) use reading::ListOptions;
 pub(crate) use subscriptions::Subscribe;
@@ -125,6 +126,16 @@ pub(crate) enum ReaderError {
     /// No such item for this user.
     #[error("no item {0} in your feeds; reload to get current item ids")]
     UnknownItem(String),
+    /// A sync call asked for too many (or no) items at once.
+    #[error(
+        "{asked} items asked for in one call; ask for 1 to {max}, and page with the continuation"
+    )]
+    TooManyIds {
+        /// How many were asked for.
+        asked: usize,
+        /// The most one call takes.
+        max: usize,
+    },
     /// A change that changes nothing.
     #[error("nothing to change: give \"read\" and/or \"starred\" (true or false)")]
     NothingToChange,

@@ -24,13 +24,15 @@ use chrono::{DateTime, Utc};
 pub type ItemId = u64;
 
 /// 2024-01-01T00:00:00Z, in ms since the Unix epoch: ids count from here.
-pub const EPOCH_MS: u64 = 1_704_067_200_000;
+pub const EPOCH_MS: u64 = common::api::ID_EPOCH_MS;
 /// Bits for the worker number: 32 middletiers may share a store.
 pub const WORKER_BITS: u32 = 5;
 /// Bits for the sequence within one millisecond.
 const SEQUENCE_BITS: u32 = 7;
 /// Bits for the time: 53 in all.
 const TIME_BITS: u32 = 53 - WORKER_BITS - SEQUENCE_BITS;
+// The edge reads an id's time with `common::api::ItemId::stored_at_ms`.
+const _: () = assert!(WORKER_BITS + SEQUENCE_BITS == common::api::ID_TIME_SHIFT);
 /// The number of worker numbers there are.
 pub const WORKERS: u16 = 1 << WORKER_BITS;
 const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;

@@ -15,7 +15,8 @@ use common::api::{Account, FeedUrl, UserId};
 
 use super::ids::{IdGenerator, ItemId, now_ms};
 use super::{
-    FeedRecord, FeedUpdate, ReadState, StarredItem, Store, StoreError, StoredItem, Subscription,
+    FeedRecord, FeedUpdate, ReadState, StarredItem, StateEdits, Store, StoreError, StoredItem,
+    Subscription,
 };
 
 /// Everything, in one process's memory.
@@ -212,6 +213,50 @@ impl Store for MemoryStore {
             let item = data.items.get(url)?.get(&id)?;
             Some((url.clone(), item.clone()))
         }))
+    }
+
+    async fn item_ids(&self, urls: &[FeedUrl]) -> Result<Vec<Vec<ItemId>>, StoreError> {
+        let data = self.read();
+        Ok(urls
+            .iter()
+            .map(|url| {
+                data.items
+                    .get(url)
+                    .map(|items| items.keys().copied().collect())
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
+    async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<(FeedUrl, StoredItem)>, StoreError> {
+        let data = self.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let url = data.item_feeds.get(id)?;
+                Some((url.clone(), data.items.get(url)?.get(id)?.clone()))
+            })
+            .collect())
+    }
+
+    async fn edit_states(&self, user: &UserId, edits: &StateEdits) -> Result<(), StoreError> {
+        let mut data = self.write();
+        let states = data.read.entry(user.clone()).or_default();
+        for (feed, id, read) in &edits.read {
+            let overrides = &mut states.entry(feed.clone()).or_default().overrides;
+            match read {
+                Some(read) => overrides.insert(*id, *read),
+                None => overrides.remove(id),
+            };
+        }
+        let mine = data.starred.entry(user.clone()).or_default();
+        for item in &edits.star {
+            mine.insert(item.item.id, item.clone());
+        }
+        for item in &edits.unstar {
+            mine.remove(&item.item.id);
+        }
+        Ok(())
     }
 
     fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {

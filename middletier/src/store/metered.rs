@@ -18,8 +18,8 @@ use tracing::Instrument as _;
 use tracing::field::Empty;
 
 use super::{
-    FeedRecord, FeedUpdate, ItemId, ReadState, StarredItem, Store, StoreError, StoredItem,
-    Subscription,
+    FeedRecord, FeedUpdate, ItemId, ReadState, StarredItem, StateEdits, Store, StoreError,
+    StoredItem, Subscription,
 };
 use crate::faults::Faults;
 
@@ -177,6 +177,20 @@ impl Store for Metered {
         limit: usize,
     ) -> Result<Vec<StoredItem>, StoreError> {
         self.measure("items_before", self.inner.items_before(url, before, limit))
+            .await
+    }
+
+    async fn item_ids(&self, urls: &[FeedUrl]) -> Result<Vec<Vec<ItemId>>, StoreError> {
+        self.measure("item_ids", self.inner.item_ids(urls)).await
+    }
+
+    async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<(FeedUrl, StoredItem)>, StoreError> {
+        self.measure("items_by_ids", self.inner.items_by_ids(ids))
+            .await
+    }
+
+    async fn edit_states(&self, user: &UserId, edits: &StateEdits) -> Result<(), StoreError> {
+        self.measure("edit_states", self.inner.edit_states(user, edits))
             .await
     }
 

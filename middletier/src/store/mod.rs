@@ -40,6 +40,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::api::{Account, Enclosure, FeedUrl, UserId};
+use futures::FutureExt as _;
 use serde::{Deserialize, Serialize};
 
 pub use cassandra::{CassandraSettings, CassandraStore};
@@ -240,6 +241,30 @@ impl FeedUpdate {
     }
 }
 
+/// Changes to one user's read and starred state, applied together
+/// ([`Store::edit_states`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateEdits {
+    /// Read overrides to store (`Some`) or drop (`None`), as
+    /// [`Store::set_read_override`] takes them.
+    pub read: Vec<(FeedUrl, ItemId, Option<bool>)>,
+    /// Items to star (each a whole copy).
+    pub star: Vec<StarredItem>,
+    /// Items to unstar.
+    pub unstar: Vec<StarredItem>,
+}
+
+impl StateEdits {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.read.is_empty() && self.star.is_empty() && self.unstar.is_empty()
+    }
+}
+
+/// How many single-item operations a store's default bulk methods keep in
+/// flight.
+pub const BULK_CONCURRENCY: usize = 32;
+
 /// A store could not do what was asked. The text goes to the log; the API
 /// shows a generic message (stores' internals are not the user's business).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -327,6 +352,60 @@ pub trait Store: Send + Sync + 'static {
         items.retain(|item| before.is_none_or(|before| item.id < before));
         items.truncate(limit);
         Ok(items)
+    }
+
+    /// The ids of each feed's stored items, lowest first, in the order of
+    /// `urls`: what a sync's id lists and unread counts need, without
+    /// reading a single item. One operation to its caller; by default
+    /// `items` for each feed, all at once.
+    async fn item_ids(&self, urls: &[FeedUrl]) -> Result<Vec<Vec<ItemId>>, StoreError> {
+        futures::future::try_join_all(urls.iter().map(|url| async move {
+            Ok(self.items(url).await?.iter().rev().map(|i| i.id).collect())
+        }))
+        .await
+    }
+
+    /// Items by id, whole (with their details), each with its feed; ids
+    /// of no stored item are left out. One operation to its caller; by
+    /// default `item` for each id, [`BULK_CONCURRENCY`] at a time.
+    async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<(FeedUrl, StoredItem)>, StoreError> {
+        use futures::StreamExt as _;
+        // Collected first: a lazy iterator of futures in a stream trips the
+        // compiler's `Send` check inside `async_trait`.
+        let lookups: Vec<_> = ids.iter().map(|&id| self.item(id)).collect();
+        let found: Vec<_> = futures::stream::iter(lookups)
+            .buffered(BULK_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(found
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// Applies many read and star changes of one user at once (a sync
+    /// app marking a thousand items read). A durable store commits them
+    /// together; by default each change is written on its own,
+    /// [`BULK_CONCURRENCY`] at a time.
+    async fn edit_states(&self, user: &UserId, edits: &StateEdits) -> Result<(), StoreError> {
+        use futures::StreamExt as _;
+        let mut writes = Vec::new();
+        for (feed, id, read) in &edits.read {
+            writes.push(self.set_read_override(user, feed, *id, *read).boxed());
+        }
+        for (items, star) in [(&edits.star, true), (&edits.unstar, false)] {
+            for item in items {
+                writes.push(self.set_starred(user, item, star).boxed());
+            }
+        }
+        futures::stream::iter(writes)
+            .buffer_unordered(BULK_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// `n` new item ids, ascending, each greater than `after` (the feed's

@@ -32,6 +32,7 @@ macro_rules! behaves_like_a_store {
             a_feed_is_created_once_and_scheduled,
             a_fetch_stores_the_record_and_items_newest_first,
             feeds_are_read_with_their_items_in_one_call,
+            a_sync_reads_ids_and_items_and_edits_state_in_bulk,
             items_are_replaced_by_key_and_removed,
             an_item_stored_twice_at_once_keeps_its_first_id,
             deleting_a_feed_forgets_its_items_only,
@@ -397,6 +398,91 @@ pub(crate) async fn feeds_are_read_with_their_items_in_one_call(store: Arc<impl 
     assert_eq!(read[2].0, store.feed(&a).await.unwrap());
     assert!(read[2].0.is_some() && read[2].1.is_empty());
     assert!(store.feeds_with_items(&[]).await.unwrap().is_empty());
+}
+
+pub(crate) async fn a_sync_reads_ids_and_items_and_edits_state_in_bulk(store: Arc<impl Store>) {
+    let (a, b, unknown) = (
+        url("https://a.example/feed"),
+        url("https://b.example/feed"),
+        url("https://unknown.example/feed"),
+    );
+    for (feed, items) in [
+        (&a, vec![item(30, "c"), item(10, "a"), item(20, "b")]),
+        (&b, vec![item(40, "d")]),
+    ] {
+        store
+            .save_fetch(&FeedUpdate {
+                record: record(feed.as_str(), "T"),
+                upserts: items,
+                removals: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .item_ids(&[b.clone(), unknown, a.clone()])
+            .await
+            .unwrap(),
+        [vec![40], vec![], vec![10, 20, 30]],
+        "ids only, lowest first, one list per URL in order"
+    );
+
+    let found = store.items_by_ids(&[30, 99, 40]).await.unwrap();
+    assert_eq!(
+        found,
+        [(a.clone(), item(30, "c")), (b.clone(), item(40, "d"))],
+        "whole items in the order asked; an unknown id is left out"
+    );
+
+    let reader = user("reader");
+    store.mark_read_before(&reader, &a, 20).await.unwrap();
+    let star = |id, key| StarredItem {
+        feed: a.clone(),
+        item: item(id, key),
+    };
+    store
+        .set_starred(&reader, &star(10, "a"), true)
+        .await
+        .unwrap();
+    let edits = super::StateEdits {
+        read: vec![(a.clone(), 30, Some(true)), (a.clone(), 10, Some(false))],
+        star: vec![star(30, "c")],
+        unstar: vec![star(10, "a")],
+    };
+    store.edit_states(&reader, &edits).await.unwrap();
+    let state = store
+        .read_states(&reader)
+        .await
+        .unwrap()
+        .remove(&a)
+        .unwrap();
+    assert_eq!(
+        [10, 20, 30].map(|id| state.is_read(id)),
+        [false, false, true]
+    );
+    let starred: Vec<ItemId> = store
+        .starred(&reader)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.item.id)
+        .collect();
+    assert_eq!(starred, [30]);
+    // Dropping overrides in bulk.
+    let edits = super::StateEdits {
+        read: vec![(a.clone(), 30, None), (a.clone(), 10, None)],
+        ..super::StateEdits::default()
+    };
+    store.edit_states(&reader, &edits).await.unwrap();
+    let state = store
+        .read_states(&reader)
+        .await
+        .unwrap()
+        .remove(&a)
+        .unwrap();
+    assert!(state.overrides.is_empty());
+    assert_eq!([10, 30].map(|id| state.is_read(id)), [true, false]);
 }
 
 pub(crate) async fn items_are_replaced_by_key_and_removed(store: Arc<impl Store>) {

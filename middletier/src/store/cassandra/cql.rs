@@ -212,6 +212,8 @@ pub struct Statements<T = String> {
     pub delete_feed: T,
     /// A feed's items.
     pub select_items: T,
+    /// A feed's item ids, and nothing else of them.
+    pub select_item_ids: T,
     /// One item by its key.
     pub select_item: T,
     /// Writes one item.
@@ -302,6 +304,7 @@ impl Statements<String> {
             ),
             delete_feed: format!("DELETE FROM {ks}.feeds WHERE feed_url = ?"),
             select_items: format!("SELECT {SUMMARY_COLUMNS} FROM {ks}.items WHERE feed_url = ?"),
+            select_item_ids: format!("SELECT item_id FROM {ks}.items WHERE feed_url = ?"),
             select_item: format!(
                 "SELECT {ITEM_COLUMNS} FROM {ks}.items WHERE feed_url = ? AND item_key = ?"
             ),
@@ -398,6 +401,7 @@ impl<T> Statements<T> {
             insert_feed: f(self.insert_feed).await?,
             delete_feed: f(self.delete_feed).await?,
             select_items: f(self.select_items).await?,
+            select_item_ids: f(self.select_item_ids).await?,
             select_item: f(self.select_item).await?,
             insert_item: f(self.insert_item).await?,
             insert_new_item: f(self.insert_new_item).await?,

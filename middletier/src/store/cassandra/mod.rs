@@ -501,6 +501,23 @@ impl Store for CassandraStore {
         Ok(items)
     }
 
+    /// One partition read per feed, of the id column only, all at once
+    /// (the partition key names each: no scan, no filtering).
+    async fn item_ids(&self, urls: &[FeedUrl]) -> Result<Vec<Vec<ItemId>>, StoreError> {
+        futures::future::try_join_all(urls.iter().map(|url| async move {
+            let rows: Vec<(i64,)> = self
+                .rows("item_ids", |s| &s.select_item_ids, (url.as_str(),))
+                .await?;
+            let mut ids: Vec<ItemId> = rows
+                .into_iter()
+                .filter_map(|(id,)| ItemId::try_from(id).ok())
+                .collect();
+            ids.sort_unstable();
+            Ok(ids)
+        }))
+        .await
+    }
+
     async fn item(&self, id: ItemId) -> Result<Option<(FeedUrl, StoredItem)>, StoreError> {
         let index: Vec<(String, String)> = self
             .rows("item", |s| &s.select_item_feed, (bigint(id),))

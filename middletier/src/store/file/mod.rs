@@ -66,8 +66,8 @@ use tokio::sync::oneshot;
 
 use super::ids::{self, IdGenerator, ItemId};
 use super::{
-    FeedRecord, FeedUpdate, ReadState, StarredItem, Store, StoreError, StoredItem, Subscription,
-    sort_oldest_first,
+    FeedRecord, FeedUpdate, ReadState, StarredItem, StateEdits, Store, StoreError, StoredItem,
+    Subscription, sort_oldest_first,
 };
 
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), i64> = TableDefinition::new("subscriptions");
@@ -472,6 +472,70 @@ impl Store for FileStore {
             Ok(FeedUrl::parse(&url).ok().map(|url| (url, item)))
         })
         .await
+    }
+
+    async fn item_ids(&self, urls: &[FeedUrl]) -> Result<Vec<Vec<ItemId>>, StoreError> {
+        let urls: Vec<String> = urls.iter().map(|u| u.as_str().to_owned()).collect();
+        self.read(move |txn| {
+            let table = txn.open_table(ITEMS)?;
+            urls.iter()
+                .map(|url| {
+                    // Keys only: no item record is decoded.
+                    table
+                        .range((url.as_str(), 0)..=(url.as_str(), u64::MAX))?
+                        .map(|row| Ok(row?.0.value().1))
+                        .collect()
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<(FeedUrl, StoredItem)>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |txn| {
+            let (index, items, details) = (
+                txn.open_table(ITEM_FEEDS)?,
+                txn.open_table(ITEMS)?,
+                txn.open_table(ITEM_DETAILS)?,
+            );
+            let mut found = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Some(url) = index.get(id)?.map(|v| v.value().to_owned()) else {
+                    continue;
+                };
+                let Some(value) = items.get((url.as_str(), id))? else {
+                    continue;
+                };
+                let mut item: StoredItem = serde_json::from_slice(value.value())?;
+                if let Some(stored) = details.get(id)? {
+                    item.details = Some(serde_json::from_slice(stored.value())?);
+                }
+                if let Ok(url) = FeedUrl::parse(&url) {
+                    found.push((url, item));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn edit_states(&self, user: &UserId, edits: &StateEdits) -> Result<(), StoreError> {
+        let reads = edits.read.iter().map(|(feed, id, read)| Op::ReadOverride {
+            user: user.clone(),
+            feed: feed.clone(),
+            id: *id,
+            read: *read,
+        });
+        let stars = (edits.star.iter().map(|item| (item, true)))
+            .chain(edits.unstar.iter().map(|item| (item, false)))
+            .map(|(item, starred)| Op::Star {
+                user: user.clone(),
+                item: item.clone(),
+                starred,
+            });
+        // One transaction, one commit, whatever the number of changes.
+        self.write(Op::All(reads.chain(stars).collect())).await
     }
 
     fn allocate_ids(&self, n: usize, after: ItemId) -> Result<Vec<ItemId>, StoreError> {

@@ -55,6 +55,8 @@ pub(super) enum Op {
         only_new: bool,
     },
     DeleteAccount(UserId),
+    /// Several writes in the one transaction (a sync's bulk edit).
+    All(Vec<Op>),
     /// The health probe: a commit that changes nothing anyone reads.
     Probe {
         at_ms: i64,
@@ -101,6 +103,11 @@ pub(super) fn apply(db: &Database, batch: &[Pending]) -> Result<(), DbError> {
 
 pub(super) fn apply_one(txn: &WriteTransaction, op: &Op) -> Result<(), DbError> {
     match op {
+        Op::All(ops) => {
+            for op in ops {
+                apply_one(txn, op)?;
+            }
+        }
         Op::Add { user, url, at_ms } => {
             let mut table = txn.open_table(SUBSCRIPTIONS)?;
             let key = (user.as_str(), url.as_str());
