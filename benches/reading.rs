@@ -83,24 +83,7 @@ async fn main() {
 }
 
 async fn start(data: &Path, extra: &[&str]) -> Stack {
-    let mut args = vec![
-        "--user-write-rate",
-        "0",
-        "--store",
-        "file",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--feed-max-items",
-        "200",
-        // Only what is subscribed is fetched, and once: no refresh while
-        // measuring.
-        "--refresh-min-interval",
-        "1h",
-        "--max-subscriptions",
-        "200",
-    ];
-    args.extend_from_slice(extra);
-    Stack::start(1, &args, &["--user-write-rate", "0"]).await
+    Stack::for_bench_on_file_store(data, extra).await
 }
 
 async fn subscribe(stack: &Stack, feeds: usize) {

@@ -4,6 +4,7 @@
 # pinned, under target/interop/:
 #
 #   target/interop/python   a venv with py-eureka-client and feedparser (interop/python/requirements.txt)
+#                           and google-reader (interop/python/requirements-greader.txt)
 #   target/interop/node     eureka-js-client and axe-core (interop/node/package-lock.json, npm ci)
 #
 # Idempotent and quick when nothing changed (a stamp per lock file's hash);
@@ -20,13 +21,16 @@ flock 9
 
 stamp_of() { echo "$1/.installed-$(cat "${@:2}" | sha256sum | cut -c1-16)"; }
 
-python_stamp=$(stamp_of "$dest/python" interop/python/requirements.txt)
+python_stamp=$(stamp_of "$dest/python" interop/python/requirements.txt interop/python/requirements-greader.txt)
 if [ ! -f "$python_stamp" ]; then
     echo "interop: installing py-eureka-client into $dest/python" >&2
     rm -rf "$dest/python"
     python3 -m venv "$dest/python"
     "$dest/python/bin/pip" install --quiet --disable-pip-version-check \
         -r interop/python/requirements.txt
+    # google-reader asks for Python 3.12 in its metadata only (see the file).
+    "$dest/python/bin/pip" install --quiet --disable-pip-version-check \
+        --ignore-requires-python -r interop/python/requirements-greader.txt
     touch "$python_stamp"
 fi
 

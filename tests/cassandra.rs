@@ -278,6 +278,15 @@ async fn a_keyspace_from_before_article_contents_gains_them_and_keeps_its_items(
 type Writes = Arc<Mutex<Vec<(String, StatusCode, String)>>>;
 
 #[tokio::test]
+async fn a_real_google_reader_client_syncs_across_an_edge_restart() {
+    let _shared = CLUSTER.read().await;
+    let args = cassandra_args(&fresh_keyspace("rss_greader"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut stack = Stack::start(1, &args, &support::greader::SYNC_EDGE_ARGS).await;
+    support::greader::python_sync(&mut stack).await;
+}
+
+#[tokio::test]
 async fn with_cassandra_stopped_under_load_errors_are_honest_and_the_stack_recovers_by_itself() {
     let _whole_cluster = CLUSTER.write().await;
     let stack = stack_on_cassandra(2).await;

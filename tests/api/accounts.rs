@@ -58,7 +58,7 @@ async fn sign_in(browser: &mut Browser, user: &str, password: &str) -> Page {
         .await
 }
 
-pub(crate) async fn signed_in(stack: &TestStack, user: &str, password: &str) -> Browser {
+async fn signed_in(stack: &TestStack, user: &str, password: &str) -> Browser {
     let mut browser = stack.edge.browser();
     let answer = sign_in(&mut browser, user, password).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
@@ -66,7 +66,7 @@ pub(crate) async fn signed_in(stack: &TestStack, user: &str, password: &str) -> 
 }
 
 /// Posts a form from `page` (its CSRF token) and returns the answer.
-pub(crate) async fn post_from(
+async fn post_from(
     browser: &mut Browser,
     page: &str,
     path: &str,
@@ -95,11 +95,8 @@ async fn api_with_token(stack: &TestStack, token: &str) -> reqwest::Response {
 }
 
 /// The app password a settings page shows once.
-pub(crate) fn shown_token(page: &Page) -> String {
-    let marker = r#"<code class="secret">"#;
-    let start = page.body.find(marker).expect("a new token") + marker.len();
-    let end = page.body[start..].find("</code>").unwrap();
-    page.body[start..start + end].to_owned()
+fn shown_token(page: &Page) -> String {
+    crate::support::web::shown_secret(page)
 }
 
 #[tokio::test]

@@ -8,33 +8,21 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::accounts::{ADMIN, ADMIN_PASSWORD, local_stack, post_from, shown_token, signed_in};
+use crate::accounts::{ADMIN, ADMIN_PASSWORD, local_stack};
 use crate::helpers::TestStack;
 use crate::support::eventually;
+use crate::support::web::{get_with_app_password, new_app_password};
 use crate::support::greader::{GReader, READ, READING_LIST, STARRED, client_login, has_category};
 
 /// An app password for the admin, made on the settings page.
 async fn app_password(stack: &TestStack) -> String {
-    let mut browser = signed_in(stack, ADMIN, ADMIN_PASSWORD).await;
-    let page = post_from(
-        &mut browser,
-        "/settings",
-        "/settings/app-passwords",
-        &[("label", "NetNewsWire")],
-    )
-    .await;
-    shown_token(&page)
+    new_app_password(&stack.edge.url(""), ADMIN, ADMIN_PASSWORD, "NetNewsWire").await
 }
 
 /// The edge's JSON API with the same app password: the other side of "one
 /// state, two APIs".
 async fn edge_items(stack: &TestStack, token: &str) -> Vec<Value> {
-    let answer = reqwest::Client::new()
-        .get(stack.edge.url("/api/subscriptions"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let answer = get_with_app_password(&stack.edge.url("/api/subscriptions"), token).await;
     let body: Value = answer.json().await.unwrap();
     body["subscriptions"][0]["items"]
         .as_array()

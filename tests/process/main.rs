@@ -21,6 +21,7 @@ mod support;
 mod browser;
 mod e2e;
 mod faults;
+mod greader;
 mod hostile_feeds;
 mod stores;
 mod traces;

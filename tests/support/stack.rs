@@ -21,6 +21,8 @@ pub(crate) struct Stack {
     middletier_args: Vec<Vec<String>>,
     /// Environment variables every service was started with.
     env: Vec<(String, String)>,
+    /// The edge's arguments, so it can be restarted as it was.
+    edge_args: Vec<String>,
 }
 
 impl Stack {
@@ -65,12 +67,14 @@ impl Stack {
         ];
         args.extend_from_slice(edge_args);
         let edge = Service::start("edge", &args, env);
+        let edge_args = args.iter().map(|s| s.to_string()).collect();
         let stack = Stack {
             feeds,
             registry,
             middletiers,
             edge,
             middletier_args,
+            edge_args,
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -80,6 +84,29 @@ impl Stack {
             .wait_until_edge_knows(stack.middletier_args.len())
             .await;
         stack
+    }
+
+    /// One middletier on the file store in `data` (with `extra` flags), no
+    /// write limits, 200 items a feed and subscriptions, and no refresh
+    /// while measuring (only what is subscribed is fetched, once): what the
+    /// reading and sync benches measure.
+    pub(crate) async fn for_bench_on_file_store(data: &std::path::Path, extra: &[&str]) -> Stack {
+        let mut args = vec![
+            "--user-write-rate",
+            "0",
+            "--store",
+            "file",
+            "--data-dir",
+            data.to_str().expect("a UTF-8 path"),
+            "--feed-max-items",
+            "200",
+            "--refresh-min-interval",
+            "1h",
+            "--max-subscriptions",
+            "200",
+        ];
+        args.extend_from_slice(extra);
+        Stack::start(1, &args, &["--user-write-rate", "0"]).await
     }
 
     /// Starts one more middletier with the first middletier's arguments.
@@ -102,6 +129,17 @@ impl Stack {
             &self.env(),
         );
         self.middletiers[index] = service;
+    }
+
+    /// Stops the edge (SIGTERM, waiting for it to drain) and starts it
+    /// again on its port with its arguments; waits until it knows the
+    /// middletiers.
+    pub(crate) async fn restart_edge(&mut self) {
+        self.edge.terminate();
+        self.edge.wait_exit(Duration::from_secs(15));
+        let args: Vec<&str> = self.edge_args.iter().map(String::as_str).collect();
+        self.edge = Service::start_on("edge", self.edge.port, &args, &self.env());
+        self.wait_until_edge_knows(self.middletiers.len()).await;
     }
 
     fn env(&self) -> Vec<(&str, &str)> {

@@ -60,9 +60,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, GReaderError> {
         let query = request.uri().query().map(str::to_owned);
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| GReaderError::BadRequest(e.body_text()))?;
+        let body = Bytes::from_request(request, state).await?;
         Ok(Params::read(query.as_deref(), &body))
     }
 }

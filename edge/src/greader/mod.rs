@@ -136,6 +136,9 @@ pub(crate) enum GReaderError {
     /// The request itself is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// The body could not be read (too large, or cut off): axum's status.
+    #[error("{0}")]
+    Body(#[from] axum::extract::rejection::BytesRejection),
     /// A feed URL or user name that is not valid.
     #[error(transparent)]
     Invalid(#[from] common::api::InvalidInput),
@@ -172,6 +175,7 @@ impl IntoResponse for GReaderError {
             }
             Self::BadRequest(message) => text(StatusCode::BAD_REQUEST, message),
             Self::Invalid(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
+            Self::Body(rejection) => text(rejection.status(), rejection.body_text()),
             Self::NotFound(message) => text(StatusCode::NOT_FOUND, message),
             Self::Call(CallError::Refused {
                 status, message, ..
