@@ -61,7 +61,9 @@ async fn main() {
 
     // 50 new items arrive: a new feed of 50.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    stack.subscribe_each(["/articles/50?feed=new".to_owned()]).await;
+    stack
+        .subscribe_each(["/articles/50?feed=new".to_owned()])
+        .await;
     let incremental = sync(&reader, Some(&since)).await;
     assert_eq!(incremental.items, 50, "only the new items fetched");
     incremental.row("incremental sync, 50 new items");
@@ -137,7 +139,12 @@ async fn edit_tag(reader: &GReader) {
     let (ids, _) = reader.all_ids(&[("s", READING_LIST)], 10_000).await;
     let long: Vec<String> = ids[..1000]
         .iter()
-        .map(|id| format!("tag:google.com,2005:reader/item/{:016x}", id.parse::<u64>().unwrap()))
+        .map(|id| {
+            format!(
+                "tag:google.com,2005:reader/item/{:016x}",
+                id.parse::<u64>().unwrap()
+            )
+        })
         .collect();
     let mut took = Vec::new();
     for round in 0..40 {

@@ -412,6 +412,14 @@ mod tests {
                 ("RSSArticle", 5),
                 ("RSSRiver", 5),
                 ("RSSMedia", 12),
+                ("GReaderFeeds", 10),
+                ("GReaderIds", 10),
+                ("GReaderItems", 10),
+                ("GReaderStream", 10),
+                ("GReaderEdit", 10),
+                ("GReaderMarkAll", 2),
+                ("GReaderSubscribe", 5),
+                ("GReaderUnsubscribe", 2),
             ]
         );
         let get = &commands.get;

@@ -66,12 +66,7 @@ async fn signed_in(stack: &TestStack, user: &str, password: &str) -> Browser {
 }
 
 /// Posts a form from `page` (its CSRF token) and returns the answer.
-async fn post_from(
-    browser: &mut Browser,
-    page: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> Page {
+async fn post_from(browser: &mut Browser, page: &str, path: &str, fields: &[(&str, &str)]) -> Page {
     let csrf = browser.get(page).await.csrf();
     let mut fields = fields.to_vec();
     fields.push(("csrf", &csrf));

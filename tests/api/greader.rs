@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::accounts::{ADMIN, ADMIN_PASSWORD, local_stack};
 use crate::helpers::TestStack;
 use crate::support::eventually;
-use crate::support::web::{get_with_app_password, new_app_password};
 use crate::support::greader::{GReader, READ, READING_LIST, STARRED, client_login, has_category};
+use crate::support::web::{get_with_app_password, new_app_password};
 
 /// An app password for the admin, made on the settings page.
 async fn app_password(stack: &TestStack) -> String {
@@ -193,7 +193,7 @@ async fn a_sync_sees_and_changes_the_same_state_as_the_browser() {
     let web = edge_items(&stack, &token).await;
     let web_item = |id: u64| {
         web.iter()
-            .find(|i| i["id"] == id.to_string())
+            .find(|i| i["id"].as_str() == Some(id.to_string().as_str()))
             .unwrap()
             .clone()
     };

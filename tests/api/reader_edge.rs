@@ -109,7 +109,15 @@ async fn the_json_api_mirrors_the_reader() {
             "RSSAccount",
             "RSSArticle",
             "RSSRiver",
-            "RSSMedia"
+            "RSSMedia",
+            "GReaderFeeds",
+            "GReaderIds",
+            "GReaderItems",
+            "GReaderStream",
+            "GReaderEdit",
+            "GReaderMarkAll",
+            "GReaderSubscribe",
+            "GReaderUnsubscribe"
         ]
     );
     for name in [

@@ -16,6 +16,7 @@ async fn a_real_client_syncs_on_the_memory_store_across_an_edge_restart() {
 async fn a_real_client_syncs_on_the_file_store_across_an_edge_restart() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().to_str().unwrap().to_owned();
-    let mut stack = Stack::start(1, &["--store", "file", "--data-dir", &dir], &SYNC_EDGE_ARGS).await;
+    let mut stack =
+        Stack::start(1, &["--store", "file", "--data-dir", &dir], &SYNC_EDGE_ARGS).await;
     python_sync(&mut stack).await;
 }

@@ -241,8 +241,15 @@ pub(crate) async fn python_sync(stack: &mut super::stack::Stack) {
     let all = strings(&finished["all_ids"]);
     assert_eq!(all.len(), 25, "{finished}");
     assert_eq!(finished["pages"], 3);
-    let resumed: Vec<String> = first.iter().chain(&strings(&finished["rest_ids"])).cloned().collect();
-    assert_eq!(resumed, all, "the continuation carried on exactly where it was");
+    let resumed: Vec<String> = first
+        .iter()
+        .chain(&strings(&finished["rest_ids"]))
+        .cloned()
+        .collect();
+    assert_eq!(
+        resumed, all,
+        "the continuation carried on exactly where it was"
+    );
     let items = finished["items"].as_array().unwrap();
     assert_eq!(items.len(), 25);
     for item in items {
@@ -257,11 +264,12 @@ pub(crate) async fn python_sync(stack: &mut super::stack::Stack) {
     assert!(strings(&finished["unread_after_mark_all"]).is_empty());
 
     // One state, two APIs.
-    let listing: Value = super::web::get_with_app_password(&stack.edge.url("/api/subscriptions"), &password)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listing: Value =
+        super::web::get_with_app_password(&stack.edge.url("/api/subscriptions"), &password)
+            .await
+            .json()
+            .await
+            .unwrap();
     let web = listing["subscriptions"][0]["items"].as_array().unwrap();
     assert_eq!(web.len(), 25);
     assert!(web.iter().all(|i| i["read"] == true), "{listing}");

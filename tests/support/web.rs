@@ -180,16 +180,32 @@ pub(crate) async fn get_text(url: impl reqwest::IntoUrl) -> String {
 
 /// Signs in at `base` with the login form and makes an app password on the
 /// settings page, as a person does; the token it shows once.
-pub(crate) async fn new_app_password(base: &str, user: &str, password: &str, label: &str) -> String {
+pub(crate) async fn new_app_password(
+    base: &str,
+    user: &str,
+    password: &str,
+    label: &str,
+) -> String {
     let mut browser = Browser::new(base);
     let csrf = browser.get("/login").await.csrf();
     let signed_in = browser
-        .post_form("/login", &[("username", user), ("password", password), ("csrf", &csrf)])
+        .post_form(
+            "/login",
+            &[("username", user), ("password", password), ("csrf", &csrf)],
+        )
         .await;
-    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
     let csrf = browser.get("/settings").await.csrf();
     let page = browser
-        .post_form("/settings/app-passwords", &[("label", label), ("csrf", &csrf)])
+        .post_form(
+            "/settings/app-passwords",
+            &[("label", label), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     shown_secret(&page)

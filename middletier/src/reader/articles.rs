@@ -11,7 +11,7 @@ use common::query::RiverQuery;
 use crate::store::{FeedRecord, ItemId, StarredItem, StoreError, StoredItem};
 
 use super::reading::wire_item;
-use super::{Reader, ReaderError, web_url};
+use super::{Reader, ReaderError, feed_title, web_url};
 
 impl Reader {
     /// Finds item `id` among the user's feeds, or among their stars (a
@@ -77,10 +77,7 @@ impl Reader {
             let state = states.get(url).cloned().unwrap_or_default();
             let feed = ItemFeed {
                 url: url.to_string(),
-                title: record
-                    .as_ref()
-                    .and_then(|r| r.title.clone())
-                    .unwrap_or_else(|| url.host().to_owned()),
+                title: feed_title(url, record.as_ref()),
                 site_url: None,
             };
             let wanted = items
@@ -139,9 +136,7 @@ pub(super) fn article_of(
     Article {
         item: wire_item(item, read, starred),
         feed: ItemFeed {
-            title: record
-                .and_then(|r| r.title.clone())
-                .unwrap_or_else(|| feed.host().to_owned()),
+            title: feed_title(feed, record),
             site_url: record.and_then(|r| r.site_url.as_deref()).and_then(web_url),
             url: feed.to_string(),
         },

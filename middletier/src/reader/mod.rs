@@ -277,6 +277,13 @@ impl Drop for AddingTurn {
     }
 }
 
+/// A feed's title: its own, else its host (until it has been read).
+fn feed_title(url: &FeedUrl, record: Option<&crate::store::FeedRecord>) -> String {
+    record
+        .and_then(|r| r.title.clone())
+        .unwrap_or_else(|| url.host().to_owned())
+}
+
 /// `raw` if it is an absolute http(s) URL.
 fn web_url(raw: &str) -> Option<String> {
     let url = url::Url::parse(raw.trim()).ok()?;

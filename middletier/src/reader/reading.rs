@@ -109,9 +109,7 @@ impl Reader {
         let error_count = record.map_or(0, |r| r.error_count);
         FeedView {
             url: url.to_string(),
-            title: record
-                .and_then(|r| r.title.clone())
-                .unwrap_or_else(|| url.host().to_owned()),
+            title: super::feed_title(url, record),
             items: items
                 .iter()
                 .filter(|item| !options.unread_only || !state.is_read(item.id))

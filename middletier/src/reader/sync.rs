@@ -21,7 +21,7 @@ use crate::store::{
 };
 
 use super::articles::article_of;
-use super::{Reader, ReaderError, web_url};
+use super::{Reader, ReaderError, feed_title, web_url};
 
 impl Reader {
     /// `sync/ids`: the ids a stream holds, in the order asked.
@@ -92,7 +92,7 @@ impl Reader {
             .zip(records)
             .map(|((url, ids), record)| SyncFeed {
                 url: url.to_string(),
-                title: title_of(url, record.as_ref()),
+                title: feed_title(url, record.as_ref()),
                 site_url: record
                     .as_ref()
                     .and_then(|r| r.site_url.as_deref())
@@ -336,12 +336,6 @@ fn resolve(feed: &str, subscriptions: &[Subscription]) -> Result<FeedUrl, Reader
         })
         .map(|s| s.url.clone())
         .ok_or_else(|| ReaderError::NotSubscribed(feed.chars().take(200).collect()))
-}
-
-fn title_of(url: &FeedUrl, record: Option<&FeedRecord>) -> String {
-    record
-        .and_then(|r| r.title.clone())
-        .unwrap_or_else(|| url.host().to_owned())
 }
 
 fn check_limit(n: usize, max: usize) -> Result<(), ReaderError> {
