@@ -364,6 +364,15 @@ async fn with_the_middletier_down_the_answer_is_503_never_a_saved_copy() {
     // `--auth none`: any token is the default user.
     let reader = GReader::with_token(&stack.edge.url(""), "default~x");
     assert_eq!(reader.all_ids(&[], 10).await.0.len(), 3);
+    // Without tokens (`--auth none`), another site's page may not post.
+    let forged = reqwest::Client::new()
+        .post(stack.edge.url("/reader/api/0/edit-tag"))
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("i", "1"), ("a", READ)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     // The browser's listing is saved for its fallback; a sync never sees it.
     assert_eq!(stack.edge.listing().await.subscriptions.len(), 1);
     stack.middletiers.remove(0).running.stop().await;

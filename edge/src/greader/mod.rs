@@ -18,6 +18,9 @@
 //!   truth and rewrites the user's read state to match, so when the
 //!   middletier cannot answer the answer is 503 with `Retry-After`.
 //! - **CORS** is open (`*`): the token travels in a header, never a cookie.
+//!   Only with `--auth local` (tokens): under `none` and `proxy` the user
+//!   is known without one, so writes from another site's pages are refused
+//!   as the reader's own forms refuse them.
 //! - **Bodies** up to 2 MiB (a thousand ids per edit), and one write-rate
 //!   token per call, never one per id.
 //!
@@ -85,11 +88,22 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/reader/api/0/edit-tag", post(calls::edit_tag))
         .route("/reader/api/0/mark-all-as-read", post(calls::mark_all_read))
         .route("/reader/api/0/{*rest}", axum::routing::any(calls::unknown));
-    let routes = Router::new()
+    let mut routes = Router::new()
         .route("/api/greader.php", get(|| async { "OK" }))
         .nest("/api/greader.php", api.clone())
         .merge(api)
-        .layer(axum::middleware::map_response(crate::security::no_store))
+        .layer(axum::middleware::map_response(crate::security::no_store));
+    if state.auth.mode != Mode::Local {
+        // Without tokens (`none`), or with a proxy that signs browsers in
+        // by cookie (`proxy`), a page of another site could post here as
+        // the user: refused, as the reader's own forms are. (Sync apps
+        // send no `Origin` or `Sec-Fetch-Site`.)
+        routes = routes.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::security::refuse_cross_site,
+        ));
+    }
+    let routes = routes
         .layer(axum::middleware::from_fn(cors))
         .with_state(state);
     common::limits::apply(
