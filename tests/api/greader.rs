@@ -320,6 +320,15 @@ async fn a_thousand_ids_in_one_edit_and_bodies_up_to_two_mib() {
     let huge = "x".repeat(2 * 1024 * 1024 + 1);
     let too_big = reader.post("edit-tag", &[("i", &huge)]).await;
     assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let label = reader
+        .edit_tag(&ids[..1], &[READ, "user/-/label/Later"], &[])
+        .await;
+    assert_eq!(
+        label.status,
+        StatusCode::BAD_REQUEST,
+        "refused, not half done"
+    );
+    assert!(label.text.contains("labels on items"), "{}", label.text);
     let bad = reader.edit_tag(&["nope".to_owned()], &[READ], &[]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("not an item id"), "{}", bad.text);

@@ -238,7 +238,7 @@ pub(crate) async fn edit_subscription(
         .all("a")
         .iter()
         .all(|label| matches!(ids::stream(label), Ok(Stream::ReadingList)));
-    if !labels_ok || !params.all("r").is_empty() && action == "edit" {
+    if !labels_ok || (action == "edit" && !params.all("r").is_empty()) {
         return Err(GReaderError::BadRequest(
             "folders are not supported yet: every feed is in Feeds".into(),
         ));
@@ -409,8 +409,13 @@ pub(crate) async fn edit_tag(
                 Some(Tag::Read) => (&mut edit.read, add),
                 Some(Tag::KeptUnread) if add => (&mut edit.read, false),
                 Some(Tag::Starred) => (&mut edit.starred, add),
-                // Removing kept-unread, or an item label we do not keep.
-                Some(Tag::KeptUnread | Tag::Label) => continue,
+                // Kept-unread is unread: removing it changes nothing.
+                Some(Tag::KeptUnread) => continue,
+                Some(Tag::Label) => {
+                    return Err(GReaderError::BadRequest(format!(
+                        "{tag:?}: labels on items are not supported yet; only read and starred are kept"
+                    )));
+                }
                 None => {
                     return Err(GReaderError::BadRequest(format!(
                         "unknown tag {tag:?}: use user/-/state/com.google/read or .../starred"
