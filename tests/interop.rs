@@ -339,6 +339,12 @@ async fn our_middletier_and_edge_work_with_a_real_eureka_server() {
         ) > 0.0,
         "the edge applied Eureka's deltas:\n{text}"
     );
+    // Eureka has no watch (`apps/watch` is ours): the edge asked once, was
+    // refused, and found the second middletier by polling.
+    assert!(
+        metric(&text, r#"discovery_watches_total{outcome="refused"}"#) >= 1.0,
+        "the edge fell back to polling:\n{text}"
+    );
 
     // On SIGTERM the middletier leaves Eureka.
     first.terminate();

@@ -103,6 +103,14 @@ pub struct DiscoveryArgs {
     #[arg(long, env = "RSS_REGISTRY_FETCH_INTERVAL", value_parser = parse_duration, default_value = "5s")]
     pub registry_fetch_interval: Duration,
 
+    /// How long one watch of the registry waits for a change (our
+    /// registry's long poll, `GET apps/watch`): a change reaches this
+    /// process within milliseconds, and an idle registry gets one request
+    /// per timeout. A registry without it (Eureka's own) is polled every
+    /// `--registry-fetch-interval` instead. `0s`: always poll.
+    #[arg(long, env = "RSS_REGISTRY_WATCH_TIMEOUT", value_parser = parse_duration, default_value = "30s")]
+    pub registry_watch_timeout: Duration,
+
     /// How often the whole registry is fetched even when the deltas say
     /// nothing was missed (their check counts instances per status only).
     #[arg(long, env = "RSS_REGISTRY_FULL_FETCH_INTERVAL", value_parser = parse_duration, default_value = "60s")]
@@ -157,6 +165,7 @@ impl DiscoveryArgs {
             lease_duration: self.lease_duration,
             fetch_interval: self.registry_fetch_interval,
             full_fetch_interval: self.registry_full_fetch_interval,
+            watch_timeout: self.registry_watch_timeout,
             ..crate::discovery::DiscoverySettings::default()
         })
     }

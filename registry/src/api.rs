@@ -16,6 +16,8 @@
 //! half of that defence).
 
 use axum::body::Bytes;
+use std::time::Duration;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -70,6 +72,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let eureka = Router::new()
         .route("/apps", get(all_apps))
         .route("/apps/delta", get(delta))
+        .route("/apps/watch", get(watch))
         .route("/apps/{app}", get(get_app).post(register))
         .route(
             "/apps/{app}/{id}",
@@ -120,6 +123,48 @@ async fn delta(State(state): State<AppState>, headers: HeaderMap) -> Response {
     state
         .cached(Kind::Delta, negotiate(&headers))
         .respond(&headers)
+}
+
+/// The longest a watch is held open, whatever the client asks.
+const MAX_WATCH: Duration = Duration::from_secs(60);
+/// A watch's wait when the client does not say.
+const DEFAULT_WATCH: Duration = Duration::from_secs(30);
+
+/// `GET /eureka/v2/apps/watch?version=<n>[&timeout=<seconds>]`: not
+/// Eureka's, ours. Answers `{"version": <v>}` as soon as the registry's
+/// version is not `n` (at once if it already is not), or when the timeout
+/// runs out: a long poll, so a client learns of a change within
+/// milliseconds and an idle registry answers one request per client per
+/// timeout. The version is `versions__delta` of the full and delta fetches.
+/// A registry without this call (Eureka's own) answers 404, and clients
+/// poll instead.
+async fn watch(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let param = |name| common::query::param(query.as_deref(), name);
+    let known = param("version")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::BadWatch(
+                "version=<the versions__delta you hold> is missing or not a number".to_owned(),
+            )
+        })?;
+    let wait = match param("timeout") {
+        None => DEFAULT_WATCH,
+        Some(raw) => raw
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| ApiError::BadWatch(format!("timeout={raw:?} is not a number of seconds")))?
+            .min(MAX_WATCH),
+    };
+    metrics::counter!("registry_watches_total").increment(1);
+    let version = tokio::select! {
+        version = state.changed(known, wait) => version,
+        // A stopping registry lets its watchers go at once.
+        () = state.stopping() => state.read().version(),
+    };
+    Ok(Json(json!({ "version": version })))
 }
 
 async fn get_app(
@@ -331,6 +376,9 @@ pub enum ApiError {
     /// A status override that is not a status.
     #[error("{}", match .0 { Some(v) => format!("{v:?} is not a status; use UP, DOWN, STARTING, OUT_OF_SERVICE or UNKNOWN"), None => "missing ?value=<status>".to_owned() })]
     BadStatus(Option<String>),
+    /// A watch's query is not what it takes.
+    #[error("{0}; use /eureka/v2/apps/watch?version=<n>&timeout=<seconds>")]
+    BadWatch(String),
     /// No such path.
     #[error("no such path; the Eureka API is under /eureka/v2/ and /eureka/")]
     NoSuchPath,
@@ -342,9 +390,11 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
-            Self::BadBody(_) | Self::Xml(_) | Self::Register(_) | Self::BadStatus(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadBody(_)
+            | Self::Xml(_)
+            | Self::Register(_)
+            | Self::BadStatus(_)
+            | Self::BadWatch(_) => StatusCode::BAD_REQUEST,
             Self::NoSuchApp(_)
             | Self::NoSuchInstance { .. }
             | Self::NoSuchVip(_)

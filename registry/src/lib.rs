@@ -92,8 +92,11 @@ impl Application {
             self.eviction_interval,
             shutdown.clone(),
         )));
+        let mut state = self.state;
+        // Watches end when shutdown begins, so they do not hold up the drain.
+        state.stop = shutdown.child_token();
         let served =
-            common::server::serve(self.listener, api::router(self.state), self.serve, shutdown)
+            common::server::serve(self.listener, api::router(state), self.serve, shutdown)
                 .await;
         let _ = evictor.await;
         served

@@ -7,10 +7,16 @@
 //! copy, not a render. The cache is tagged with the table's state, so any
 //! change (a registration, a cancellation, a status change, an eviction, or
 //! old changes leaving the delta) invalidates it.
+//!
+//! Every change is also published to watchers (`GET /eureka/v2/apps/watch`,
+//! [`AppState::changed`]): the write guard compares the table's version
+//! when it is dropped, so no handler can change the table and forget to
+//! tell them.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -29,15 +35,54 @@ pub(crate) struct AppState {
     /// Per app and status, the label sets last reported, so an app that
     /// disappears is reported as 0 rather than frozen at its last count.
     reported: Arc<Mutex<Vec<(String, Status)>>>,
+    /// The table's version, published after every change.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Fires when the registry begins to stop, ending watches at once.
+    pub(crate) stop: tokio_util::sync::CancellationToken,
     pub(crate) started_ms: u64,
+}
+
+/// The table, locked for writing; on drop, a new version is published to
+/// the watchers.
+pub(crate) struct TableWrite<'a> {
+    table: RwLockWriteGuard<'a, LeaseTable>,
+    changes: &'a tokio::sync::watch::Sender<u64>,
+}
+
+impl std::ops::Deref for TableWrite<'_> {
+    type Target = LeaseTable;
+
+    fn deref(&self) -> &LeaseTable {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for TableWrite<'_> {
+    fn deref_mut(&mut self) -> &mut LeaseTable {
+        &mut self.table
+    }
+}
+
+impl Drop for TableWrite<'_> {
+    fn drop(&mut self) {
+        let version = self.table.version();
+        self.changes.send_if_modified(|published| {
+            let changed = *published != version;
+            *published = version;
+            changed
+        });
+    }
 }
 
 impl AppState {
     pub(crate) fn new(table: LeaseTable) -> Self {
+        let (changes, _) = tokio::sync::watch::channel(table.version());
         Self {
             table: Arc::new(RwLock::new(table)),
             cache: Arc::default(),
             reported: Arc::default(),
+            changes: Arc::new(changes),
+            stop: tokio_util::sync::CancellationToken::new(),
             started_ms: now_ms(),
         }
     }
@@ -46,8 +91,25 @@ impl AppState {
         self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, LeaseTable> {
-        self.table.write().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn write(&self) -> TableWrite<'_> {
+        TableWrite {
+            table: self.table.write().unwrap_or_else(PoisonError::into_inner),
+            changes: &self.changes,
+        }
+    }
+
+    /// Resolves when the registry begins to stop.
+    pub(crate) async fn stopping(&self) {
+        self.stop.cancelled().await;
+    }
+
+    /// Waits until the table's version is no longer `known`, for at most
+    /// `wait`; the version then. A watcher that is behind is answered at
+    /// once, so no change between two watches is missed.
+    pub(crate) async fn changed(&self, known: u64, wait: Duration) -> u64 {
+        let mut versions = self.changes.subscribe();
+        let _ = tokio::time::timeout(wait, versions.wait_for(|v| *v != known)).await;
+        *versions.borrow()
     }
 
     /// Removes expired leases (the eviction task calls this).

@@ -681,3 +681,50 @@ async fn the_home_page_lists_instances_and_metrics_count_them() {
         (StatusCode::OK, Some("UP"))
     );
 }
+
+#[tokio::test]
+async fn a_watching_client_sees_new_and_removed_instances_without_polling() {
+    let registry = spawn_registry(&["--eviction-interval", "100ms"]).await;
+    let (first_port, _first) = named_server("first").await;
+    assert_eq!(
+        registry
+            .register("/eureka/v2/", "MIDDLETIER", record("MIDDLETIER", "first", first_port))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    // A poll every hour: only the watch can bring changes in time.
+    let discovery = client(&registry.eureka(), Duration::from_secs(3600));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let fetcher = discovery.spawn_fetcher(stop.clone());
+    eventually("the first fetch", Duration::from_secs(5), || async {
+        (discovery.up_instances("middletier").len() == 1).then_some(())
+    })
+    .await;
+
+    let (port, _server) = named_server("new").await;
+    assert_eq!(
+        registry
+            .register("/eureka/v2/", "MIDDLETIER", record("MIDDLETIER", "new", port))
+            .await,
+        StatusCode::NO_CONTENT
+    );
+    eventually("the new instance is seen", Duration::from_secs(10), || async {
+        (discovery.up_instances("middletier").len() == 2).then_some(())
+    })
+    .await;
+    let cancelled = reqwest::Client::new()
+        .delete(registry.url("/eureka/v2/apps/MIDDLETIER/new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    eventually("the cancelled instance is gone", Duration::from_secs(10), || async {
+        (discovery.up_instances("middletier").len() == 1).then_some(())
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), fetcher)
+        .await
+        .expect("the fetcher stops at once, mid-watch")
+        .unwrap();
+}

@@ -125,3 +125,66 @@ async fn the_home_page_allows_only_its_own_stylesheet() {
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.header("content-type").starts_with("text/css"));
 }
+
+/// `versions__delta` of a full fetch.
+async fn version_of(registry: &crate::helpers::TestRegistry) -> u64 {
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(registry.url("/eureka/v2/apps"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["applications"]["versions__delta"]
+        .as_str()
+        .map(|v| v.parse().unwrap())
+        .or_else(|| body["applications"]["versions__delta"].as_u64())
+        .unwrap()
+}
+
+async fn watch(registry: &crate::helpers::TestRegistry, query: &str) -> (StatusCode, serde_json::Value) {
+    let answer = reqwest::get(registry.url(&format!("/eureka/v2/apps/watch?{query}")))
+        .await
+        .unwrap();
+    (answer.status(), answer.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_watch_answers_when_the_registry_changes_and_not_before() {
+    let registry = spawn_registry(&[]).await;
+    let version = version_of(&registry).await;
+
+    // Behind: answered at once with the current version.
+    let (status, body) = watch(&registry, &format!("version={}", version - 1)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], version);
+    // Current, nothing changes: held until its timeout, same version.
+    let (_, body) = watch(&registry, &format!("version={version}&timeout=1")).await;
+    assert_eq!(body["version"], version);
+
+    // Current, then a registration: answered with the new version (its
+    // timeout, 60 s, is far off).
+    let waiting = {
+        let url = registry.url(&format!("/eureka/v2/apps/watch?version={version}&timeout=60"));
+        tokio::spawn(async move { reqwest::get(url).await.unwrap().json::<serde_json::Value>().await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "held while nothing changes");
+    assert_eq!(
+        registry.register("/eureka/v2/", "WATCHED", record("WATCHED", "w1", 9191)).await,
+        StatusCode::NO_CONTENT
+    );
+    let woken = tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("the watch answered before its timeout")
+        .unwrap();
+    let after = version_of(&registry).await;
+    assert!(after > version);
+    assert_eq!(woken["version"], after);
+
+    let (status, body) = watch(&registry, "version=soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("version="), "{body}");
+}

@@ -102,6 +102,11 @@ pub(super) struct Inner {
     /// One fetch at a time: concurrent callers wait for it instead of each
     /// sending their own.
     pub(super) fetching: tokio::sync::Mutex<()>,
+    /// `versions__delta` of the last fetch applied (0: none yet): what a
+    /// watch waits to change.
+    pub(super) version: AtomicU64,
+    /// Whether the registry answered a watch as a watch (not a 404).
+    pub(super) watch_offered: AtomicBool,
 }
 
 impl DiscoveryClient {
@@ -131,6 +136,8 @@ impl DiscoveryClient {
                 last_fetch_ms: AtomicU64::new(0),
                 last_full_ms: AtomicU64::new(0),
                 last_full_attempt_ms: AtomicU64::new(0),
+                version: AtomicU64::new(0),
+                watch_offered: AtomicBool::new(true),
                 fetching: tokio::sync::Mutex::new(()),
             }),
         })
@@ -284,18 +291,20 @@ impl DiscoveryClient {
     /// first fetch happens at once.
     pub fn spawn_fetcher(&self, shutdown: CancellationToken) -> JoinHandle<()> {
         let client = self.clone();
-        let every = self.inner.settings.fetch_interval;
         tokio::spawn(async move {
             if let Err(e) = client.fetch().await {
                 tracing::warn!(error = %e, "first registry fetch failed; will retry");
             }
-            crate::shutdown::every_until(every, shutdown, || async {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = client.until_changed() => {}
+                }
                 if let Err(e) = client.fetch().await {
                     let known = client.snapshot().len();
                     tracing::warn!(error = %e, known, "registry fetch failed; serving the last known instances");
                 }
-            })
-            .await;
+            }
         })
     }
 }

@@ -2,6 +2,17 @@
 //! deltas checked against the registry's hashcode, a full fetch again on a
 //! mismatch, every `full_fetch_interval`, and whenever a caller finds every
 //! instance it knows dead.
+//!
+//! **When to fetch: watch, else poll.** Between fetches the client waits
+//! on a *watch* ([`DiscoveryClient::until_changed`]): `GET apps/watch?
+//! version=<n>`, a long poll our registry answers as soon as its
+//! `versions__delta` is not `n` (or after `watch_timeout`, 30 s). A new
+//! instance, a cancelled one or a status change reaches every client within
+//! milliseconds, and an idle registry answers one watch per client per 30 s
+//! instead of a poll every 5 s. A registry that answers the watch with a
+//! 404 (Eureka's own: it is not part of Eureka's protocol) is polled every
+//! `fetch_interval` instead, for the life of the process; so is any
+//! registry while watches fail.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -64,6 +75,7 @@ impl DiscoveryClient {
         let apps =
             parse_applications(&body?).map_err(|e| DiscoveryError::BadBody(e.to_string()))?;
         self.replace_local(LocalRegistry::from_full(&apps));
+        self.remember_version(apps.version.as_deref());
         self.inner.has_full_copy.store(true, Ordering::Release);
         self.inner.last_full_ms.store(now_ms(), Ordering::Relaxed);
         Ok(())
@@ -91,7 +103,60 @@ impl DiscoveryClient {
         metrics::counter!("discovery_fetches_total", "kind" => "delta", "outcome" => "ok")
             .increment(1);
         self.replace_local(updated);
+        self.remember_version(delta.version.as_deref());
         Ok(true)
+    }
+
+    /// Keeps `versions__delta` of the copy now held, for the next watch.
+    fn remember_version(&self, version: Option<&str>) {
+        let version = version.and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        self.inner.version.store(version, Ordering::Relaxed);
+    }
+
+    /// Waits until the registry may have changed (see the module docs): a
+    /// watch while the registry offers one, else `fetch_interval`.
+    pub(super) async fn until_changed(&self) {
+        let settings = &self.inner.settings;
+        let known = self.inner.version.load(Ordering::Relaxed);
+        let watching = !settings.watch_timeout.is_zero()
+            && known != 0
+            && self.inner.watch_offered.load(Ordering::Relaxed);
+        if watching {
+            match self.watch(known).await {
+                Ok(()) => return,
+                Err(DiscoveryError::Refused(404 | 405)) => {
+                    self.inner.watch_offered.store(false, Ordering::Relaxed);
+                    tracing::info!(every = ?settings.fetch_interval,
+                        "the registry offers no watch (apps/watch); polling it instead");
+                }
+                Err(e) => tracing::debug!(error = %e, "registry watch failed; polling once"),
+            }
+        }
+        tokio::time::sleep(settings.fetch_interval).await;
+    }
+
+    /// One watch: returns when the registry's version is not `known`, or
+    /// when the registry's wait ran out.
+    async fn watch(&self, known: u64) -> Result<(), DiscoveryError> {
+        let wait = self.inner.settings.watch_timeout;
+        let path = format!("apps/watch?version={known}&timeout={}", wait.as_secs().max(1));
+        let response = self
+            .send(|base, http| {
+                Ok(http
+                    .get(base.join(&path)?)
+                    // The registry holds it for up to `wait`.
+                    .timeout(wait + self.inner.settings.request_timeout)
+                    .header(reqwest::header::ACCEPT, "application/json"))
+            })
+            .await?;
+        let status = response.status();
+        metrics::counter!("discovery_watches_total", "outcome" => if status.is_success() { "ok" } else { "refused" })
+            .increment(1);
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DiscoveryError::Refused(status.as_u16()))
+        }
     }
 
     fn replace_local(&self, local: LocalRegistry) {

@@ -22,6 +22,9 @@ pub struct DiscoverySettings {
     pub full_fetch_interval: Duration,
     /// Per request to the registry.
     pub request_timeout: Duration,
+    /// How long one watch (`GET apps/watch`, our registry's long poll)
+    /// waits for a change; zero: poll every `fetch_interval` instead.
+    pub watch_timeout: Duration,
 }
 
 impl Default for DiscoverySettings {
@@ -33,6 +36,7 @@ impl Default for DiscoverySettings {
             fetch_interval: Duration::from_secs(5),
             full_fetch_interval: Duration::from_secs(60),
             request_timeout: Duration::from_secs(3),
+            watch_timeout: Duration::from_secs(30),
         }
     }
 }
