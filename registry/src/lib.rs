@@ -96,8 +96,7 @@ impl Application {
         // Watches end when shutdown begins, so they do not hold up the drain.
         state.stop = shutdown.child_token();
         let served =
-            common::server::serve(self.listener, api::router(state), self.serve, shutdown)
-                .await;
+            common::server::serve(self.listener, api::router(state), self.serve, shutdown).await;
         let _ = evictor.await;
         served
     }

@@ -688,7 +688,11 @@ async fn a_watching_client_sees_new_and_removed_instances_without_polling() {
     let (first_port, _first) = named_server("first").await;
     assert_eq!(
         registry
-            .register("/eureka/v2/", "MIDDLETIER", record("MIDDLETIER", "first", first_port))
+            .register(
+                "/eureka/v2/",
+                "MIDDLETIER",
+                record("MIDDLETIER", "first", first_port)
+            )
             .await,
         StatusCode::NO_CONTENT
     );
@@ -704,13 +708,19 @@ async fn a_watching_client_sees_new_and_removed_instances_without_polling() {
     let (port, _server) = named_server("new").await;
     assert_eq!(
         registry
-            .register("/eureka/v2/", "MIDDLETIER", record("MIDDLETIER", "new", port))
+            .register(
+                "/eureka/v2/",
+                "MIDDLETIER",
+                record("MIDDLETIER", "new", port)
+            )
             .await,
         StatusCode::NO_CONTENT
     );
-    eventually("the new instance is seen", Duration::from_secs(10), || async {
-        (discovery.up_instances("middletier").len() == 2).then_some(())
-    })
+    eventually(
+        "the new instance is seen",
+        Duration::from_secs(10),
+        || async { (discovery.up_instances("middletier").len() == 2).then_some(()) },
+    )
     .await;
     let cancelled = reqwest::Client::new()
         .delete(registry.url("/eureka/v2/apps/MIDDLETIER/new"))
@@ -718,9 +728,11 @@ async fn a_watching_client_sees_new_and_removed_instances_without_polling() {
         .await
         .unwrap();
     assert_eq!(cancelled.status(), StatusCode::OK);
-    eventually("the cancelled instance is gone", Duration::from_secs(10), || async {
-        (discovery.up_instances("middletier").len() == 1).then_some(())
-    })
+    eventually(
+        "the cancelled instance is gone",
+        Duration::from_secs(10),
+        || async { (discovery.up_instances("middletier").len() == 1).then_some(()) },
+    )
     .await;
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), fetcher)

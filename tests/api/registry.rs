@@ -144,7 +144,10 @@ async fn version_of(registry: &crate::helpers::TestRegistry) -> u64 {
         .unwrap()
 }
 
-async fn watch(registry: &crate::helpers::TestRegistry, query: &str) -> (StatusCode, serde_json::Value) {
+async fn watch(
+    registry: &crate::helpers::TestRegistry,
+    query: &str,
+) -> (StatusCode, serde_json::Value) {
     let answer = reqwest::get(registry.url(&format!("/eureka/v2/apps/watch?{query}")))
         .await
         .unwrap();
@@ -167,13 +170,24 @@ async fn a_watch_answers_when_the_registry_changes_and_not_before() {
     // Current, then a registration: answered with the new version (its
     // timeout, 60 s, is far off).
     let waiting = {
-        let url = registry.url(&format!("/eureka/v2/apps/watch?version={version}&timeout=60"));
-        tokio::spawn(async move { reqwest::get(url).await.unwrap().json::<serde_json::Value>().await.unwrap() })
+        let url = registry.url(&format!(
+            "/eureka/v2/apps/watch?version={version}&timeout=60"
+        ));
+        tokio::spawn(async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "held while nothing changes");
     assert_eq!(
-        registry.register("/eureka/v2/", "WATCHED", record("WATCHED", "w1", 9191)).await,
+        registry
+            .register("/eureka/v2/", "WATCHED", record("WATCHED", "w1", 9191))
+            .await,
         StatusCode::NO_CONTENT
     );
     let woken = tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
@@ -186,5 +200,8 @@ async fn a_watch_answers_when_the_registry_changes_and_not_before() {
 
     let (status, body) = watch(&registry, "version=soon").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("version="), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("version="),
+        "{body}"
+    );
 }

@@ -11,7 +11,9 @@
 //!   30 s, lease 90 s: three missed beats before the registry gives up);
 //!   a 404 means the registry forgot us (restarted, or evicted us), so we
 //!   register again at once;
-//! - **fetch** the registry every 5 s: a full `GET apps` the first time, then
+//! - **fetch** the registry whenever it changes (a watch, our registry's
+//!   long poll; every 5 s from a registry without one, such as Eureka's
+//!   own, see [`super::fetch`]): a full `GET apps` the first time, then
 //!   `GET apps/delta` applied to the local copy and checked against the
 //!   server's `apps__hashcode`; a mismatch means we missed something, so a
 //!   full fetch follows. The hashcode only counts instances per status, so

@@ -139,7 +139,10 @@ impl DiscoveryClient {
     /// when the registry's wait ran out.
     async fn watch(&self, known: u64) -> Result<(), DiscoveryError> {
         let wait = self.inner.settings.watch_timeout;
-        let path = format!("apps/watch?version={known}&timeout={}", wait.as_secs().max(1));
+        let path = format!(
+            "apps/watch?version={known}&timeout={}",
+            wait.as_secs().max(1)
+        );
         let response = self
             .send(|base, http| {
                 Ok(http
