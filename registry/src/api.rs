@@ -15,9 +15,9 @@
 //! and a browser must never run any of it (see [`crate::xml`] for the other
 //! half of that defence).
 
-use axum::body::Bytes;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -305,6 +305,12 @@ impl DiscoveryClient {
                 if let Err(e) = client.fetch().await {
                     let known = client.snapshot().len();
                     tracing::warn!(error = %e, known, "registry fetch failed; serving the last known instances");
+                    // A watch answers at once while the copy is behind:
+                    // without this pause a failing fetch would spin.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(client.inner.settings.fetch_interval) => {}
+                    }
                 }
             }
         })
