@@ -235,6 +235,20 @@ async fn the_all_in_one_binary_serves_the_reader_and_keeps_feeds_across_restarts
     );
 }
 
+/// [`listening_addresses`], read again (for up to a second) while it finds
+/// none: /proc/net/tcp is read in pages while other tests open and close
+/// sockets, so one reading can miss a line.
+fn listening_addresses_settled(port: u16) -> Vec<std::net::IpAddr> {
+    for _ in 0..50 {
+        let found = listening_addresses(port);
+        if !found.is_empty() {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Vec::new()
+}
+
 /// The local addresses `port` is listened on, from /proc/net/tcp{,6}.
 fn listening_addresses(port: u16) -> Vec<std::net::IpAddr> {
     let mut found = Vec::new();
@@ -282,7 +296,7 @@ async fn with_host_0_0_0_0_only_the_reader_listens_beyond_loopback() {
         .stderr(Stdio::piped());
     let stack = Service::spawn("rss-recipes", command);
     for (service, wide) in [("edge", true), ("middletier", false), ("registry", false)] {
-        let addresses = listening_addresses(stack.port_of(service));
+        let addresses = listening_addresses_settled(stack.port_of(service));
         assert!(!addresses.is_empty(), "{service} listens");
         let beyond_loopback = addresses.iter().any(|ip| !ip.is_loopback());
         assert_eq!(beyond_loopback, wide, "{service}: {addresses:?}");
