@@ -25,7 +25,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::greader::{GReader, READ, READING_LIST, STARRED};
+use support::greader::{GReader, READ, READING_LIST, STARRED, long_form};
 use support::stack::Stack;
 
 const FEEDS: usize = 100;
@@ -137,15 +137,7 @@ async fn sync(reader: &GReader, since: Option<&str>) -> Sync {
 /// `edit-tag` with 1,000 long ids, read then unread, 20 times each.
 async fn edit_tag(reader: &GReader) {
     let (ids, _) = reader.all_ids(&[("s", READING_LIST)], 10_000).await;
-    let long: Vec<String> = ids[..1000]
-        .iter()
-        .map(|id| {
-            format!(
-                "tag:google.com,2005:reader/item/{:016x}",
-                id.parse::<u64>().unwrap()
-            )
-        })
-        .collect();
+    let long: Vec<String> = ids[..1000].iter().map(|id| long_form(id)).collect();
     let mut took = Vec::new();
     for round in 0..40 {
         let (add, remove): (&[&str], &[&str]) = if round % 2 == 0 {

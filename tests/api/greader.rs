@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use crate::accounts::{ADMIN, ADMIN_PASSWORD, local_stack};
 use crate::helpers::TestStack;
 use crate::support::eventually;
-use crate::support::greader::{GReader, READ, READING_LIST, STARRED, client_login, has_category};
+use crate::support::greader::{
+    GReader, READ, READING_LIST, STARRED, client_login, has_category, long_form, long_id,
+};
 use crate::support::web::{get_with_app_password, new_app_password};
 
 /// An app password for the admin, made on the settings page.
@@ -157,7 +159,7 @@ async fn a_sync_sees_and_changes_the_same_state_as_the_browser() {
     let id = numbers[0];
     let forms = [
         id.to_string(),
-        format!("tag:google.com,2005:reader/item/{id:016x}"),
+        long_id(id),
         format!("tag:google.com,2005:reader/item/{id:x}"),
         format!("{id:016x}"),
     ];
@@ -303,16 +305,8 @@ async fn a_thousand_ids_in_one_edit_and_bodies_up_to_two_mib() {
     let (ids, _) = reader.all_ids(&[], 1000).await;
     assert_eq!(ids.len(), 50);
     // NetNewsWire's 1000 long ids (the other 950 name no item: skipped).
-    let mut long: Vec<String> = ids
-        .iter()
-        .map(|id| {
-            format!(
-                "tag:google.com,2005:reader/item/{:016x}",
-                id.parse::<u64>().unwrap()
-            )
-        })
-        .collect();
-    long.extend((1..=950).map(|n| format!("tag:google.com,2005:reader/item/{n:016x}")));
+    let mut long: Vec<String> = ids.iter().map(|id| long_form(id)).collect();
+    long.extend((1..=950).map(long_id));
     let answer = reader.edit_tag(&long, &[READ], &[]).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert!(reader.all_ids(&[("xt", READ)], 1000).await.0.is_empty());

@@ -173,6 +173,16 @@ pub(crate) const READING_LIST: &str = "user/-/state/com.google/reading-list";
 pub(crate) const READ: &str = "user/-/state/com.google/read";
 pub(crate) const STARRED: &str = "user/-/state/com.google/starred";
 
+/// An item id's long form, as most clients send it (padded hex).
+pub(crate) fn long_id(id: u64) -> String {
+    format!("tag:google.com,2005:reader/item/{id:016x}")
+}
+
+/// The long form of a decimal id from `stream/items/ids`.
+pub(crate) fn long_form(decimal: &str) -> String {
+    long_id(decimal.parse().expect("a decimal item id"))
+}
+
 /// Whether an item's `categories` hold `tag`.
 pub(crate) fn has_category(item: &Value, tag: &str) -> bool {
     item["categories"]

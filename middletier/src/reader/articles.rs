@@ -59,13 +59,7 @@ impl Reader {
         user: &UserId,
         options: RiverQuery,
     ) -> Result<River, ReaderError> {
-        let urls: Vec<FeedUrl> = self
-            .store
-            .list(user)
-            .await?
-            .into_iter()
-            .map(|s| s.url)
-            .collect();
+        let urls = self.subscription_urls(user).await?;
         let (states, starred, stored) = tokio::try_join!(
             self.store.read_states(user),
             self.starred_ids(user),

@@ -244,6 +244,11 @@ impl Reader {
     }
 
     async fn subscribed(&self, user: &UserId) -> Result<HashSet<FeedUrl>, StoreError> {
+        Ok(self.subscription_urls(user).await?.into_iter().collect())
+    }
+
+    /// The user's feeds, oldest subscription first.
+    async fn subscription_urls(&self, user: &UserId) -> Result<Vec<FeedUrl>, StoreError> {
         Ok(self
             .store
             .list(user)
@@ -251,6 +256,14 @@ impl Reader {
             .into_iter()
             .map(|s| s.url)
             .collect())
+    }
+
+    /// Each feed's record, in the order of `urls`.
+    async fn records(
+        &self,
+        urls: &[FeedUrl],
+    ) -> Result<Vec<Option<crate::store::FeedRecord>>, StoreError> {
+        futures::future::try_join_all(urls.iter().map(|url| self.store.feed(url))).await
     }
 }
 

@@ -28,8 +28,7 @@ impl Reader {
         user: &UserId,
         options: ListOptions,
     ) -> Result<Vec<FeedView>, ReaderError> {
-        let subscriptions = self.store.list(user).await?;
-        let urls: Vec<FeedUrl> = subscriptions.into_iter().map(|s| s.url).collect();
+        let urls = self.subscription_urls(user).await?;
         let (states, starred, stored) = tokio::try_join!(
             self.store.read_states(user),
             self.starred_ids(user),

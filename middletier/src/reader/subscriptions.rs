@@ -250,15 +250,13 @@ impl Reader {
 
     /// The user's subscriptions as OPML 2.0.
     pub(crate) async fn export_opml(&self, user: &UserId) -> Result<String, ReaderError> {
-        let subscriptions = self.store.list(user).await?;
-        let records =
-            futures::future::try_join_all(subscriptions.iter().map(|s| self.store.feed(&s.url)))
-                .await?;
-        let feeds: Vec<OpmlFeed> = subscriptions
+        let urls = self.subscription_urls(user).await?;
+        let records = self.records(&urls).await?;
+        let feeds: Vec<OpmlFeed> = urls
             .iter()
             .zip(records)
-            .map(|(s, record)| OpmlFeed {
-                xml_url: s.url.to_string(),
+            .map(|(url, record)| OpmlFeed {
+                xml_url: url.to_string(),
                 title: record.as_ref().and_then(|r| r.title.clone()),
                 html_url: record
                     .and_then(|r| r.site_url)

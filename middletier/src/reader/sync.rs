@@ -74,13 +74,7 @@ impl Reader {
     /// `sync/feeds`: each subscription with its unread count and newest
     /// item, from ids alone.
     pub(crate) async fn sync_feeds(&self, user: &UserId) -> Result<SyncFeeds, ReaderError> {
-        let urls: Vec<FeedUrl> = self
-            .store
-            .list(user)
-            .await?
-            .into_iter()
-            .map(|s| s.url)
-            .collect();
+        let urls = self.subscription_urls(user).await?;
         let (states, ids, records) = tokio::try_join!(
             self.store.read_states(user),
             self.store.item_ids(&urls),
@@ -294,11 +288,6 @@ impl Reader {
                 article_of(feed, record, item, read, starred_ids.contains(&item.id))
             })
             .collect())
-    }
-
-    /// Each feed's record, in the order of `urls`.
-    async fn records(&self, urls: &[FeedUrl]) -> Result<Vec<Option<FeedRecord>>, StoreError> {
-        futures::future::try_join_all(urls.iter().map(|url| self.store.feed(url))).await
     }
 }
 
