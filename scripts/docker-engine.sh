@@ -32,6 +32,16 @@ as_root() {
 
 engine_answers() { docker info >/dev/null 2>&1; }
 
+# Removes pid file $1 unless the process it names is a $2.
+remove_stale_pid() {
+    local pid
+    pid=$(as_root cat "$1" 2>/dev/null) || return 0
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$2" ]; then
+        echo "$NAME: removing $1: process $pid is not a running $2" >&2
+        as_root rm -f "$1"
+    fi
+}
+
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
     echo "$NAME: installing Docker (Debian's docker.io)" >&2
     { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io; } >&2 ||
@@ -44,6 +54,11 @@ if ! engine_answers; then
         echo "$NAME: starting the Docker engine (systemctl start docker)" >&2
         as_root systemctl start docker || true
     elif ! pgrep -x dockerd >/dev/null 2>&1; then
+        # A machine restarted without a clean stop leaves pid files behind.
+        # When their pid now belongs to another process, dockerd believes
+        # containerd (or itself) still runs and waits for it until it gives up.
+        remove_stale_pid /var/run/docker/containerd/containerd.pid containerd
+        remove_stale_pid /var/run/docker.pid dockerd
         echo "$NAME: starting the Docker engine (dockerd, logging to $log)" >&2
         as_root sh -c "nohup dockerd >>$log 2>&1 </dev/null &"
     fi
