@@ -65,7 +65,8 @@ pid_of() {
     [ -f "$file" ] || return 1
     local pid
     pid=$(cat "$file")
-    kill -0 "$pid" 2>/dev/null || return 1
+    # After a machine restart the pid may name another process: only a java counts.
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = java ] || return 1
     echo "$pid"
 }
 

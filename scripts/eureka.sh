@@ -59,8 +59,9 @@ build_jar() {
     touch "$stamp"
 }
 
+# After a machine restart the pid may name another process: only a java counts.
 pid_running() {
-    [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
+    [ -f "$DIR/pid" ] && [ "$(cat "/proc/$(cat "$DIR/pid")/comm" 2>/dev/null)" = java ]
 }
 
 answers() {
