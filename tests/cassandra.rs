@@ -41,6 +41,10 @@ fn cassandra_args(keyspace: &str) -> Vec<String> {
         keyspace,
         "--user-write-rate",
         "0",
+        // A feed added through the other middletier is known here at the
+        // next scan of the schedule: soon, so ownership settles in a test.
+        "--refresh-scan-interval",
+        "5s",
     ]
     .map(str::to_owned)
     .to_vec()
@@ -117,6 +121,36 @@ async fn a_subscription_added_through_the_edge_is_read_through_either_middletier
         },
     )
     .await;
+
+    // Each middletier caches the feeds it lists. A refresh through one
+    // shows in the other's very next listing: with a shared store, each
+    // cached feed is checked against its record on every listing.
+    stack.feeds.set_mutable(&["first"]);
+    let mutable = stack.feeds.url("/mutable");
+    let (status, body) = subscribe_through(&edge, &reqwest::Client::new(), &mutable).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for middletier in &stack.middletiers {
+        assert_eq!(titles_of(middletier, &mutable).await, ["first"]);
+    }
+    stack.feeds.set_mutable(&["second", "first"]);
+    let refreshed = reqwest::Client::new()
+        .post(stack.middletiers[0].url("/middletier/rss/user/default/refresh"))
+        .query(&[("url", &mutable)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    for middletier in &stack.middletiers {
+        assert_eq!(titles_of(middletier, &mutable).await, ["second", "first"]);
+    }
+}
+
+/// The titles of `feed`'s items in one middletier's listing of `default`.
+async fn titles_of(middletier: &Service, feed: &str) -> Vec<String> {
+    let body = get_json(middletier.url("/middletier/rss/user/default")).await;
+    let subscriptions = body["subscriptions"].as_array().unwrap();
+    let listed = subscriptions.iter().find(|s| s["url"] == feed).unwrap();
+    support::listing::item_titles(listed)
 }
 
 /// A gauge's value in a service's `/metrics`, once it is there.

@@ -214,6 +214,12 @@ pub struct RefreshArgs {
     /// The most items kept per feed, however young: bounds a flooding feed.
     #[arg(long, env = "RSS_FEED_MAX_STORED_ITEMS", default_value_t = 5000)]
     pub feed_max_stored_items: usize,
+
+    /// The most memory the feed cache takes: feeds' items encoded once for
+    /// every listing that shows them (the least recently read go first).
+    /// 0 turns it off.
+    #[arg(long, env = "RSS_LISTING_CACHE", value_parser = parse_bytes, default_value = "48MiB")]
+    pub listing_cache: u64,
 }
 
 impl RefreshArgs {
@@ -230,6 +236,7 @@ impl RefreshArgs {
                 max: self.refresh_max_interval.max(self.refresh_min_interval),
                 broken_after: self.refresh_broken_after.max(1),
             },
+            cache_bytes: usize::try_from(self.listing_cache).unwrap_or(usize::MAX),
         }
     }
 

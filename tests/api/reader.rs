@@ -49,6 +49,88 @@ async fn a_changed_feed_shows_its_new_items_with_no_page_view_in_between() {
 }
 
 #[tokio::test]
+async fn a_listing_is_never_stale_for_any_reader_of_a_shared_feed() {
+    // Listings serve a feed's items from a cache shared by its readers;
+    // each change must show on the very next listing, on either store.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let stores: [&[&str]; 2] = [
+        &["--store", "memory"],
+        &["--store", "file", "--data-dir", data_dir],
+    ];
+    for store in stores {
+        let feeds = FeedServer::start();
+        feeds.set_mutable(&["a"]);
+        let api = spawn_middletier(store).await;
+        let url = feeds.url("/mutable");
+        for user in ["alice", "bob"] {
+            assert_eq!(api.subscribe(user, &url).await.0, StatusCode::OK);
+            let (_, listing) = api.feeds(user).await;
+            assert_eq!(
+                item_titles(&listing["subscriptions"][0]),
+                ["a"],
+                "{store:?}"
+            );
+        }
+
+        // A refresh by one reader: the next listing of either shows it.
+        feeds.set_mutable(&["b", "a"]);
+        assert_eq!(api.refresh("alice", &url).await.0, StatusCode::OK);
+        for user in ["bob", "alice"] {
+            let (_, listing) = api.feeds(user).await;
+            let feed = &listing["subscriptions"][0];
+            assert_eq!(item_titles(feed), ["b", "a"], "{user} on {store:?}");
+            assert_eq!(feed["unread"], 2, "{feed}");
+        }
+
+        // One reader's flags are theirs alone, at once.
+        let (_, listing) = api.feeds("bob").await;
+        let ids = item_ids(&listing["subscriptions"][0]);
+        api.set_item("bob", &ids[0], json!({"read": true})).await;
+        api.set_item("bob", &ids[1], json!({"starred": true})).await;
+        let flags = |listing: &serde_json::Value| {
+            let items = listing["subscriptions"][0]["items"]
+                .as_array()
+                .unwrap()
+                .clone();
+            items
+                .iter()
+                .map(|i| {
+                    (
+                        i["read"].as_bool().unwrap(),
+                        i["starred"].as_bool().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let (_, bobs) = api.feeds("bob").await;
+        assert_eq!(flags(&bobs), [(true, false), (false, true)], "{store:?}");
+        assert_eq!(bobs["subscriptions"][0]["unread"], 1);
+        let (_, alices) = api.feeds("alice").await;
+        assert_eq!(
+            flags(&alices),
+            [(false, false), (false, false)],
+            "{store:?}"
+        );
+        let (_, unread) = api.feeds_where("bob", "unread=true").await;
+        assert_eq!(item_titles(&unread["subscriptions"][0]), ["a"]);
+        assert_eq!(api.mark_read("bob", json!({})).await.0, StatusCode::OK);
+        let (_, bobs) = api.feeds("bob").await;
+        assert_eq!(flags(&bobs), [(true, false), (true, true)], "{store:?}");
+
+        // Unsubscribed and subscribed again: read afresh.
+        feeds.set_mutable(&["c", "b", "a"]);
+        assert_eq!(api.unsubscribe("alice", &url).await.0, StatusCode::OK);
+        assert_eq!(api.unsubscribe("bob", &url).await.0, StatusCode::OK);
+        assert_eq!(api.subscribe("alice", &url).await.0, StatusCode::OK);
+        let (_, listing) = api.feeds("alice").await;
+        let feed = &listing["subscriptions"][0];
+        assert_eq!(item_titles(feed), ["c", "b", "a"], "{store:?}: {feed}");
+        api.running.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_429_with_retry_after_is_not_fetched_again_before_it_allows() {
     let feeds = FeedServer::start();
     feeds.set_mutable(&["only"]);

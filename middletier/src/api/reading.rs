@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use common::api::{FeedView, ItemChange, ItemState, MarkRead, Marked, UserFeeds};
+use common::api::{FeedView, ItemChange, ItemState, MarkRead, Marked};
 
 use super::extract::{FeedParam, ItemPath, JsonBody, User};
 use super::{ApiError, AppState, Budget};
@@ -23,12 +23,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let options = list_options(query.as_deref())?;
-    let subscriptions = state.reader.feeds(&user, options).await?;
-    let body = serde_json::to_vec(&UserFeeds {
-        user: user.into(),
-        subscriptions,
-    })
-    .map_err(|_| ApiError::Reader(crate::reader::ReaderError::Internal))?;
+    let body = state.reader.listing(&user, options).await?;
     if body.len() > state.max_listing_bytes {
         return Err(ApiError::ListingTooLarge {
             bytes: body.len(),

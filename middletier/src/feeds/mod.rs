@@ -254,3 +254,9 @@ impl Feeds {
         })
     }
 }
+
+/// `raw` if it is an absolute http(s) URL: the only links a reader shows.
+pub(crate) fn web_url(raw: &str) -> Option<String> {
+    let url = Url::parse(raw.trim()).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.into())
+}

@@ -10,8 +10,8 @@ use common::query::RiverQuery;
 
 use crate::store::{FeedRecord, ItemId, StarredItem, StoreError, StoredItem};
 
-use super::reading::wire_item;
-use super::{Reader, ReaderError, feed_title, web_url};
+use super::{Reader, ReaderError, feed_title};
+use crate::feeds::web_url;
 
 impl Reader {
     /// Finds item `id` among the user's feeds, or among their stars (a
@@ -80,7 +80,7 @@ impl Reader {
                 // Items come newest first: no feed gives more than a page.
                 .take(options.limit + 1);
             page.extend(wanted.map(|i| RiverItem {
-                item: wire_item(i, state.is_read(i.id), starred.contains(&i.id)),
+                item: i.listed(state.is_read(i.id), starred.contains(&i.id)),
                 feed: feed.clone(),
             }));
         }
@@ -128,7 +128,7 @@ pub(super) fn article_of(
         details.content
     };
     Article {
-        item: wire_item(item, read, starred),
+        item: item.listed(read, starred),
         feed: ItemFeed {
             title: feed_title(feed, record),
             site_url: record.and_then(|r| r.site_url.as_deref()).and_then(web_url),

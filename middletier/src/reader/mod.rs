@@ -297,12 +297,6 @@ fn feed_title(url: &FeedUrl, record: Option<&crate::store::FeedRecord>) -> Strin
         .unwrap_or_else(|| url.host().to_owned())
 }
 
-/// `raw` if it is an absolute http(s) URL.
-fn web_url(raw: &str) -> Option<String> {
-    let url = url::Url::parse(raw.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https").then(|| url.into())
-}
-
 /// A title from outside (an OPML file), cut to what a feed's own may be.
 fn cap_title(title: &str) -> String {
     let max = crate::feeds::parse::MAX_TITLE_BYTES;

@@ -4,13 +4,15 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use common::api::{FeedUrl, FeedView, Item, ItemChange, ItemState, UserId};
+use common::api::{FeedUrl, FeedView, ItemChange, ItemState, UserId};
 
 use crate::feeds::fetch::human_duration;
 use crate::refresh::RefreshError;
+use crate::refresh::cache::CachedFeed;
 use crate::store::{FeedRecord, ItemId, ReadState, StarredItem, StoreError, StoredItem, ids};
 
-use super::{Reader, ReaderError, web_url};
+use super::{Reader, ReaderError};
+use crate::feeds::web_url;
 
 /// How to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,23 +24,81 @@ pub(crate) struct ListOptions {
 }
 
 impl Reader {
-    /// A user's subscriptions, oldest first, each with its items and state.
-    pub(crate) async fn feeds(
+    /// A user's listing, encoded as the API answers it: their
+    /// subscriptions, oldest first, each with its items and state
+    /// (`common::api::UserFeeds`).
+    ///
+    /// Each feed's items come encoded from the refresher's cache, shared by
+    /// everyone who reads the feed; only this user's flags and each feed's
+    /// few other fields are encoded here. A feed never fetched yet is
+    /// fetched first (see [`Reader::view`]).
+    pub(crate) async fn listing(
         &self,
         user: &UserId,
         options: ListOptions,
-    ) -> Result<Vec<FeedView>, ReaderError> {
+    ) -> Result<Vec<u8>, ReaderError> {
         let urls = self.subscription_urls(user).await?;
-        let (states, starred, stored) = tokio::try_join!(
+        let (states, starred, feeds) = tokio::try_join!(
             self.store.read_states(user),
             self.starred_ids(user),
-            self.store.feeds_with_items(&urls),
+            self.refresher.cached(&urls),
         )?;
-        let views = urls.iter().zip(stored).map(|(url, stored)| {
-            let state = states.get(url).cloned().unwrap_or_default();
-            self.view(user, url, stored, state, &starred, options)
+        let state = |url: &FeedUrl| states.get(url).cloned().unwrap_or_default();
+        // Feeds never fetched are fetched now, all at once.
+        let unfetched = urls.iter().zip(&feeds).filter(|(_, feed)| !fetched(feed));
+        let first_views = futures::future::try_join_all(unfetched.map(|(url, feed)| {
+            let stored = (feed.record.clone(), Vec::new());
+            self.view(user, url, stored, state(url), &starred, options)
+        }))
+        .await?;
+        let mut first_views = first_views.into_iter();
+        let items: usize = feeds
+            .iter()
+            .map(|f| f.items.len().min(LISTING_ITEM_GUESS))
+            .sum();
+        let mut out = Vec::with_capacity(256 + items * 512);
+        out.extend_from_slice(b"{\"user\":");
+        write_json(&mut out, user.as_str());
+        out.extend_from_slice(b",\"subscriptions\":[");
+        for (n, (url, feed)) in urls.iter().zip(&feeds).enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            if fetched(feed) {
+                self.write_cached(url, feed, &state(url), &starred, options, &mut out);
+            } else if let Some(view) = first_views.next() {
+                write_json(&mut out, &view);
+            }
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// Writes one fetched feed's view from its cached form: the same bytes
+    /// `serde_json` makes of [`Reader::present`]'s view.
+    fn write_cached(
+        &self,
+        url: &FeedUrl,
+        feed: &CachedFeed,
+        state: &ReadState,
+        starred: &HashSet<ItemId>,
+        options: ListOptions,
+        out: &mut Vec<u8>,
+    ) {
+        let limit = options.limit.unwrap_or(self.settings.default_limit);
+        let unread = state.unread(feed.items.iter().map(|i| i.id));
+        let mut head = Vec::with_capacity(512);
+        write_json(&mut head, &self.head(url, feed.record.as_ref(), unread));
+        splice_items(&head, out, |out| {
+            let shown = feed.items.iter();
+            let shown = shown.filter(|item| !options.unread_only || !state.is_read(item.id));
+            for (n, item) in shown.take(limit).enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                item.write(state.is_read(item.id), starred.contains(&item.id), out);
+            }
         });
-        futures::future::try_join_all(views).await
     }
 
     pub(super) async fn starred_ids(&self, user: &UserId) -> Result<HashSet<ItemId>, StoreError> {
@@ -98,6 +158,18 @@ impl Reader {
         options: ListOptions,
     ) -> FeedView {
         let limit = options.limit.unwrap_or(self.settings.default_limit);
+        let mut view = self.head(url, record, state.unread(items.iter().map(|i| i.id)));
+        view.items = items
+            .iter()
+            .filter(|item| !options.unread_only || !state.is_read(item.id))
+            .take(limit)
+            .map(|item| item.listed(state.is_read(item.id), starred.contains(&item.id)))
+            .collect();
+        view
+    }
+
+    /// A feed's view without its items; `unread` of them not read.
+    fn head(&self, url: &FeedUrl, record: Option<&FeedRecord>, unread: usize) -> FeedView {
         let error = match record {
             Some(record) if record.last_fetched.is_some() => record.error.clone(),
             _ => Some(format!(
@@ -109,14 +181,9 @@ impl Reader {
         FeedView {
             url: url.to_string(),
             title: super::feed_title(url, record),
-            items: items
-                .iter()
-                .filter(|item| !options.unread_only || !state.is_read(item.id))
-                .take(limit)
-                .map(|item| wire_item(item, state.is_read(item.id), starred.contains(&item.id)))
-                .collect(),
+            items: Vec::new(),
             error,
-            unread: state.unread(items.iter().map(|i| i.id)),
+            unread,
             last_fetched: record.and_then(|r| r.last_fetched),
             next_fetch: record.map(|r| r.next_fetch),
             error_count,
@@ -281,17 +348,60 @@ fn parse_before(raw: &str) -> Result<Before, ReaderError> {
         .map_err(|_| ReaderError::BadDate(raw.chars().take(60).collect()))
 }
 
-/// An item as a listing shows it: summary only.
-pub(super) fn wire_item(item: &StoredItem, read: bool, starred: bool) -> Item {
-    Item {
-        id: common::api::ItemId::new(item.id),
-        guid: item.guid.clone(),
-        title: item.title.clone(),
-        // Stored before links were checked as they are now: checked again.
-        link: item.link.as_deref().and_then(web_url),
-        description: item.description.clone(),
-        published: item.published,
-        read,
-        starred,
+/// Items per feed a listing's buffer is sized for.
+const LISTING_ITEM_GUESS: usize = 50;
+
+/// Whether a cached feed has been fetched (else a listing fetches it).
+fn fetched(feed: &CachedFeed) -> bool {
+    feed.record
+        .as_ref()
+        .is_some_and(|r| r.last_fetched.is_some())
+}
+
+/// Appends `value`'s JSON. Our own types always encode.
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    if let Err(error) = serde_json::to_writer(&mut *out, value) {
+        tracing::error!(%error, "a listing could not be encoded");
+    }
+}
+
+/// Appends `head`, a feed view's JSON with no items, with `items` writing
+/// them inside its `"items":[]`. That is the first `,"items":[` in it:
+/// inside a JSON string every `"` is escaped, so the text cannot occur in
+/// the URL or title before it.
+fn splice_items(head: &[u8], out: &mut Vec<u8>, items: impl FnOnce(&mut Vec<u8>)) {
+    const ITEMS: &[u8] = b",\"items\":[";
+    match head.windows(ITEMS.len()).position(|w| w == ITEMS) {
+        Some(at) => {
+            let (before, after) = head.split_at(at + ITEMS.len());
+            out.extend_from_slice(before);
+            items(out);
+            out.extend_from_slice(after);
+        }
+        // `FeedView` always has `items`; without it, the feed is shown empty.
+        None => out.extend_from_slice(head),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_go_inside_the_views_items_even_when_its_title_mentions_them() {
+        let view = FeedView {
+            url: "https://example.com/,\"items\":[].xml".into(),
+            title: r#"A ,"items":[] title"#.into(),
+            ..FeedView::default()
+        };
+        let mut out = Vec::new();
+        splice_items(&serde_json::to_vec(&view).unwrap(), &mut out, |out| {
+            out.extend_from_slice(br#"{"title":"x"},{"title":"y"}"#)
+        });
+        let spliced: FeedView = serde_json::from_slice(&out).unwrap();
+        assert_eq!(spliced.title, view.title);
+        assert_eq!(spliced.url, view.url);
+        let titles: Vec<_> = spliced.items.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(titles, ["x", "y"]);
     }
 }

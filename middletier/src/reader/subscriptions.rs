@@ -12,7 +12,8 @@ use crate::feeds::opml::{self, OpmlFeed};
 use crate::feeds::{Document, fetch::human_duration};
 use crate::store::FeedRecord;
 
-use super::{Reader, ReaderError, cap_title, web_url};
+use super::{Reader, ReaderError, cap_title};
+use crate::feeds::web_url;
 
 /// The feeds of a page that lists several.
 #[derive(Debug)]

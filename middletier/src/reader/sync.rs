@@ -21,7 +21,8 @@ use crate::store::{
 };
 
 use super::articles::article_of;
-use super::{Reader, ReaderError, feed_title, web_url};
+use super::{Reader, ReaderError, feed_title};
+use crate::feeds::web_url;
 
 impl Reader {
     /// `sync/ids`: the ids a stream holds, in the order asked.

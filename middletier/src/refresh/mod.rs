@@ -13,6 +13,7 @@
 //! | [`due_now`](Refresher::due_now) | what the scheduler should refresh now |
 //! | [`refresh_due`](Refresher::refresh_due) | one scheduled refresh |
 //! | [`rescan`](Refresher::rescan) | reread the schedule from the store |
+//! | [`cached`](Refresher::cached) | feeds as listings show them, from the [`cache`] |
 //!
 //! One refresh:
 //!
@@ -30,6 +31,7 @@
 //! Each part is separately tested: the [`policy`] (when next), [`merge`]
 //! (what to write), [`ownership`] (whose job), the due table.
 
+pub mod cache;
 mod due;
 pub mod merge;
 pub mod ownership;
@@ -50,6 +52,7 @@ pub use merge::Retention;
 use crate::feeds::fetch::{FetchError, Validators};
 use crate::feeds::{Document, FeedDocument, FeedError, Feeds};
 use crate::store::{FeedRecord, FeedUpdate, Store, StoreError, StoredItem, ids};
+use cache::{CachedFeed, FeedCache, Lookup};
 use due::DueTable;
 pub use due::Owned;
 use merge::Merge;
@@ -68,12 +71,24 @@ pub enum RefreshError {
 }
 
 /// What the refresher keeps and how it plans.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RefreshSettings {
     /// Which of a feed's items are kept.
     pub retention: Retention,
     /// When to fetch next.
     pub policy: Policy,
+    /// The most bytes the feed cache holds (0: none).
+    pub cache_bytes: usize,
+}
+
+impl Default for RefreshSettings {
+    fn default() -> Self {
+        Self {
+            retention: Retention::default(),
+            policy: Policy::default(),
+            cache_bytes: 48 << 20,
+        }
+    }
 }
 
 type Flight = Shared<BoxFuture<'static, Result<FeedRecord, RefreshError>>>;
@@ -99,6 +114,8 @@ struct Inner {
     /// When each known feed is due, as far as this process knows: updated
     /// by every refresh, and by rescans of the store.
     due: Mutex<DueTable>,
+    /// Feeds as listings show them; each write below drops its feed.
+    cache: FeedCache,
 }
 
 /// A feed handed out by [`Refresher::due_now`]: taken until this is
@@ -146,10 +163,11 @@ impl Refresher {
             inner: Arc::new(Inner {
                 feeds,
                 store,
-                settings,
                 flights: Mutex::default(),
                 saving: Mutex::default(),
                 due: Mutex::default(),
+                cache: FeedCache::new(settings.cache_bytes),
+                settings,
             }),
         }
     }
@@ -242,7 +260,9 @@ impl Refresher {
         record: FeedRecord,
         subscribed: impl Future<Output = Result<(), StoreError>>,
     ) -> Result<(), StoreError> {
-        self.inner.store.create_feed(&record).await?;
+        let created = self.inner.store.create_feed(&record).await;
+        self.inner.cache.drop_feed(&record.url);
+        created?;
         subscribed.await?;
         self.inner.due_table().add(&record.url, record.next_fetch);
         Ok(())
@@ -357,7 +377,10 @@ impl Refresher {
             Document::Failed(error) => failed(record, error, now, policy, jitter),
         };
         metrics::counter!("feed_refreshes_total", "outcome" => label).increment(1);
-        store.save_fetch(&update).await?;
+        let saved = store.save_fetch(&update).await;
+        // Dropped whatever the outcome: a failed write may have written part.
+        self.inner.cache.drop_feed(&url);
+        saved?;
         self.inner.due_table().set(&url, update.record.next_fetch);
         Ok(update.record)
     }
@@ -368,7 +391,9 @@ impl Refresher {
         if self.inner.store.has_subscribers(url).await? {
             return Ok(false);
         }
-        self.inner.store.delete_feed(url).await?;
+        let deleted = self.inner.store.delete_feed(url).await;
+        self.inner.cache.drop_feed(url);
+        deleted?;
         self.inner.due_table().remove(url);
         Ok(true)
     }
@@ -411,6 +436,65 @@ impl Refresher {
         if let Err(e) = self.refresh(url, None).await {
             retry("refresh could not be stored", &e);
         }
+    }
+
+    /// Each of `urls` as listings show it, in order: from the cache, or
+    /// read from the store (one operation for all the misses) and cached.
+    ///
+    /// A store other middletiers share is written by them too, without
+    /// this process knowing: there each feed's record is read first, and a
+    /// cached feed whose record differs is read again. Their refreshers
+    /// write a feed's items before its record, so an unchanged record
+    /// means unchanged items.
+    pub async fn cached(&self, urls: &[FeedUrl]) -> Result<Vec<Arc<CachedFeed>>, StoreError> {
+        let store = &self.inner.store;
+        let cache = &self.inner.cache;
+        let mut lookups = cache.lookup(urls);
+        let records = if store.is_shared() {
+            let records = futures::future::try_join_all(urls.iter().map(|url| store.feed(url)));
+            let records = records.await?;
+            for ((url, lookup), record) in urls.iter().zip(&mut lookups).zip(&records) {
+                if matches!(lookup, Lookup::Hit(hit) if hit.record != *record) {
+                    cache.drop_feed(url);
+                    *lookup = cache.lookup(std::slice::from_ref(url)).remove(0);
+                }
+            }
+            Some(records)
+        } else {
+            None
+        };
+        let misses: Vec<FeedUrl> = urls
+            .iter()
+            .zip(&lookups)
+            .filter(|(_, lookup)| matches!(lookup, Lookup::Miss(_)))
+            .map(|(url, _)| url.clone())
+            .collect();
+        let mut read = match &records {
+            // Items only, after the records above.
+            Some(records) => {
+                let missed = urls.iter().zip(records).zip(&lookups);
+                let reads = missed
+                    .filter(|(_, lookup)| matches!(lookup, Lookup::Miss(_)))
+                    .map(|((url, record), _)| async move {
+                        Ok::<_, StoreError>((record.clone(), store.items(url).await?))
+                    });
+                futures::future::try_join_all(reads).await?
+            }
+            None if misses.is_empty() => Vec::new(),
+            None => store.feeds_with_items(&misses).await?,
+        }
+        .into_iter();
+        Ok(urls
+            .iter()
+            .zip(lookups)
+            .map(|(url, lookup)| match lookup {
+                Lookup::Hit(feed) => feed,
+                Lookup::Miss(ticket) => {
+                    let (record, items) = read.next().unwrap_or_default();
+                    cache.fill(url, ticket, CachedFeed::new(record, &items))
+                }
+            })
+            .collect())
     }
 
     /// Replaces what this process knows is due with a scan of the store

@@ -160,6 +160,21 @@ pub struct StoredItem {
 }
 
 impl StoredItem {
+    /// The item as listings show it, with one user's flags.
+    pub fn listed(&self, read: bool, starred: bool) -> common::api::Item {
+        common::api::Item {
+            id: common::api::ItemId::new(self.id),
+            guid: self.guid.clone(),
+            title: self.title.clone(),
+            // Stored before links were checked as they are now: checked again.
+            link: self.link.as_deref().and_then(crate::feeds::web_url),
+            description: self.description.clone(),
+            published: self.published,
+            read,
+            starred,
+        }
+    }
+
     /// The item without its details, as [`Store::items`] returns it.
     pub fn summary(&self) -> StoredItem {
         StoredItem {
