@@ -5,6 +5,8 @@
 #
 #   ./scripts/bench-read-path.sh [seconds per target, default 10]
 #   WORDS=3 ./scripts/bench-read-path.sh   # short descriptions (~200 KB answer)
+#   PROFILE=1 ./scripts/bench-read-path.sh # and where the middletier and the
+#                                          # edge spend their CPU (perf)
 #
 # Release binaries on 127.0.0.1: a registry, one middletier on the file
 # store, an edge (`--auth none`), and python3's http.server serving 20
@@ -37,7 +39,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --locked --quiet --bins
+cargo build --release --locked --quiet --workspace --bins
 
 work=$(mktemp -d)
 pids=()
@@ -91,9 +93,11 @@ RUST_LOG=warn target/release/middletier --port "$middletier_port" --registry-url
     --store file --data-dir "$work/data" --allow-private-feeds --user-write-rate 0 \
     --refresh-min-interval 1h >/dev/null 2>&1 &
 pids+=($!)
+middletier_pid=$!
 RUST_LOG=warn target/release/edge --port "$edge_port" --registry-url "$registry_url" \
     --user-write-rate 0 >/dev/null 2>&1 &
 pids+=($!)
+edge_pid=$!
 wait_for "http://127.0.0.1:$middletier_port/healthcheck"
 wait_for "http://127.0.0.1:$edge_port/healthcheck"
 for _ in $(seq 200); do
@@ -159,3 +163,29 @@ for target in "middletier direct|$middletier" \
     read -r rate p50 p99 errors < <(measure "$url")
     printf '| %s | %.0f | %.3f | %.2f | %.2f | %s |\n' "$label" "$rate" "$(python3 -c "print($rate / $limit)")" "$p50" "$p99" "$errors"
 done
+echo
+echo "middletier resident memory: $(awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$middletier_pid/status")"
+
+# Where the CPU goes: perf samples (call graphs) of one process while wrk
+# loads it, the heaviest functions by their own time.
+profile() {
+    local name=$1 pid=$2 url=$3
+    perf record -F 999 -g -p "$pid" -o "$work/$name.perf" -- sleep "$seconds" >/dev/null 2>&1 &
+    local perf_pid=$!
+    wrk -t2 -c8 -d"${seconds}s" "$url" >/dev/null
+    wait "$perf_pid" || true
+    echo
+    echo "Profile of the $name under \`$url\` (self time, functions over 2%):"
+    echo '```'
+    perf report -i "$work/$name.perf" --no-children --percent-limit 2 --stdio --sort symbol 2>/dev/null |
+        grep -E '^ +[0-9.]+%' | head -25
+    echo '```'
+}
+if [ -n "${PROFILE:-}" ]; then
+    command -v perf >/dev/null 2>&1 || {
+        echo "bench-read-path: PROFILE needs perf (Debian's linux-perf)" >&2
+        exit 1
+    }
+    profile middletier "$middletier_pid" "$middletier"
+    profile edge "$edge_pid" "http://127.0.0.1:$edge_port/api/subscriptions"
+fi
