@@ -6,6 +6,10 @@
 //! and a byte budget, so the fallback can never cost the edge its memory;
 //! beyond either, arbitrary answers are forgotten, and those users'
 //! fallback is an empty list.
+//!
+//! Each answer keeps the middletier's tag (`ETag`) with it, so the next
+//! read asks "has it changed?" (`If-None-Match`) and, when not, is served
+//! this copy without the middletier encoding or sending it again.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -27,7 +31,7 @@ const SAVED_BYTES: usize = 64 * 1024 * 1024;
 /// everyone else's.
 #[derive(Debug)]
 pub(crate) struct LastGood {
-    answers: HashMap<UserId, Bytes>,
+    answers: HashMap<UserId, (Bytes, Option<String>)>,
     bytes: usize,
     max_users: usize,
     max_bytes: usize,
@@ -44,10 +48,16 @@ impl LastGood {
     }
 
     pub(crate) fn get(&self, user: &UserId) -> Option<Bytes> {
-        self.answers.get(user).cloned()
+        self.answers.get(user).map(|(body, _)| body.clone())
     }
 
-    pub(crate) fn insert(&mut self, user: UserId, body: Bytes) {
+    /// The answer and its tag, if it has one.
+    pub(crate) fn tagged(&self, user: &UserId) -> Option<(String, Bytes)> {
+        let (body, tag) = self.answers.get(user)?;
+        Some((tag.clone()?, body.clone()))
+    }
+
+    pub(crate) fn insert(&mut self, user: UserId, body: Bytes, tag: Option<String>) {
         self.remove(&user);
         if body.len() > self.max_bytes / 4 {
             return;
@@ -59,11 +69,11 @@ impl LastGood {
             self.remove(&victim);
         }
         self.bytes += body.len();
-        self.answers.insert(user, body);
+        self.answers.insert(user, (body, tag));
     }
 
     pub(crate) fn remove(&mut self, user: &UserId) {
-        if let Some(old) = self.answers.remove(user) {
+        if let Some((old, _)) = self.answers.remove(user) {
             self.bytes -= old.len();
         }
     }
@@ -80,9 +90,14 @@ impl Saved {
         self.lock().get(user)
     }
 
-    /// Keeps `body` as `user`'s last good answer.
-    pub(crate) fn save(&self, user: &UserId, body: Bytes) {
-        self.lock().insert(user.clone(), body);
+    /// `user`'s last good answer and its tag, when it has one.
+    pub(crate) fn tagged(&self, user: &UserId) -> Option<(String, Bytes)> {
+        self.lock().tagged(user)
+    }
+
+    /// Keeps `body` (tagged `tag`) as `user`'s last good answer.
+    pub(crate) fn save(&self, user: &UserId, body: Bytes, tag: Option<String>) {
+        self.lock().insert(user.clone(), body, tag);
     }
 
     /// After a change (made or maybe made) the saved copy is out of date:
@@ -113,34 +128,36 @@ mod tests {
         let mut saved = LastGood::new(3, 100);
 
         for n in 0..10 {
-            saved.insert(user(n), body(10));
+            saved.insert(user(n), body(10), None);
             assert!(saved.answers.len() <= 3);
         }
         assert_eq!(saved.bytes, 30);
         assert!(saved.get(&user(9)).is_some(), "the newest answer is kept");
 
-        saved.insert(user(10), body(25));
-        saved.insert(user(11), body(25));
-        saved.insert(user(12), body(25));
+        saved.insert(user(10), body(25), None);
+        saved.insert(user(11), body(25), None);
+        saved.insert(user(12), body(25), None);
         assert!(saved.bytes <= 100);
         assert_eq!(
             saved.bytes,
-            saved.answers.values().map(Bytes::len).sum::<usize>()
+            saved.answers.values().map(|(b, _)| b.len()).sum::<usize>()
         );
 
-        saved.insert(user(13), body(26));
+        saved.insert(user(13), body(26), None);
         assert!(
             saved.get(&user(13)).is_none(),
             "an answer over a quarter of the budget is not kept"
         );
         assert_eq!(saved.answers.len(), 3, "and pushes nothing else out");
 
-        saved.insert(user(12), body(5));
+        saved.insert(user(12), body(5), Some("\"t\"".into()));
+        assert_eq!(saved.tagged(&user(12)), Some(("\"t\"".into(), body(5))));
+        assert_eq!(saved.tagged(&user(11)), None, "an answer with no tag");
         saved.remove(&user(12));
         saved.remove(&user(12));
         assert_eq!(
             saved.bytes,
-            saved.answers.values().map(Bytes::len).sum::<usize>()
+            saved.answers.values().map(|(b, _)| b.len()).sum::<usize>()
         );
     }
 }

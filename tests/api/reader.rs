@@ -118,14 +118,52 @@ async fn a_listing_is_never_stale_for_any_reader_of_a_shared_feed() {
         let (_, bobs) = api.feeds("bob").await;
         assert_eq!(flags(&bobs), [(true, false), (true, true)], "{store:?}");
 
+        // A caller holding the listing asks whether it changed: no while
+        // nothing did, yes after a change of state or of the feed.
+        let tagged = |known: Option<String>| {
+            let request = api.http.get(api.url("/middletier/rss/user/bob"));
+            let request = match known {
+                Some(tag) => request.header("if-none-match", tag),
+                None => request,
+            };
+            async move {
+                let response = request.send().await.unwrap();
+                let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+                (response.status(), tag, response.bytes().await.unwrap())
+            }
+        };
+        let (status, tag, body) = tagged(None).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, same, empty) = tagged(Some(tag.clone())).await;
+        assert_eq!(
+            (status, &same, empty.len()),
+            (StatusCode::NOT_MODIFIED, &tag, 0)
+        );
+        api.set_item("bob", &ids[1], json!({"starred": false}))
+            .await;
+        let (status, starred, changed) = tagged(Some(tag.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{store:?}: a star changed");
+        assert_ne!((&starred, &changed), (&tag, &body));
+        feeds.set_mutable(&["b2", "b", "a"]);
+        assert_eq!(api.refresh("alice", &url).await.0, StatusCode::OK);
+        let (status, refreshed, _) = tagged(Some(starred.clone())).await;
+        assert_eq!(status, StatusCode::OK, "{store:?}: the feed changed");
+        assert_ne!(refreshed, starred);
+        let (status, ..) = tagged(Some(refreshed)).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+
         // Unsubscribed and subscribed again: read afresh.
-        feeds.set_mutable(&["c", "b", "a"]);
+        feeds.set_mutable(&["c", "b2", "b", "a"]);
         assert_eq!(api.unsubscribe("alice", &url).await.0, StatusCode::OK);
         assert_eq!(api.unsubscribe("bob", &url).await.0, StatusCode::OK);
         assert_eq!(api.subscribe("alice", &url).await.0, StatusCode::OK);
         let (_, listing) = api.feeds("alice").await;
         let feed = &listing["subscriptions"][0];
-        assert_eq!(item_titles(feed), ["c", "b", "a"], "{store:?}: {feed}");
+        assert_eq!(
+            item_titles(feed),
+            ["c", "b2", "b", "a"],
+            "{store:?}: {feed}"
+        );
         api.running.stop().await;
     }
 }

@@ -304,3 +304,42 @@ async fn the_whole_journey_works_through_forms_alone() {
     );
     assert!(!reloaded.body.contains("/mutable"));
 }
+
+#[tokio::test]
+async fn the_edge_is_told_when_its_copy_is_current_and_shows_any_change_at_once() {
+    let stack = TestStack::start(1, &[], &[]).await;
+    let (edge, middletier) = (&stack.edge, &stack.middletiers[0]);
+    let rss = stack.feeds.url("/fixtures/rss2.xml");
+    assert_eq!(edge.subscribe(&rss).await.0, StatusCode::OK);
+    let first = edge.feeds().await;
+    // The edge asks with its copy's tag: unchanged, the middletier says so
+    // (304) and the edge serves its copy.
+    assert_eq!(edge.feeds().await, first);
+    let metrics = middletier
+        .http
+        .get(middletier.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l.contains(r#"status="304""#)),
+        "the middletier answered 304: {metrics}"
+    );
+    // A change made past this edge (another edge, a sync app) shows on
+    // its very next read.
+    let id = first["subscriptions"][0]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = middletier
+        .set_item("default", &id, json!({"read": true}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = edge.feeds().await;
+    assert_eq!(after["subscriptions"][0]["items"][0]["read"], true);
+    assert_eq!(after["subscriptions"][0]["unread"], 3);
+    assert_eq!(after["degraded"], false);
+}

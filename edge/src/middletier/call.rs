@@ -204,8 +204,9 @@ impl Middletier {
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
         decode: Decode<T>,
     ) -> Result<T, Failure<CallFailure>> {
-        let (status, _, body) = self.send_answer(deadline, build).await?;
-        decode(status, &body).map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
+        let answer = self.send_answer(deadline, build).await?;
+        decode(answer.status, &answer.body)
+            .map_err(|e| Failure::Error(CallFailure::Body(e.to_string())))
     }
 
     /// One balanced call and its answer's body.
@@ -214,25 +215,28 @@ impl Middletier {
         deadline: Instant,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> Result<Bytes, Failure<CallFailure>> {
-        Ok(self.send_answer(deadline, build).await?.2)
+        Ok(self.send_answer(deadline, build).await?.body)
     }
 
-    /// One balanced call, and its answer (status, Content-Type, body): a
-    /// 2xx, or a 300 (a choice for the user, which only a subscribe reads
-    /// as one). Any other 3xx or a 4xx is the caller's failure; anything
-    /// else is the middletier's.
+    /// One balanced call, and its answer: a 2xx, a 300 (a choice for the
+    /// user, which only a subscribe reads as one) or a 304 (to a request
+    /// that said which copy it holds). Any other 3xx or a 4xx is the
+    /// caller's failure; anything else is the middletier's.
     pub(super) async fn send_answer(
         &self,
         deadline: Instant,
         build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
-    ) -> Result<(reqwest::StatusCode, String, Bytes), Failure<CallFailure>> {
+    ) -> Result<Answer, Failure<CallFailure>> {
         let served = self
             .client
             .call(deadline, build)
             .await
             .map_err(|e| Failure::Error(unreachable(&e)))?;
         let status = served.response.status();
-        if !status.is_success() && status != reqwest::StatusCode::MULTIPLE_CHOICES {
+        let answered = status.is_success()
+            || status == reqwest::StatusCode::MULTIPLE_CHOICES
+            || status == reqwest::StatusCode::NOT_MODIFIED;
+        if !answered {
             let retry_after = served
                 .response
                 .headers()
@@ -257,16 +261,20 @@ impl Middletier {
                 Failure::Error(failure)
             });
         }
-        let content_type = served
-            .response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let header = |name| {
+            let value = served.response.headers().get(name);
+            value.and_then(|v| v.to_str().ok()).map(str::to_owned)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
+        let tag = header(reqwest::header::ETAG);
         read_capped(served.response, MAX_ANSWER_BYTES)
             .await
-            .map(|body| (status, content_type, body))
+            .map(|body| Answer {
+                status,
+                content_type,
+                tag,
+                body,
+            })
             .map_err(|e| match e {
                 // Too much for this user, not a failing middletier.
                 ReadCappedError::TooLarge => Failure::BadRequest(CallFailure::TooLarge(format!(
@@ -276,4 +284,15 @@ impl Middletier {
                 ReadCappedError::Transport(e) => Failure::Error(CallFailure::Body(e.to_string())),
             })
     }
+}
+
+/// What the middletier answered (see [`Middletier::send_answer`]).
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub status: reqwest::StatusCode,
+    /// Its `Content-Type`, or empty.
+    pub content_type: String,
+    /// Its `ETag`, if it has one.
+    pub tag: Option<String>,
+    pub body: Bytes,
 }

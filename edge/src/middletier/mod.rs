@@ -75,6 +75,9 @@ impl Read {
     }
 }
 
+/// A listing and the middletier's tag of it, if it gave one.
+type Tagged = (Bytes, Option<String>);
+
 /// An empty listing's bytes: the fallback of a user with no saved answer.
 fn empty_body(user: &UserId) -> Bytes {
     Bytes::from(serde_json::to_vec(&empty(user)).unwrap_or_default())
@@ -187,7 +190,7 @@ impl Middletier {
             Err(CommandError::BadRequest(failure)) if failure.is_too_large() => {
                 let reason = failure.to_string();
                 match self.read_live(user, unread_only, 0).await {
-                    Ok(Outcome::Primary(body)) => Read {
+                    Ok(Outcome::Primary((body, _))) => Read {
                         body,
                         degraded: Some(format!(
                             "your feeds are shown without their items: {reason}"
@@ -200,16 +203,21 @@ impl Middletier {
         }
     }
 
+    /// The live answer and its tag. Asks with the tag of the saved copy
+    /// (the full view's), and is served that copy when the middletier says
+    /// it is still current (304): the middletier then neither encodes nor
+    /// sends it.
     async fn read_live(
         &self,
         user: &UserId,
         unread_only: bool,
         limit: usize,
-    ) -> Result<Outcome<Bytes, CallFailure>, CommandError<CallFailure>> {
+    ) -> Result<Outcome<Tagged, CallFailure>, CommandError<CallFailure>> {
         let mut path = format!("{}?limit={limit}", user_path(user));
         if unread_only {
             path.push_str("&unread=true");
         }
+        let held = (!unread_only).then(|| self.saved.tagged(user)).flatten();
         // The command runs the call as a task of its own: it gets its own
         // handle on the middletier (a clone shares everything).
         let this = self.clone();
@@ -218,15 +226,34 @@ impl Middletier {
             .get
             .execute_or(
                 |deadline| async move {
-                    let body = this
-                        .send(deadline, move |http, base| {
-                            http.get(format!("{base}{path}"))
+                    let held_tag = held.as_ref().map(|(tag, _)| tag.clone());
+                    let answer = this
+                        .send_answer(deadline, move |http, base| {
+                            let request = http.get(format!("{base}{path}"));
+                            match &held_tag {
+                                Some(tag) => request.header(reqwest::header::IF_NONE_MATCH, tag),
+                                None => request,
+                            }
                         })
                         .await?;
-                    check_shape(&owner, &body).map_err(|e| Failure::Error(CallFailure::Body(e)))?;
-                    Ok(body)
+                    if answer.status == reqwest::StatusCode::NOT_MODIFIED {
+                        return match held {
+                            Some((tag, body)) => Ok((body, Some(tag))),
+                            None => Err(Failure::Error(CallFailure::Body(
+                                "304 Not Modified to a request that held no copy".to_owned(),
+                            ))),
+                        };
+                    }
+                    check_shape(&owner, &answer.body)
+                        .map_err(|e| Failure::Error(CallFailure::Body(e)))?;
+                    Ok((answer.body, answer.tag))
                 },
-                |_| Some(self.saved.get(user).unwrap_or_else(|| empty_body(user))),
+                |_| {
+                    Some((
+                        self.saved.get(user).unwrap_or_else(|| empty_body(user)),
+                        None,
+                    ))
+                },
             )
             .await
     }
@@ -235,19 +262,19 @@ impl Middletier {
         &self,
         user: &UserId,
         unread_only: bool,
-        result: Result<Outcome<Bytes, CallFailure>, CommandError<CallFailure>>,
+        result: Result<Outcome<Tagged, CallFailure>, CommandError<CallFailure>>,
     ) -> Read {
         match result {
-            Ok(Outcome::Primary(body)) => {
+            Ok(Outcome::Primary((body, tag))) => {
                 if !unread_only {
-                    self.saved.save(user, body.clone());
+                    self.saved.save(user, body.clone(), tag);
                 }
                 Read {
                     body,
                     degraded: None,
                 }
             }
-            Ok(Outcome::Fallback(body, reason)) => Read {
+            Ok(Outcome::Fallback((body, _), reason)) => Read {
                 body,
                 degraded: Some(describe(&reason)),
             },
@@ -442,13 +469,13 @@ impl Middletier {
         self.commands
             .media
             .execute(|deadline| async move {
-                let (_, content_type, body) = this
+                let answer = this
                     .send_answer(deadline, move |http, base| {
                         http.get(format!("{base}/middletier/media"))
                             .query(&[("url", &url), ("user", &user)])
                     })
                     .await?;
-                Ok((content_type, body))
+                Ok((answer.content_type, answer.body))
             })
             .await
             .map_err(write_error)

@@ -2,13 +2,13 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::header;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::api::{FeedView, ItemChange, ItemState, MarkRead, Marked};
 
 use super::extract::{FeedParam, ItemPath, JsonBody, User};
 use super::{ApiError, AppState, Budget};
-use crate::reader::ListOptions;
+use crate::reader::{ListOptions, Listing};
 
 /// Most items per feed one listing returns.
 const MAX_LIMIT: usize = 500;
@@ -21,16 +21,30 @@ pub(super) async fn list(
     State(state): State<AppState>,
     User(user): User,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let options = list_options(query.as_deref())?;
-    let body = state.reader.listing(&user, options).await?;
+    // The edge asks with the tag of the copy it holds (one tag: ours).
+    let known = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    let (tag, body) = match state.reader.listing(&user, options, known).await? {
+        Listing::Unchanged { tag } => {
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+        }
+        Listing::Fresh { tag, body } => (tag, body),
+    };
     if body.len() > state.max_listing_bytes {
         return Err(ApiError::ListingTooLarge {
             bytes: body.len(),
             limit: state.max_listing_bytes,
         });
     }
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(tag) = tag.and_then(|tag| HeaderValue::from_str(&tag).ok()) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
 }
 
 fn list_options(query: Option<&str>) -> Result<ListOptions, ApiError> {

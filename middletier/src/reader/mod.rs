@@ -27,7 +27,7 @@ mod reading;
 mod subscriptions;
 mod sync;
 
-pub(crate) use reading::ListOptions;
+pub(crate) use reading::{ListOptions, Listing};
 pub(crate) use subscriptions::Subscribe;
 
 use std::collections::{HashMap, HashSet};

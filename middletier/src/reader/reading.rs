@@ -1,7 +1,8 @@
 //! Reading: the listing (stored items with the user's read and starred
 //! state), one item's state, mark-read, and refresh now.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use common::api::{FeedUrl, FeedView, ItemChange, ItemState, UserId};
@@ -13,6 +14,24 @@ use crate::store::{FeedRecord, ItemId, ReadState, StarredItem, StoreError, Store
 
 use super::{Reader, ReaderError};
 use crate::feeds::web_url;
+
+/// A listing, or word that the caller's copy is still current.
+#[derive(Debug)]
+pub(crate) enum Listing {
+    /// The listing, encoded, and its tag when it has one (see
+    /// [`Reader::listing`]).
+    Fresh {
+        /// Its tag.
+        tag: Option<String>,
+        /// `common::api::UserFeeds` as JSON.
+        body: Vec<u8>,
+    },
+    /// The caller's copy has this tag, and it is still the listing.
+    Unchanged {
+        /// The tag.
+        tag: String,
+    },
+}
 
 /// How to list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,17 +51,26 @@ impl Reader {
     /// everyone who reads the feed; only this user's flags and each feed's
     /// few other fields are encoded here. A feed never fetched yet is
     /// fetched first (see [`Reader::view`]).
+    ///
+    /// The listing is tagged (an HTTP entity tag) from what it is made of,
+    /// without encoding it: a caller that holds the listing tagged `known`
+    /// is told it is [`Listing::Unchanged`], and nothing is encoded or sent.
     pub(crate) async fn listing(
         &self,
         user: &UserId,
         options: ListOptions,
-    ) -> Result<Vec<u8>, ReaderError> {
+        known: Option<&str>,
+    ) -> Result<Listing, ReaderError> {
         let urls = self.subscription_urls(user).await?;
         let (states, starred, feeds) = tokio::try_join!(
             self.store.read_states(user),
             self.starred_ids(user),
             self.refresher.cached(&urls),
         )?;
+        let tag = self.listing_tag(user, options, &urls, &feeds, &states, &starred);
+        if let Some(tag) = tag.as_ref().filter(|tag| Some(tag.as_str()) == known) {
+            return Ok(Listing::Unchanged { tag: tag.clone() });
+        }
         let state = |url: &FeedUrl| states.get(url).cloned().unwrap_or_default();
         // Feeds never fetched are fetched now, all at once.
         let unfetched = urls.iter().zip(&feeds).filter(|(_, feed)| !fetched(feed));
@@ -71,7 +99,42 @@ impl Reader {
             }
         }
         out.extend_from_slice(b"]}");
-        Ok(out)
+        Ok(Listing::Fresh { tag, body: out })
+    }
+
+    /// The tag of a listing made of these parts: a hash of the user, the
+    /// options, each feed's cached version (which changes with any write to
+    /// the feed), and the user's read state and stars in each. `None` when
+    /// a feed has no version (not kept in the cache, or never fetched).
+    fn listing_tag(
+        &self,
+        user: &UserId,
+        options: ListOptions,
+        urls: &[FeedUrl],
+        feeds: &[Arc<CachedFeed>],
+        states: &HashMap<FeedUrl, ReadState>,
+        starred: &HashSet<ItemId>,
+    ) -> Option<String> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hash = twox_hash::XxHash64::with_seed(self.refresher.cache_epoch());
+        user.as_str().hash(&mut hash);
+        options.unread_only.hash(&mut hash);
+        options
+            .limit
+            .unwrap_or(self.settings.default_limit)
+            .hash(&mut hash);
+        for (url, feed) in urls.iter().zip(feeds) {
+            if feed.version == 0 || !fetched(feed) {
+                return None;
+            }
+            (url.as_str(), feed.version).hash(&mut hash);
+            let state = states.get(url);
+            state.map(|s| (s.read_before, &s.overrides)).hash(&mut hash);
+            for item in feed.items.iter().filter(|i| starred.contains(&i.id)) {
+                item.id.hash(&mut hash);
+            }
+        }
+        Some(format!("\"{:016x}\"", hash.finish()))
     }
 
     /// Writes one fetched feed's view from its cached form: the same bytes

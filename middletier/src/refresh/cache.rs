@@ -33,6 +33,11 @@ pub struct CachedFeed {
     pub record: Option<FeedRecord>,
     /// Its items, newest first.
     pub items: Vec<CachedItem>,
+    /// Names this content among every feed this process has cached since
+    /// it started (with [`FeedCache::epoch`], across restarts too): a
+    /// listing's tag is made of these. 0 for content not kept, which has
+    /// no name.
+    pub version: u64,
 }
 
 /// One item, encoded for a listing but for the reader's flags.
@@ -83,6 +88,7 @@ impl CachedFeed {
         Self {
             record,
             items: items.iter().map(CachedItem::new).collect(),
+            version: 0,
         }
     }
 
@@ -121,6 +127,7 @@ pub struct FeedCache {
     budget: usize,
     table: Mutex<Table>,
     tickets: AtomicU64,
+    epoch: u64,
 }
 
 #[derive(Debug, Default)]
@@ -147,7 +154,17 @@ impl FeedCache {
             budget,
             table: Mutex::default(),
             tickets: AtomicU64::new(1),
+            epoch: getrandom::u64().unwrap_or_else(|_| {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+                now.map_or(0, |d| d.as_nanos() as u64) ^ u64::from(std::process::id())
+            }),
         }
+    }
+
+    /// A random number of this cache's own: versions start again at 1 in
+    /// every process, so a tag made of them includes this too.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -184,25 +201,33 @@ impl FeedCache {
     }
 
     /// Keeps `feed`, read after `ticket` was handed out, unless `url` was
-    /// written (dropped) since; returns it either way.
-    pub fn fill(&self, url: &FeedUrl, ticket: Ticket, feed: CachedFeed) -> Arc<CachedFeed> {
-        let feed = Arc::new(feed);
+    /// written (dropped) since; returns it either way, or what another
+    /// read with the same ticket kept first.
+    pub fn fill(&self, url: &FeedUrl, ticket: Ticket, mut feed: CachedFeed) -> Arc<CachedFeed> {
         let bytes = feed.bytes();
         if bytes > self.budget / 4 {
             // Too big to be worth the room: read each time.
-            return feed;
+            return Arc::new(feed);
         }
         let mut table = self.table();
         let table = &mut *table;
-        let Some(slot) = table.slots.get_mut(url) else {
-            return feed;
+        let Some(slot) = table
+            .slots
+            .get_mut(url)
+            .filter(|slot| slot.ticket == ticket)
+        else {
+            // Written since the ticket: this read may be older than the write.
+            return Arc::new(feed);
         };
-        if slot.ticket != ticket {
-            return feed;
+        if let Some((kept, _)) = &slot.feed {
+            // Two reads missed at once: the first to arrive is kept, so a
+            // version always names one content.
+            return kept.clone();
         }
-        if let Some((_, old)) = slot.feed.replace((feed.clone(), bytes)) {
-            table.bytes -= old;
-        }
+        // Tickets are never handed out twice, and a slot is filled once.
+        feed.version = ticket.0;
+        let feed = Arc::new(feed);
+        slot.feed = Some((feed.clone(), bytes));
         table.bytes += bytes;
         if table.bytes > self.budget {
             table.evict(self.budget - self.budget / 10);
@@ -312,10 +337,18 @@ mod tests {
         let cache = FeedCache::new(1 << 20);
         let ticket = miss(&cache.lookup(&[url(1)])[0]);
         cache.fill(&url(1), ticket, feed(1, 3));
-        match &cache.lookup(&[url(1)])[0] {
-            Lookup::Hit(hit) => assert_eq!(hit.items.len(), 3),
+        let first = match &cache.lookup(&[url(1)])[0] {
+            Lookup::Hit(hit) => hit.clone(),
             Lookup::Miss(_) => panic!("expected a hit"),
-        }
+        };
+        assert_eq!(first.items.len(), 3);
+        assert_ne!(first.version, 0, "kept content has a version");
+        // After a write, the same feed read again is another version.
+        cache.drop_feed(&url(1));
+        let ticket = miss(&cache.lookup(&[url(1)])[0]);
+        let second = cache.fill(&url(1), ticket, feed(1, 3));
+        assert_ne!(second.version, first.version);
+        assert_ne!(FeedCache::new(1).epoch(), cache.epoch());
         assert!(cache.bytes() > 0);
     }
 
@@ -329,7 +362,8 @@ mod tests {
         // ...another listing misses after the write...
         let after = miss(&cache.lookup(&[url(1)])[0]);
         // ...and the first, older read arrives last: not kept.
-        cache.fill(&url(1), before, feed(1, 1));
+        let raced = cache.fill(&url(1), before, feed(1, 1));
+        assert_eq!(raced.version, 0, "content not kept has no version");
         assert!(matches!(cache.lookup(&[url(1)])[0], Lookup::Miss(_)));
         // The read that began after the write is.
         cache.fill(&url(1), after, feed(1, 2));
@@ -369,6 +403,7 @@ mod tests {
         let ticket = miss(&cache.lookup(&[url(1)])[0]);
         let feed = cache.fill(&url(1), ticket, feed(1, 3));
         assert_eq!(feed.items.len(), 3, "the caller still gets what it read");
+        assert_eq!(feed.version, 0);
         assert!(matches!(cache.lookup(&[url(1)])[0], Lookup::Miss(_)));
         assert_eq!(cache.bytes(), 0);
     }

@@ -497,6 +497,11 @@ impl Refresher {
             .collect())
     }
 
+    /// See [`FeedCache::epoch`].
+    pub fn cache_epoch(&self) -> u64 {
+        self.inner.cache.epoch()
+    }
+
     /// Replaces what this process knows is due with a scan of the store
     /// (feeds added through other instances sharing it come in this way).
     pub async fn rescan(&self) -> Result<(), StoreError> {
