@@ -139,7 +139,8 @@ pub(crate) enum Subscribed {
 #[derive(Clone)]
 pub(crate) struct Middletier {
     client: BalancedClient,
-    pub commands: Commands,
+    /// Shared, not copied: a handler clones the middletier per request.
+    pub commands: Arc<Commands>,
     saved: Arc<Saved>,
     /// Per-user limit on adds, deletes and imports; `None`: no limit.
     writes: Option<Arc<WriteLimiter>>,
@@ -153,7 +154,7 @@ impl Middletier {
     ) -> Self {
         Self {
             client,
-            commands,
+            commands: Arc::new(commands),
             saved: Arc::default(),
             writes: writes.map(Arc::new),
         }
