@@ -231,18 +231,20 @@ async fn main() {
         all_due(store.as_ref()).await;
     }
     let data_dir = data.to_str().unwrap();
-    let service = Service::start(
-        "middletier",
-        &[
-            "--registry-url=",
-            "--allow-private-feeds",
-            "--store",
-            "file",
-            "--data-dir",
-            data_dir,
-        ],
-        &[],
-    );
+    // BENCH_LISTING_CACHE=<bytes> measures another feed cache budget.
+    let cache = std::env::var("BENCH_LISTING_CACHE").ok();
+    let mut args = vec![
+        "--registry-url=",
+        "--allow-private-feeds",
+        "--store",
+        "file",
+        "--data-dir",
+        data_dir,
+    ];
+    if let Some(cache) = &cache {
+        args.extend(["--listing-cache", cache]);
+    }
+    let service = Service::start("middletier", &args, &[]);
     let http = reqwest::Client::new();
     let started = Instant::now();
     loop {

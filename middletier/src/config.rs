@@ -218,7 +218,7 @@ pub struct RefreshArgs {
     /// The most memory the feed cache takes: feeds' items encoded once for
     /// every listing that shows them (the least recently read go first).
     /// 0 turns it off.
-    #[arg(long, env = "RSS_LISTING_CACHE", value_parser = parse_bytes, default_value = "48MiB")]
+    #[arg(long, env = "RSS_LISTING_CACHE", value_parser = parse_bytes, default_value = "8MiB")]
     pub listing_cache: u64,
 }
 

@@ -5,7 +5,7 @@
 //!
 //! | command | call | timeout | fallback |
 //! |---|---|---|---|
-//! | `RSSGet` | `GET /middletier/rss/user/{user}` | 10 s | the user's last good answer, marked degraded; else an empty degraded list |
+//! | `RSSGet` | `GET /middletier/rss/user/{user}`, with `If-None-Match` when it holds a copy | 10 s | the user's last good answer, marked degraded; else an empty degraded list |
 //! | `RSSAdd` | `POST ...?url=` | 5 s | none: the user is told the change was not saved |
 //! | `RSSDel` | `DELETE ...?url=` | 2 s | none, likewise |
 //! | `RSSItem` | `PUT .../items/{id}` | 2 s | none |

@@ -86,7 +86,7 @@ impl Default for RefreshSettings {
         Self {
             retention: Retention::default(),
             policy: Policy::default(),
-            cache_bytes: 48 << 20,
+            cache_bytes: 8 << 20,
         }
     }
 }
