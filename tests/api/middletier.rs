@@ -409,15 +409,7 @@ async fn health_and_metrics_are_served() {
     )
     .await;
 
-    let metrics = api
-        .http
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::support::web::get_text(api.url("/metrics")).await;
     for series in [
         r#"http_requests_total{service="middletier",method="GET",route="/middletier/rss/user/{user}",status="200"}"#,
         r#"http_request_duration_seconds_bucket{service="middletier",method="GET",route="/middletier/rss/user/{user}",le="#,

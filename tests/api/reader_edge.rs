@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{FAST_REFRESH, TestStack, send};
-use crate::support::web::{Browser, Page};
+use crate::support::web::{Browser, Page, get_text};
 
 #[tokio::test]
 async fn the_json_api_mirrors_the_reader() {
@@ -315,15 +315,7 @@ async fn the_edge_is_told_when_its_copy_is_current_and_shows_any_change_at_once(
     // The edge asks with its copy's tag: unchanged, the middletier says so
     // (304) and the edge serves its copy.
     assert_eq!(edge.feeds().await, first);
-    let metrics = middletier
-        .http
-        .get(middletier.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(middletier.url("/metrics")).await;
     assert!(
         metrics.lines().any(|l| l.contains(r#"status="304""#)),
         "the middletier answered 304: {metrics}"

@@ -463,25 +463,22 @@ impl Refresher {
         } else {
             None
         };
-        let misses: Vec<FeedUrl> = urls
-            .iter()
-            .zip(&lookups)
-            .filter(|(_, lookup)| matches!(lookup, Lookup::Miss(_)))
-            .map(|(url, _)| url.clone())
+        let missed: Vec<usize> = (0..urls.len())
+            .filter(|&i| matches!(lookups[i], Lookup::Miss(_)))
             .collect();
         let mut read = match &records {
             // Items only, after the records above.
             Some(records) => {
-                let missed = urls.iter().zip(records).zip(&lookups);
-                let reads = missed
-                    .filter(|(_, lookup)| matches!(lookup, Lookup::Miss(_)))
-                    .map(|((url, record), _)| async move {
-                        Ok::<_, StoreError>((record.clone(), store.items(url).await?))
-                    });
+                let reads = missed.iter().map(|&i| async move {
+                    Ok::<_, StoreError>((records[i].clone(), store.items(&urls[i]).await?))
+                });
                 futures::future::try_join_all(reads).await?
             }
-            None if misses.is_empty() => Vec::new(),
-            None => store.feeds_with_items(&misses).await?,
+            None if missed.is_empty() => Vec::new(),
+            None => {
+                let missed: Vec<FeedUrl> = missed.iter().map(|&i| urls[i].clone()).collect();
+                store.feeds_with_items(&missed).await?
+            }
         }
         .into_iter();
         Ok(urls
